@@ -1,0 +1,1 @@
+"""Benchmarks behind `mvcapture bench ...`: side-by-side ratios measured in one run, hardware named."""

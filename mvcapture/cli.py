@@ -1,0 +1,89 @@
+"""The `mvcapture` command: one subcommand per stage; with no arguments it opens the app.
+
+Each command module exposes `register(subparsers)` and sets `func(args) -> int` on its parser.
+Heavy imports happen inside the command functions so `mvcapture --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from mvcapture import __version__
+from mvcapture.errors import MvcaptureError
+
+log = logging.getLogger(__name__)
+
+# Modules that add subcommands, in the order `--help` lists them.
+COMMAND_MODULES = [
+    "mvcapture.bench.cli",
+]
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """Give a result-producing command the shared `--json PATH` option."""
+    parser.add_argument("--json", metavar="PATH", type=Path, default=None,
+                        help="also write the results machine-readably to this JSON file")
+
+
+def write_json(path: Path | None, payload: Any) -> None:
+    """Write `payload` to `path` atomically when `--json` was given (no-op otherwise)."""
+    if path is None:
+        return
+    from mvcapture.io.atomic import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mvcapture",
+        description="Two-camera 3D pose capture and multi-view consistency fine-tuning.",
+    )
+    parser.add_argument("--version", action="version", version=f"mvcapture {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to the console")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mvcapture.logs import setup_logging
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not argv and "gui" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        argv = ["gui"]
+    args = parser.parse_args(argv)
+    log_path = setup_logging(verbose=args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (MvcaptureError, ValueError, FileNotFoundError) as exc:
+        log.exception("command %s failed", args.command)
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"(details in {log_path})", file=sys.stderr)
+        return 2

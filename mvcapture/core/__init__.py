@@ -1,0 +1,1 @@
+"""Pure numeric core (numpy/torch, no Qt): skeletons, Procrustes, losses, metrics."""

@@ -1,0 +1,127 @@
+"""Multi-view clip files (`.npz`, FORMATS.md): one person seen by V cameras on one time base.
+
+Loading validates every key so tools can reject a bad clip with a message naming file and key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mvcapture.errors import InvalidClipError
+from mvcapture.io.atomic import atomic_save_npz
+
+NUM_JOINTS = 17
+
+
+@dataclass
+class MultiViewClip:
+    """One synchronized multi-view recording.
+
+    Attributes:
+        kp2d: (V, T, 17, 2) float32 pixels, x right, y down, h36m17 order.
+        conf: (V, T, 17) float32 in [0, 1]; 0 = missing joint.
+        image_size: (V, 2) int32 width, height in pixels.
+        fps: frame rate of the shared time base.
+        gt3d: optional (V, T, 17, 3) float32 metres in each camera's frame (x right, y down, z forward).
+        name: optional clip name.
+    """
+
+    kp2d: np.ndarray
+    conf: np.ndarray
+    image_size: np.ndarray
+    fps: float
+    gt3d: np.ndarray | None = None
+    name: str = ""
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def num_views(self) -> int:
+        return int(self.kp2d.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.kp2d.shape[1])
+
+    def validate(self, source: str = "clip", min_views: int = 1, min_frames: int = 1) -> "MultiViewClip":
+        """Check shapes, dtypes and values; raise InvalidClipError naming `source` and the key."""
+        kp2d, conf = np.asarray(self.kp2d), np.asarray(self.conf)
+        if kp2d.ndim != 4 or kp2d.shape[2:] != (NUM_JOINTS, 2):
+            raise InvalidClipError(f"{source}: key 'kp2d' must have shape (V, T, 17, 2), got {kp2d.shape}")
+        V, T = kp2d.shape[:2]
+        if conf.shape != (V, T, NUM_JOINTS):
+            raise InvalidClipError(f"{source}: key 'conf' must have shape ({V}, {T}, 17), got {conf.shape}")
+        if np.asarray(self.image_size).shape != (V, 2):
+            raise InvalidClipError(
+                f"{source}: key 'image_size' must have shape ({V}, 2), got {np.asarray(self.image_size).shape}")
+        if not np.all(np.isfinite(conf)) or conf.min(initial=0) < 0 or conf.max(initial=0) > 1:
+            raise InvalidClipError(f"{source}: key 'conf' must hold finite values in [0, 1]")
+        if not np.all(np.isfinite(kp2d[conf > 0])):
+            raise InvalidClipError(f"{source}: key 'kp2d' has NaN/inf where conf > 0")
+        if not (np.isfinite(self.fps) and self.fps > 0):
+            raise InvalidClipError(f"{source}: key 'fps' must be a positive number, got {self.fps}")
+        if self.gt3d is not None:
+            gt = np.asarray(self.gt3d)
+            if gt.shape != (V, T, NUM_JOINTS, 3):
+                raise InvalidClipError(f"{source}: key 'gt3d' must have shape ({V}, {T}, 17, 3), got {gt.shape}")
+            if not np.all(np.isfinite(gt)):
+                raise InvalidClipError(f"{source}: key 'gt3d' has NaN/inf")
+        if V < min_views:
+            raise InvalidClipError(f"{source}: needs at least {min_views} views, has {V} (key 'kp2d')")
+        if T < min_frames:
+            raise InvalidClipError(f"{source}: needs at least {min_frames} frames, has {T} (key 'kp2d')")
+        return self
+
+    def save(self, path: Path | str) -> None:
+        """Write the clip atomically as `.npz` (FORMATS.md keys)."""
+        self.validate(str(path))
+        arrays = {
+            "kp2d": np.asarray(self.kp2d, np.float32),
+            "conf": np.asarray(self.conf, np.float32),
+            "image_size": np.asarray(self.image_size, np.int32),
+            "fps": np.float64(self.fps),
+        }
+        if self.gt3d is not None:
+            arrays["gt3d"] = np.asarray(self.gt3d, np.float32)
+        if self.name:
+            arrays["name"] = np.array(self.name)
+        for key, value in self.extras.items():
+            arrays[key] = np.asarray(value)
+        atomic_save_npz(path, **arrays)
+
+
+def load_clip(path: Path | str, min_views: int = 1, min_frames: int = 1) -> MultiViewClip:
+    """Load and validate a multi-view clip; raises InvalidClipError naming the file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidClipError(f"{path}: no such clip file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zip errors, pickled objects, truncated files
+        raise InvalidClipError(f"{path}: not a readable .npz clip ({exc})") from exc
+    for key in ("kp2d", "conf", "image_size", "fps"):
+        if key not in arrays:
+            raise InvalidClipError(f"{path}: missing key '{key}'")
+    known = {"kp2d", "conf", "image_size", "fps", "gt3d", "name"}
+    clip = MultiViewClip(
+        kp2d=arrays["kp2d"].astype(np.float32),
+        conf=arrays["conf"].astype(np.float32),
+        image_size=arrays["image_size"].astype(np.int32),
+        fps=float(arrays["fps"]),
+        gt3d=arrays["gt3d"].astype(np.float32) if "gt3d" in arrays else None,
+        name=str(arrays["name"]) if "name" in arrays else path.stem,
+        extras={k: v for k, v in arrays.items() if k not in known},
+    )
+    return clip.validate(str(path), min_views=min_views, min_frames=min_frames)
+
+
+def load_dataset(directory: Path | str, min_views: int = 1, min_frames: int = 1) -> list[MultiViewClip]:
+    """Load every `*.npz` clip of a directory (sorted by name); raises on the first invalid one."""
+    directory = Path(directory)
+    files = sorted(directory.glob("*.npz"))
+    if not files:
+        raise InvalidClipError(f"{directory}: no .npz clips found")
+    return [load_clip(f, min_views=min_views, min_frames=min_frames) for f in files]

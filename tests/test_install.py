@@ -1,0 +1,25 @@
+"""The installed package: console script, version, and the two cv2 wheels agreeing."""
+
+import subprocess
+import sys
+from importlib import metadata
+
+import mvcapture
+
+
+def test_cv2_imports_and_both_opencv_wheels_match():
+    import cv2
+
+    versions = {name: metadata.version(name) for name in ("opencv-python", "opencv-contrib-python")}
+    assert len(set(versions.values())) == 1, f"opencv wheels differ: {versions}"
+    assert cv2.__version__ == versions["opencv-python"].rsplit(".", 1)[0]
+    # a function from the core module and one from rtmlib's needs work
+    assert cv2.resize(__import__("numpy").zeros((4, 4), "uint8"), (2, 2)).shape == (2, 2)
+    import rtmlib  # noqa: F401  (imports cv2 itself)
+
+
+def test_cli_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "mvcapture", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and mvcapture.__version__ in out.stdout
+    out = subprocess.run([sys.executable, "-m", "mvcapture", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "bench" in out.stdout
