@@ -43,7 +43,8 @@ def test_projection_of_gt3d_gives_clean_kp2d(walk):
     # everyone in frame, in front of the camera
     kp = clip.extras["kp2d_clean"]
     assert np.all(clip.gt3d[..., 2] > 1.0)
-    assert np.all(kp >= 0) and np.all(kp[..., 0] < size[:, None, None, 0]) and np.all(kp[..., 1] < size[:, None, None, 1])
+    assert np.all(kp >= 0)
+    assert np.all(kp[..., 0] < size[:, None, None, 0]) and np.all(kp[..., 1] < size[:, None, None, 1])
     clean = synthesize_clip(pose, fps, name="002_01_r0", seed=3, views=3, noise=NO_NOISE)
     np.testing.assert_array_equal(clean.kp2d, clean.extras["kp2d_clean"])
     assert np.all(clean.conf == 1)

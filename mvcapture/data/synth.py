@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from mvcapture.core.skeleton import H36M17_JOINTS
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.clip import MultiViewClip
 
@@ -29,8 +28,7 @@ CLEARANCE_M = 2.0                    # no joint comes closer to a camera than th
 FOCAL_RANGE = (0.35, 3.0)            # focal length in units of the image's longer side (~110° to ~20° FOV)
 PAN_SMOOTHING_S = 0.4                # a panning camera follows the pelvis low-passed with this Gaussian σ
 
-_J = {name: i for i, name in enumerate(H36M17_JOINTS)}
-# Per-joint jitter factors (relative): extremities worst, trunk best.
+# Per-joint jitter factors in H36M-17 order (relative): wrists and ankles worst, trunk best.
 JOINT_NOISE_FACTOR = np.array([1.0, 1.2, 1.1, 1.5, 1.2, 1.1, 1.5, 0.9, 0.8, 0.8, 1.1, 0.9, 1.3, 1.8, 0.9, 1.3, 1.8])
 _SWAP_GROUPS = (((1, 2, 3), (4, 5, 6)), ((14, 15, 16), (11, 12, 13)))      # legs, arms (right, left)
 _OCCLUSION_GROUPS = ((12, 13), (15, 16), (13,), (16,), (5, 6), (2, 3), (6,), (3,))
@@ -168,8 +166,8 @@ def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", see
         `time_offset_s` (V,).
     """
     pose = np.asarray(pose3d_world, np.float64)
-    if pose.ndim != 3 or pose.shape[1:] != (17, 3):
-        raise MvcaptureError(f"pose3d_world must have shape (T, 17, 3), got {pose.shape}")
+    if pose.ndim != 3 or pose.shape[1:] != (17, 3) or pose.shape[0] < 2:
+        raise MvcaptureError(f"pose3d_world must have shape (T, 17, 3) with T ≥ 2, got {pose.shape}")
     if not 0 < angle_deg <= 180:
         raise MvcaptureError(f"angle between views must be in (0, 180] degrees, got {angle_deg}")
     if views < 1:

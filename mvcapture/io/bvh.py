@@ -84,14 +84,6 @@ class BvhMotion:
         except ValueError:
             raise MvcaptureError(f"{self.source}: no joint named {name!r}") from None
 
-    def depth(self, joint: int) -> int:
-        """Number of ancestors of `joint`."""
-        d = 0
-        while self.parents[joint] >= 0:
-            joint = int(self.parents[joint])
-            d += 1
-        return d
-
     def rest_positions(self) -> np.ndarray:
         """(J, 3) joint positions with every channel zero, i.e. cumulative offsets (file units)."""
         pos = np.zeros((len(self.names), 3))
@@ -335,7 +327,8 @@ def match_landmarks_by_name(names: list[str], parents: np.ndarray | None = None)
     hip: upleg, upperleg, thigh, hip; knee: knee, calf, shin, lowerleg, leg; ankle: ankle, foot;
     shoulder: upperarm, uparm, arm, shoulder (so a `LeftShoulder` clavicle loses to `LeftArm`);
     elbow: forearm, lowerarm, elbow; wrist: wrist, hand; eye; and without a side neck, head,
-    head_top (headtop, headtop_end, or a head's End Site `<head>_End`). Names with twist/roll/finger/toe/... words are ignored. Among equal matches the joint closest
+    head_top (headtop, headtop_end, or a head's End Site `<head>_End`). Names with
+    twist/roll/finger/toe/... words are ignored. Among equal matches the joint closest
     to the root wins. Unmatched landmarks are simply absent from the result.
     """
     depth = np.zeros(len(names), dtype=np.int64)
