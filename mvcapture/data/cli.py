@@ -45,8 +45,7 @@ def register(subparsers) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mvcapture.data.synth import NoiseModel, synthesize_clip
-    from mvcapture.io.bvh import bvh_to_h36m
+    from mvcapture.data.synth import NoiseModel, synthesize_bvh_files
 
     files = sorted(Path(args.bvh_dir).rglob("*.bvh"))
     if not files:
@@ -54,23 +53,17 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.views < 1 or args.rigs < 1:
         raise MvcaptureError("--views and --rigs must be at least 1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    noise = NoiseModel().scaled(args.noise)
+    clips = synthesize_bvh_files(files, rigs=args.rigs, fps=args.fps, seed=args.seed, views=args.views,
+                                 angle_deg=args.angle, distance_m=args.distance, height_m=args.height,
+                                 image_size=ORIENTATIONS[args.orientation], time_offset_s=args.time_offset,
+                                 pan=args.pan, noise=NoiseModel().scaled(args.noise))
     start = time.perf_counter()
     written, frames = [], 0
-    with tqdm(total=len(files) * args.rigs, unit="clip", desc="synth") as bar:
-        for path in files:
-            pose, fps = bvh_to_h36m(path, fps=args.fps)
-            for rig in range(args.rigs):
-                name = f"{path.stem}_r{rig}"
-                clip = synthesize_clip(pose, fps, name=name, seed=args.seed, views=args.views, angle_deg=args.angle,
-                                       distance_m=args.distance, height_m=args.height,
-                                       image_size=ORIENTATIONS[args.orientation], time_offset_s=args.time_offset,
-                                       pan=args.pan, noise=noise)
-                out = args.out_dir / f"{name}.npz"
-                clip.save(out)
-                written.append(str(out))
-                frames += clip.num_frames
-                bar.update(1)
+    for clip in tqdm(clips, total=len(files) * args.rigs, unit="clip", desc="synth"):
+        out = args.out_dir / f"{clip.name}.npz"
+        clip.save(out)
+        written.append(str(out))
+        frames += clip.num_frames
     seconds = time.perf_counter() - start
     print(f"wrote {len(written)} clips ({frames} frames at {args.fps:g} fps, {args.views} views) "
           f"to {args.out_dir} in {seconds:.1f} s")

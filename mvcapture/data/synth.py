@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -255,6 +257,20 @@ def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", see
         extras={"focal_px": focal, "cam_R": np.stack(R_all), "cam_t": np.stack(t_all),
                 "kp2d_clean": kp2d_clean.astype(np.float32), "time_offset_s": offsets_s},
     ).validate(name or "synthetic clip")
+
+
+def synthesize_bvh_files(paths: Iterable[Path | str], *, rigs: int = 1, fps: float = 30.0, seed: int = 0,
+                         **synth_kwargs) -> Iterator[MultiViewClip]:
+    """Clips named `<file stem>_r<rig>` for every BVH file and camera rig (each file parsed once).
+
+    `synth_kwargs` go to `synthesize_clip` (views, angle_deg, noise, ...); clips come at `fps`.
+    """
+    from mvcapture.io.bvh import bvh_to_h36m
+
+    for path in paths:
+        pose, clip_fps = bvh_to_h36m(path, fps=fps)
+        for rig in range(rigs):
+            yield synthesize_clip(pose, clip_fps, name=f"{Path(path).stem}_r{rig}", seed=seed, **synth_kwargs)
 
 
 def apply_detector_noise(kp2d_clean: np.ndarray, image_size: np.ndarray, fps: float, noise: NoiseModel,
