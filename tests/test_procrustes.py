@@ -244,3 +244,17 @@ def test_cuda_matches_cpu():
         np.testing.assert_allclose(out.aligned.detach().double().cpu().numpy(), ref.aligned.numpy(), atol=tol)
         out.aligned.sum().backward()
         assert torch.isfinite(a.grad).all()
+
+
+def test_bench_procrustes_cli_small(tmp_path, capsys):
+    import json
+
+    from mvcapture.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "procrustes", "--sequences", "8", "--frames", "10", "--repeats", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["hardware"]["cpu"] and result["B"] == 8
+    cpu64 = next(r for r in result["torch"] if r["device"] == "cpu" and r["dtype"] == "float64")
+    assert cpu64["max_abs_diff"] < 1e-10 and cpu64["speedup_vs_numpy"] > 0
+    assert "speed-up" in capsys.readouterr().out
