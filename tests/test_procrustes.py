@@ -258,3 +258,17 @@ def test_bench_procrustes_cli_small(tmp_path, capsys):
     cpu64 = next(r for r in result["torch"] if r["device"] == "cpu" and r["dtype"] == "float64")
     assert cpu64["max_abs_diff"] < 1e-10 and cpu64["speedup_vs_numpy"] > 0
     assert "speed-up" in capsys.readouterr().out
+
+
+def test_half_precision_and_autocast_compute_in_float32():
+    rng = np.random.default_rng(17)
+    src = torch.from_numpy(rng.normal(scale=0.3, size=(2, 5, 17, 3)))
+    dst = torch.from_numpy(rng.normal(scale=0.3, size=(2, 5, 17, 3)))
+    ref = procrustes_torch(src, dst)
+    out = procrustes_torch(src.bfloat16(), dst.bfloat16())
+    assert out.aligned.dtype == torch.float32
+    np.testing.assert_allclose(out.R.numpy(), ref.R.numpy(), atol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = procrustes_torch(src.float(), dst.float())
+    assert out.aligned.dtype == torch.float32
+    np.testing.assert_allclose(out.aligned.numpy(), ref.aligned.numpy(), atol=1e-5)

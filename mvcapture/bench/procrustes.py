@@ -50,7 +50,7 @@ def run(args) -> int:
     print(f"hardware: {hw['cpu']} ({hw['cpu_cores']} cores, torch {hw['torch_threads']} threads)"
           + (f", GPU {hw['cuda']}" if hw["cuda"] else ", no CUDA"))
     ref_aligned = numpy_loop(src, dst)
-    t_numpy = time_call(lambda: numpy_loop(src, dst), repeats=max(1, args.repeats // 2), warmup=0)
+    t_numpy = time_call(lambda: numpy_loop(src, dst), repeats=args.repeats, warmup=0)
     print(f"numpy per-sequence loop (float64, CPU): {t_numpy * 1e3:9.1f} ms")
     results = {"hardware": hw, "B": B, "T": T, "J": J, "numpy_loop_s": t_numpy, "torch": []}
 

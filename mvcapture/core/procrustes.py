@@ -98,7 +98,8 @@ def procrustes_torch(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor
     (Umeyama). Differentiable; finite gradients also on degenerate input (see module doc).
 
     Args:
-        src: (..., T, J, 3) points to move (any float dtype, any device).
+        src: (..., T, J, 3) points to move, any device; float32/float64 (half precision is computed and
+            returned in float32, also under autocast).
         dst: (..., T, J, 3) target points.
         weights: (..., T, J) ≥ 0 or None (all 1). A joint with weight 0 does not steer the fit;
             a sequence (or frame) with zero total weight gets s = 0, t = 0.
@@ -116,6 +117,15 @@ def procrustes_torch(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_pair(src, dst, weights)
+    if src.dtype not in (torch.float32, torch.float64):  # half precision: SVD needs float32
+        src, dst = src.float(), dst.float()
+    dst = dst.to(src.dtype)
+    # Autocast would run the moments in half precision; the fit is cheap, keep it in float32/64.
+    with torch.autocast(device_type=src.device.type, enabled=False):
+        return _fit(src, dst, weights, mode, allow_scale)
+
+
+def _fit(src, dst, weights, mode, allow_scale) -> SimilarityTransform:
     shape = src.shape
     if mode == "sequence":
         x = src.reshape(*shape[:-3], shape[-3] * shape[-2], 3)
@@ -123,8 +133,8 @@ def procrustes_torch(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor
         w = weights
     else:
         x, y, w = src, dst, weights
-    # x, y (B', N, 3) with B' all leading dims flattened; moments by bmm so nothing of size N is
-    # materialised except one centred copy of x (memory traffic dominates the cost at B·T·J ~ 4e6).
+    # x, y (B', N, 3) with B' all leading dims flattened. Moments by bmm, and only x gets a centred copy
+    # (plus its weighted copy with weights): memory traffic dominates the cost at B·T·J ~ 4e6 points.
     lead = x.shape[:-2]
     n = x.shape[-2]
     x = x.reshape(-1, n, 3)
