@@ -149,3 +149,28 @@ def test_rtmo_without_people_gives_no_detection(tmp_path):
 def test_unknown_device_is_refused(tmp_path, pose_model):
     with pytest.raises(ValueError, match="unknown device"):
         RTMODetector(make_rtmo(tmp_path / "r.onnx", *_rtmo_outputs()), device="tpu")
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_cuda_is_tried_first_and_the_cpu_takes_over(tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    from mvcapture.detect import backends
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert backends._providers_for("auto") == ["cuda", "cpu"]
+    assert backends._providers_for("cuda:1") == ["cuda:1", "cpu"]
+    tried = []
+
+    class FailsOnCuda:
+        def __init__(self, model, backend, device, **kwargs):
+            tried.append(device)
+            if device != "cpu":
+                raise RuntimeError("CUDA library not found")
+            self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+
+    model = make_rtmo(tmp_path / "r.onnx", *_rtmo_outputs())
+    tool = backends._load_tool(FailsOnCuda, model, "auto")
+    assert tried == ["cuda", "cpu"] and backends._provider_name(tool) == "cpu"
+    # A real detector asked for CUDA on a machine without it still runs (on the CPU).
+    assert RTMODetector(model, device="auto").provider == "cpu"

@@ -54,6 +54,7 @@ class PoseDetector(ABC):
 
 
 def _providers_for(device: str) -> list[str]:
+    """rtmlib device names to try in order; the CPU is always the last resort."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -66,8 +67,12 @@ def _providers_for(device: str) -> list[str]:
             return ["cpu"]
         return [device, "cpu"]
     if device == "auto":
-        return (["cuda", "cpu"] if "CUDAExecutionProvider" in available else ["cpu"])
-    raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+        if "CUDAExecutionProvider" in available:
+            return ["cuda", "cpu"]
+        if "CoreMLExecutionProvider" in available:  # Apple silicon
+            return ["mps", "cpu"]
+        return ["cpu"]
+    raise ValueError(f"unknown device {device!r}; choose {', '.join(DEVICES)} or cuda:N")
 
 
 def _load_tool(cls, model: Path, device: str, **kwargs):

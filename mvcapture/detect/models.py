@@ -95,20 +95,25 @@ def _find_in(folder: Path, spec: ModelSpec) -> Path | None:
 
 
 def _network_reachable(url: str, timeout_s: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
-    """True when the URL answers an HTTP HEAD request within `timeout_s` (DNS and connect included)."""
+    """True when the URL's server answers an HTTP HEAD request (any status) within `timeout_s`."""
+    from urllib.error import HTTPError
     from urllib.request import Request, urlopen
 
     result: list[bool] = []
 
     def probe() -> None:
-        with contextlib.suppress(Exception):
-            with urlopen(Request(url, method="HEAD", headers={"User-Agent": "mvcapture"}), timeout=timeout_s) as r:
-                result.append(r.status < 400)
+        try:
+            urlopen(Request(url, method="HEAD", headers={"User-Agent": "mvcapture"}), timeout=timeout_s).close()
+        except HTTPError:  # the server answered (some refuse HEAD): the network works
+            pass
+        except Exception:  # noqa: BLE001 - DNS failure, refused, timed out: no network
+            return
+        result.append(True)
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout_s)
-    return bool(result and result[0])
+    return bool(result)
 
 
 def _download(spec: ModelSpec) -> Path | None:
