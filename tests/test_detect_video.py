@@ -177,3 +177,14 @@ def test_cli_offline_without_models_says_what_to_do(tmp_path, video, monkeypatch
     err = capsys.readouterr().err
     spec = model_specs("rtmo")["pose"]
     assert spec.onnx_name in err and spec.url in err and "--model-dir" in err
+
+
+def test_unreadable_video_is_a_clear_error(tmp_path, detector):
+    from mvcapture.errors import MvcaptureError
+
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_bytes(b"\0" * 100)
+    with pytest.raises(MvcaptureError, match="not_a_video.mp4"):
+        detect_video(bad, detector, cache_dir=tmp_path)
+    with pytest.raises(MvcaptureError, match="does not exist"):
+        detect_video(tmp_path / "missing.mp4", detector, cache_dir=tmp_path)

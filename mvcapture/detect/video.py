@@ -132,8 +132,8 @@ def _athlete_arrays(det: VideoDetections, athlete_id: int | None) -> dict[str, o
 
 # --- video decoding (OpenCV until mvcapture.io.video lands; only these two functions touch the file) ---
 
-def _video_info(path: Path) -> tuple[float, int | None, tuple[int, int]]:
-    """(fps, frame count or None when unknown, (width, height))."""
+def _video_info(path: Path) -> tuple[float, int | None]:
+    """(fps, frame count or None when unknown)."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
@@ -141,8 +141,7 @@ def _video_info(path: Path) -> tuple[float, int | None, tuple[int, int]]:
         if not cap.isOpened():
             raise MvcaptureError(f"cannot read video {path} (missing, or a format OpenCV cannot decode)")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        return float(cap.get(cv2.CAP_PROP_FPS) or 0.0), (count if count > 0 else None), size
+        return float(cap.get(cv2.CAP_PROP_FPS) or 0.0), (count if count > 0 else None)
     finally:
         cap.release()
 
@@ -197,6 +196,7 @@ class _RawDetections:
     def __init__(self) -> None:
         self.times: list[float] = []
         self.people: list[list[Person]] = []
+        self.image_size: tuple[int, int] | None = None  # (width, height) of the decoded frames
 
     def arrays(self) -> dict[str, np.ndarray]:
         flat = [(t, p) for t, people in enumerate(self.people) for p in people]
@@ -213,6 +213,7 @@ class _RawDetections:
     def from_arrays(cls, data) -> "_RawDetections":
         raw = cls()
         raw.times = [float(t) for t in data["frame_times_s"]]
+        raw.image_size = tuple(int(v) for v in data["image_size"])
         raw.people = [[] for _ in raw.times]
         for t, box, score, kp, sc in zip(data["person_frame"], data["person_box"], data["person_box_score"],
                                          data["person_keypoints"], data["person_scores"]):
@@ -233,10 +234,10 @@ def _load_cache(path: Path, model_id: str) -> tuple[_RawDetections, bool]:
         return _RawDetections(), False
 
 
-def _save_cache(path: Path, raw: _RawDetections, complete: bool, model_id: str, fps: float,
-                image_size: tuple[int, int], video: Path) -> None:
+def _save_cache(path: Path, raw: _RawDetections, complete: bool, model_id: str, fps: float, video: Path) -> None:
     atomic_save_npz(path, **raw.arrays(), complete=np.bool_(complete), model_id=np.str_(model_id),
-                    fps=np.float64(fps), image_size=np.asarray(image_size, np.int32), video=np.str_(str(video)))
+                    fps=np.float64(fps), image_size=np.asarray(raw.image_size, np.int32),
+                    video=np.str_(str(video)))
 
 
 def detect_video(path: Path | str, detector: PoseDetector, athlete: AthleteChoice = None,
@@ -262,7 +263,7 @@ def detect_video(path: Path | str, detector: PoseDetector, athlete: AthleteChoic
     path = Path(path)
     if not path.is_file():
         raise MvcaptureError(f"video {path} does not exist")
-    fps, total, image_size = _video_info(path)
+    fps, total = _video_info(path)
     store = cache_path(path, detector.model_id, cache_dir)
     raw, complete = _load_cache(store, detector.model_id)
     if raw.times and not complete:
@@ -273,23 +274,25 @@ def detect_video(path: Path | str, detector: PoseDetector, athlete: AthleteChoic
             progress(done_at_last_save, total)
         try:
             for time_s, frame in _decode_frames(path, start=len(raw.times)):
+                raw.image_size = (frame.shape[1], frame.shape[0])  # as decoded (rotation metadata applied)
                 if cancel is not None and cancel.is_set():
                     raise DetectionCancelled(f"detection of {path.name} cancelled at frame {len(raw.times)}; "
                                              "run it again to resume")
                 raw.people.append(detector.detect(frame))
                 raw.times.append(time_s)
                 if len(raw.times) - done_at_last_save >= checkpoint_every:
-                    _save_cache(store, raw, False, detector.model_id, fps, image_size, path)
+                    _save_cache(store, raw, False, detector.model_id, fps, path)
                     done_at_last_save = len(raw.times)
                 if progress is not None:
                     progress(len(raw.times), total)
         except BaseException:
             if len(raw.times) > done_at_last_save:
-                _save_cache(store, raw, False, detector.model_id, fps, image_size, path)
+                _save_cache(store, raw, False, detector.model_id, fps, path)
             raise
-        _save_cache(store, raw, True, detector.model_id, fps, image_size, path)
-    if not raw.times:
-        raise MvcaptureError(f"no frames could be decoded from {path}")
+        if not raw.times:
+            raise MvcaptureError(f"no frames could be decoded from {path}")
+        _save_cache(store, raw, True, detector.model_id, fps, path)
+    image_size = raw.image_size
     arrays = raw.arrays()
     boxes = _split(arrays["person_box"], arrays["person_frame"], len(raw.times))
     ids = track_people(boxes, max_gap=max_gap)
