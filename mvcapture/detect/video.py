@@ -243,7 +243,7 @@ def _save_cache(path: Path, raw: _RawDetections, complete: bool, model_id: str, 
 def detect_video(path: Path | str, detector: PoseDetector, athlete: AthleteChoice = None,
                  progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
                  cache_dir: Path | str | None = None, checkpoint_every: int = 100,
-                 max_gap: int = 15) -> VideoDetections:
+                 max_gap_s: float = 0.5) -> VideoDetections:
     """Detect everyone in every frame, track them, and pick the athlete.
 
     Args:
@@ -255,7 +255,7 @@ def detect_video(path: Path | str, detector: PoseDetector, athlete: AthleteChoic
         cache_dir: folder for the per-video cache (default: the user data dir; the session pipeline
             passes the session's folder).
         checkpoint_every: frames between atomic cache writes.
-        max_gap: frames a person may go undetected and still keep their track.
+        max_gap_s: seconds a person may go undetected (occluded, missed) and still keep their track.
 
     Returns:
         `VideoDetections` (COCO-17 pixels; frames without the athlete have conf 0).
@@ -295,7 +295,7 @@ def detect_video(path: Path | str, detector: PoseDetector, athlete: AthleteChoic
     image_size = raw.image_size
     arrays = raw.arrays()
     boxes = _split(arrays["person_box"], arrays["person_frame"], len(raw.times))
-    ids = track_people(boxes, max_gap=max_gap)
+    ids = track_people(boxes, max_gap=max(1, round(max_gap_s * (fps or 30.0))))
     track_id = np.concatenate([np.zeros(0, np.int64)] + ids)
     result = VideoDetections(video=str(path), model_id=detector.model_id,
                              image_size=np.asarray(image_size, np.int32), fps=fps, **arrays,
