@@ -78,7 +78,8 @@ def test_output_shape(frames):
         model(torch.randn(1, 28, 17, 3))
 
 
-@pytest.mark.parametrize("name,overrides", [("tiny", {}), ("small", {"maxlen": 20}), ("lite", {"depth": 1, "maxlen": 12})])
+@pytest.mark.parametrize("name,overrides",
+                         [("tiny", {}), ("small", {"maxlen": 20}), ("lite", {"depth": 1, "maxlen": 12})])
 def test_sdpa_matches_reference_attention(name, overrides):
     torch.manual_seed(0)
     model = create_lifter(name, **overrides).eval()

@@ -85,7 +85,7 @@ class _NotWeights:
 def test_loading_is_weights_only(tmp_path, tiny_model):
     path = tmp_path / "pickled.pt"
     torch.save({"model_pos": tiny_model.state_dict(), "extra": _NotWeights()}, path)
-    with pytest.raises(MvcaptureError, match="loads safely"):
+    with pytest.raises(MvcaptureError, match="never unpickled for safety.*_NotWeights"):
         load_lifter(path)
 
 
@@ -123,3 +123,10 @@ def test_default_resolves_from_resources(tmp_path, monkeypatch, tiny_model):
     save_lifter(tiny_model, tmp_path / "lifter" / "default.pt", {"name": "default", "version": "1"})
     lifter = load_lifter("default", device="cpu")
     assert lifter.name == "default@1" and lifter.card["architecture"]["config_name"] == "tiny"
+
+
+def test_garbage_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("not weights\n")
+    with pytest.raises(MvcaptureError, match="not a readable weights file"):
+        load_lifter(path)

@@ -24,6 +24,10 @@ def register(bench_subparsers) -> None:
     parser.add_argument("--batch", type=int, default=None,
                         help="windows per batch (default: 8 on CPU, 64 on GPU; 1 for heavy configs on CPU)")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats (heavy configs on CPU: 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; 1 is steadier on a busy machine)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the optimized path (minutes of compiling on a CPU; for GPUs)")
     from mvcapture.cli import add_json_option
 
     add_json_option(parser)
@@ -40,12 +44,11 @@ def full_parameter_count() -> int:
         return count_parameters(create_lifter("full"))
 
 
-def bench_config(name: str, device: str | None, batch: int | None, repeats: int) -> dict:
+def bench_config(name: str, device: str | None, batch: int | None, repeats: int, compile: bool = False) -> dict:
     """Time one config: batch clips/s and live step latency, optimized and reference paths."""
     import numpy as np
     import torch
 
-    from mvcapture.bench.common import time_call
     from mvcapture.lifter.dstformer import count_parameters, create_lifter
     from mvcapture.lifter.runtime import Lifter, select_device
 
@@ -66,24 +69,52 @@ def bench_config(name: str, device: str | None, batch: int | None, repeats: int)
     conf = np.ones((1, 17), np.float32)
 
     # Both paths share the weights; the reference one runs eager fp32 attention without autocast.
-    lifters = {"optimized": Lifter(model, device=dev, precision="auto"),
+    # Their calls alternate, so load from other processes hits both alike and the ratio stays fair.
+    lifters = {"optimized": Lifter(model, device=dev, precision="auto", compile=compile),
                "reference": Lifter(model, device=dev, precision="fp32")}
     attention = {"optimized": "sdpa", "reference": "reference"}
+    lives = {path: lifter.live() for path, lifter in lifters.items()}
+
+    def batch_call(path):
+        model.attention = attention[path]
+        lifters[path].lift_windows(windows)
+
+    def live_call(path):
+        model.attention = attention[path]
+        lives[path].push(kp2d[0], conf[0], (640, 480))  # a push always lifts a whole (padded) window
+
+    batch_s = _time_interleaved(batch_call, list(lifters), reps, warmup=1, sync=sync)
+    live_s = _time_interleaved(live_call, list(lifters), reps, warmup=0 if heavy else 1, sync=sync)
     result = {"config": name, "parameters": params, "window": W, "batch": batch, "repeats": reps,
               "device": str(dev)}
     for path, lifter in lifters.items():
-        lifter.attention = attention[path]
-        seconds = time_call(lambda: lifter.lift_windows(windows), repeats=reps, warmup=1, sync=sync)
-        # A push always lifts a whole window (padded until full), so its cost does not depend on history.
-        live = lifter.live()
-        step = time_call(lambda: live.push(kp2d[0], conf[0], (640, 480)), repeats=reps,
-                         warmup=0 if heavy else 1, sync=sync)
         result[path] = {"attention": attention[path], "precision": "bf16" if lifter.autocast_dtype else "fp32",
-                        "clips_per_s": batch / seconds, "live_step_ms": step * 1e3}
+                        "compiled": compile and path == "optimized",
+                        "clips_per_s": batch / batch_s[path], "live_step_ms": live_s[path] * 1e3}
     model.attention = "sdpa"
     result["speedup_clips"] = result["optimized"]["clips_per_s"] / result["reference"]["clips_per_s"]
     result["speedup_live"] = result["reference"]["live_step_ms"] / result["optimized"]["live_step_ms"]
     return result
+
+
+def _time_interleaved(fn, keys: list[str], repeats: int, warmup: int, sync) -> dict[str, float]:
+    """Median seconds of `fn(key)` per key, the keys' calls alternating within each repeat."""
+    import time
+
+    for _ in range(warmup):
+        for key in keys:
+            fn(key)
+    times: dict[str, list[float]] = {key: [] for key in keys}
+    for _ in range(repeats):
+        for key in keys:
+            if sync:
+                sync()
+            t0 = time.perf_counter()
+            fn(key)
+            if sync:
+                sync()
+            times[key].append(time.perf_counter() - t0)
+    return {key: sorted(v)[len(v) // 2] for key, v in times.items()}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -96,6 +127,10 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         raise MvcaptureError(f"unknown lifter config(s) {unknown}; choose from {sorted(CONFIGS)}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     hw = hardware()
     full_params = full_parameter_count()
     full_ok = full_params == MOTIONBERT_FULL_PARAMETERS
@@ -108,15 +143,16 @@ def _run(args: argparse.Namespace) -> int:
               f"{'clips/s opt':>11} {'clips/s ref':>11} {'x':>5} {'live ms opt':>11} {'live ms ref':>11} {'x':>5}")
     print(header)
     for name in names:
-        r = bench_config(name, args.device, args.batch, args.repeats)
+        r = bench_config(name, args.device, args.batch, args.repeats, args.compile)
         results.append(r)
         opt, ref = r["optimized"], r["reference"]
         print(f"{name:<7} {r['parameters']:>11,} {r['window']:>6} {r['batch']:>5} {r['device']:>6} "
               f"{'sdpa+' + opt['precision']:>9} {opt['clips_per_s']:>11.2f} {ref['clips_per_s']:>11.2f} "
               f"{r['speedup_clips']:>5.2f} {opt['live_step_ms']:>11.2f} {ref['live_step_ms']:>11.2f} "
               f"{r['speedup_live']:>5.2f}", flush=True)
-    print("opt = SDPA attention (bf16 autocast on CUDA); ref = eager fp32 attention; x = opt / ref speed ratio; "
-          "live = one push of a full sliding window, batch 1")
+    compiled = ", torch.compile" if args.compile else ""
+    print(f"opt = SDPA attention (bf16 autocast on CUDA{compiled}); ref = eager fp32 attention; "
+          "x = opt / ref speed ratio; live = one push of a full sliding window, batch 1")
     write_json(args.json, {"hardware": hw, "full_parameters": full_params,
                            "full_parameters_match_motionbert": full_ok, "results": results})
     return 0 if full_ok else 1

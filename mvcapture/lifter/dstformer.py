@@ -117,9 +117,10 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mode: str) -> tor
     if mode != "reference":
         raise ValueError(f"attention mode must be one of {ATTENTION_MODES}, got {mode!r}")
     dtype = q.dtype
-    q, k, v = q.float(), k.float(), v.float()
-    weights = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    return (weights.softmax(dim=-1) @ v).to(dtype)
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = q.float(), k.float(), v.float()
+        weights = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+        return (weights.softmax(dim=-1) @ v).to(dtype)
 
 
 class Mlp(nn.Module):

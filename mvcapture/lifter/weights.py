@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,15 @@ def load_dstformer(path: Path | str, config: str | dict | DSTformerConfig | None
             f"replaced or damaged; restore the pair or save the model again")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refusals, truncated zips, non-torch files
-        raise MvcaptureError(f"{path}: not a lifter weights file that loads safely ({exc})") from exc
+    except pickle.UnpicklingError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), "")
+        if not detail:
+            raise MvcaptureError(f"{path}: not a readable weights file (not a PyTorch checkpoint)") from exc
+        raise MvcaptureError(
+            f"{path}: holds Python objects besides weights, which are never unpickled for safety ({detail}); "
+            f"save the model's state dict alone (or use save_lifter)") from exc
+    except Exception as exc:  # truncated zips, non-torch files
+        raise MvcaptureError(f"{path}: not a readable weights file ({exc})") from exc
     state_dict, file_config = extract_state_dict(obj, str(path))
     if config is None:
         config = file_config if file_config is not None else infer_config(state_dict, str(path))
