@@ -122,13 +122,13 @@ def test_lift_views_and_coco(lifter):
 
 
 def _camera_poses(frames=20, seed=0):
-    """A standing person ~1.7 m tall, 5 m in front of the camera, moving a bit (camera metres)."""
+    """A person ~1.7 m tall walking from 4 m to 6 m away from the camera (camera metres, 3 mm jitter)."""
     rng = np.random.default_rng(seed)
     body = np.array([[0, 0, 0], [-.13, 0, 0], [-.13, .45, 0], [-.13, .88, 0], [.13, 0, 0], [.13, .45, 0],
                      [.13, .88, 0], [0, -.25, 0], [0, -.5, 0], [0, -.6, -.05], [0, -.72, 0], [.18, -.48, 0],
                      [.2, -.2, 0], [.2, .05, 0], [-.18, -.48, 0], [-.2, -.2, 0], [-.2, .05, 0]])
-    root = np.array([0.4, 0.1, 5.0]) + np.cumsum(rng.normal(0, 0.01, (frames, 3)), axis=0)
-    return body[None] + rng.normal(0, 0.01, (frames, 17, 3)) + root[:, None]
+    root = np.stack([np.full(frames, 0.4), np.full(frames, 0.1), np.linspace(4, 6, frames)], axis=-1)
+    return body[None] + rng.normal(0, 0.003, (frames, 17, 3)) + root[:, None]
 
 
 def test_to_metres_with_focal_recovers_camera_pose():
@@ -143,7 +143,7 @@ def test_to_metres_with_focal_recovers_camera_pose():
     metres = to_metres(pose_norm, size, focal, root_px, height_m=height_m)
     expected = pose_m - pose_m[:, :1]
     assert metres.shape == pose_m.shape
-    assert np.abs(metres - expected).max() < 0.005  # within 5 mm at 5 m
+    assert np.abs(metres - expected).max() < 0.01  # depth per frame: the body keeps its size
     np.testing.assert_allclose(to_metres(pose_norm, size), norm25d_to_metres(pose_norm), rtol=1e-6)
 
 

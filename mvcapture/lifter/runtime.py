@@ -20,6 +20,8 @@ from mvcapture.lifter.dstformer import DSTformer
 
 log = logging.getLogger(__name__)
 
+# Frames of the moving median that steadies the per-frame body size (and so the root depth) in `to_metres`.
+BODY_SIZE_MEDIAN_FRAMES = 9
 # Called with (windows done, windows in total) while a clip is lifted.
 ProgressCallback = Callable[[int, int], None]
 
@@ -283,7 +285,8 @@ def to_metres(pose_norm, image_size, focal_px=None, root_px=None, height_m: floa
 
     The absolute scale always comes from the athlete's height (`height_m`). With the focal length the
     perspective is undone too: each frame's root depth is Z = f · 0.95 · height_m / (body size in
-    normalized units · min(w, h)/2), so an athlete walking towards the camera keeps a constant size;
+    normalized units, moving median over 9 frames · min(w, h)/2), so an athlete walking towards the
+    camera keeps a constant size;
     the root sits on the ray of its pixel `root_px` (image centre when None) and `norm25d_to_camera`
     inverts the projection (a few mm from the truth on synthetic clips with the true height).
     Without the focal length the pose is scaled uniformly, one scale per sequence
@@ -306,7 +309,11 @@ def to_metres(pose_norm, image_size, focal_px=None, root_px=None, height_m: floa
     size = np.asarray(image_size, np.float64)
     focal = np.asarray(focal_px, np.float64)
     half_min = size.min(-1) / 2
-    body_norm = np.maximum(height_proxy(pose_norm), 1e-6)  # (..., T)
+    from scipy.ndimage import median_filter
+
+    body = height_proxy(pose_norm)  # (..., T)
+    size_filter = [1] * (body.ndim - 1) + [min(BODY_SIZE_MEDIAN_FRAMES, body.shape[-1])]
+    body_norm = np.maximum(median_filter(body, size=size_filter, mode="nearest"), 1e-6)
     depth = focal[..., None] * HEIGHT_PROXY_RATIO * height_m / (body_norm * half_min[..., None])  # (..., T)
     centre = size / 2
     if root_px is None:
