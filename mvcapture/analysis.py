@@ -1,0 +1,80 @@
+"""The result of processing a session: 2D, per-view 3D, alignment and consistency, in one file.
+
+Written by the pipeline (`analysis.npz` in the session folder), read by the GUI, exports and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from mvcapture.errors import MvcaptureError
+from mvcapture.io.atomic import atomic_save_npz
+
+
+@dataclass
+class Analysis:
+    """Processed two-(or more-)view session on one time base.
+
+    Attributes:
+        kp2d: (V, T, 17, 2) pixels, h36m17 order, each view's own image.
+        conf: (V, T, 17) detection confidence, 0 = missing.
+        pose3d: (V, T, 17, 3) metres, root-relative, camera frame of each view.
+        aligned: (V, T, 17, 3) metres, every view mapped onto view 0 by one similarity transform per
+            sequence (aligned[0] == pose3d[0]).
+        residual_mm: (T, 17) per-frame, per-joint consistency residual (mean over view pairs), mm.
+        angle_deg: (V,) rotation angle between view 0 and each view, degrees (0 for view 0).
+        image_size: (V, 2) width, height in pixels.
+        times_s: (T,) time of each frame on the common time base, seconds.
+        fps: frame rate of the common time base.
+        offset_s: (V,) time offset of each view relative to view 0, seconds.
+    """
+
+    kp2d: np.ndarray
+    conf: np.ndarray
+    pose3d: np.ndarray
+    aligned: np.ndarray
+    residual_mm: np.ndarray
+    angle_deg: np.ndarray
+    image_size: np.ndarray
+    times_s: np.ndarray
+    fps: float
+    offset_s: np.ndarray
+
+    @property
+    def num_views(self) -> int:
+        return int(self.pose3d.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.pose3d.shape[1])
+
+    def validate(self, source: str = "analysis") -> "Analysis":
+        V, T = self.pose3d.shape[:2]
+        expected = {
+            "kp2d": (V, T, 17, 2), "conf": (V, T, 17), "pose3d": (V, T, 17, 3),
+            "aligned": (V, T, 17, 3), "residual_mm": (T, 17), "angle_deg": (V,),
+            "image_size": (V, 2), "times_s": (T,), "offset_s": (V,),
+        }
+        for key, shape in expected.items():
+            got = np.shape(getattr(self, key))
+            if got != shape:
+                raise MvcaptureError(f"{source}: '{key}' should have shape {shape}, has {got}")
+        return self
+
+    def save(self, path: Path | str) -> None:
+        self.validate(str(path))
+        atomic_save_npz(path, **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)})
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Analysis":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                values = {f.name: data[f.name] for f in fields(cls)}
+        except (OSError, KeyError, ValueError) as exc:
+            raise MvcaptureError(f"{path}: not a readable analysis file ({exc}); re-run processing") from exc
+        values["fps"] = float(values["fps"])
+        return cls(**values).validate(str(path))
