@@ -140,8 +140,11 @@ def test_commands_import_sessions_sync_record(media, tmp_path, capsys):
     assert main(["sessions", "--search", "cy", "--json", str(out)]) == 0
     assert [r["name"] for r in json.loads(out.read_text())["sessions"]] == ["phones"]
     assert main(["sync", "phones", "--manual-offset", "0.2", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["offset_s"] == 0.2
+    assert json.loads(out.read_text())["views"]["1"]["offset_s"] == 0.2
     assert Session.open("phones").load_sync()["method"] == "manual"
+    capsys.readouterr()
+    assert main(["sync", "phones"]) == 2  # no sound, no detections: says what to do
+    assert "no sound and there are no 2D detections" in capsys.readouterr().err
     assert main(["sessions", "phones", "--add-tag", "synced"]) == 0
     assert "synced" in Catalog().get("phones")["tags"]
     capsys.readouterr()

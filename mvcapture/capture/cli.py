@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from mvcapture.cli import add_json_option, write_json
@@ -82,8 +83,6 @@ def run_record(args: argparse.Namespace) -> int:
     limit = args.seconds if args.seconds is not None else float("inf")
     bar = tqdm(total=None if limit == float("inf") else limit, unit="s", desc="recording",
                bar_format="{desc}: {n:.1f}/{total_fmt} s" if limit != float("inf") else "{desc}: {n:.1f} s")
-    import time
-
     start = time.monotonic()
     try:
         while recorder.running and time.monotonic() - start < limit:

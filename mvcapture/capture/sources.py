@@ -287,12 +287,10 @@ class FileSource(FrameSource):
     (native rate, real time), timestamped when released. `loop=True` restarts at the end (demos, long tests)."""
 
     def __init__(self, path: Path | str, loop: bool = False, buffer_size: int = 8,
-                 on_event: Callable[[SourceEvent], None] | None = None, name: str | None = None,
-                 realtime: bool = True):
+                 on_event: Callable[[SourceEvent], None] | None = None, name: str | None = None):
         super().__init__(name or Path(path).stem, buffer_size, on_event)
         self.path = Path(path)
         self.loop = loop
-        self.realtime = realtime
         self._frames = None
 
     def _open(self) -> tuple[int, int, float]:
@@ -322,13 +320,12 @@ class FileSource(FrameSource):
                 return None
         media_t, image = item
         self._last_media_t = media_t + self._loop_offset
-        if self.realtime:
-            now = time.monotonic()
-            if self._t0 is None:
-                self._t0 = now - (media_t - self.info.start_s)
-            wait = self._t0 + (self._last_media_t - self.info.start_s) - now
-            if wait > 0:
-                self._stop.wait(wait)
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now - (media_t - self.info.start_s)
+        wait = self._t0 + (self._last_media_t - self.info.start_s) - now
+        if wait > 0:
+            self._stop.wait(wait)
         return image, self._last_media_t
 
     def _close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from mvcapture.cli import add_json_option, write_json
@@ -47,7 +48,9 @@ def register(subparsers) -> None:
                     "--manual-offset overrides with a known offset.")
     syn.add_argument("session", help="session id, name or folder")
     syn.add_argument("--manual-offset", type=float, metavar="S",
-                     help="use this offset in seconds (t_view1 = t_view0 + S) instead of estimating it")
+                     help="use this offset in seconds (t_view = t_view0 + S) instead of estimating it")
+    syn.add_argument("--view", type=int, help="align only this view against view 0 (default: every view; "
+                                              "with --manual-offset: view 1)")
     add_json_option(syn)
     syn.set_defaults(func=run_sync)
 
@@ -117,21 +120,56 @@ def run_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync_method(session, view: int) -> str:
+    """"audio" when both videos have sound, else "motion" when both views have detections; else a clear error."""
+    ref, other = session.views[0], session.views[view]
+    if ref.has_audio and other.has_audio:
+        return "audio"
+    if session.path_for("detections", 0).exists() and session.path_for("detections", view).exists():
+        return "motion"
+    silent = [str(v.index) for v in (ref, other) if not v.has_audio]
+    raise MvcaptureError(
+        f"session {session.id}: view(s) {' and '.join(silent)} have no sound and there are no 2D detections "
+        f"yet, so views 0 and {view} cannot be aligned automatically. Run the 2D detection on the session "
+        f"first (alignment then uses the athlete's motion), or give the offset with --manual-offset SECONDS")
+
+
+def _estimate(session, view: int, method: str) -> dict:
+    try:
+        import mvcapture.sync  # noqa: F401
+    except ImportError:
+        raise MvcaptureError("automatic alignment is not available in this version yet; "
+                             "give the offset with --manual-offset SECONDS") from None
+    raise MvcaptureError(f"{method} alignment is not wired to this command yet; use --manual-offset SECONDS")
+
+
 def run_sync(args: argparse.Namespace) -> int:
     from mvcapture.session.store import Session
 
     session = Session.open(args.session)
     for problem in session.problems:
         print(f"note: {problem}")
-    if len(session.views) < 2:
-        raise MvcaptureError(f"session {session.id} has {len(session.views)} view(s); alignment needs two")
+    n_views = len(session.views)
+    if n_views < 2:
+        raise MvcaptureError(f"session {session.id} has {n_views} view(s); alignment needs two")
+    if args.view is not None and not 1 <= args.view < n_views:
+        raise MvcaptureError(f"--view must be between 1 and {n_views - 1} (view 0 is the reference)")
     if args.manual_offset is not None:
-        result = {"offset_s": float(args.manual_offset), "drift_ppm": 0.0, "confidence": 1.0,
-                  "low_confidence": False, "method": "manual"}
+        view = args.view or 1
+        results = {view: {"offset_s": float(args.manual_offset), "drift_ppm": 0.0, "confidence": 1.0,
+                          "low_confidence": False, "method": "manual"}}
     else:
-        raise MvcaptureError("automatic alignment is not available in this version yet; "
-                             "give the offset with --manual-offset SECONDS")
-    session.save_sync(result)
-    print(f"session {session.id}: view 1 = view 0 + {result['offset_s']:+.4f} s ({result['method']})")
-    write_json(args.json, {"session": session.id, **result})
-    return 0
+        views = [args.view] if args.view else list(range(1, n_views))
+        results = {v: _estimate(session, v, _sync_method(session, v)) for v in views}
+    flagged = False
+    for view, result in results.items():
+        session.save_sync(result, view=view)
+        print(f"session {session.id}: view {view} = view 0 {result['offset_s']:+.4f} s, drift "
+              f"{result.get('drift_ppm', 0.0):+.1f} ppm ({result['method']}, confidence "
+              f"{result.get('confidence', 0.0):.2f})")
+        if result.get("low_confidence"):
+            flagged = True
+            print(f"warning: the alignment of view {view} is uncertain ({result.get('reason') or 'low confidence'}):"
+                  f" check it, or give the offset with --manual-offset SECONDS", file=sys.stderr)
+    write_json(args.json, {"session": session.id, "views": {str(v): r for v, r in results.items()}})
+    return 1 if flagged else 0

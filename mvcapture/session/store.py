@@ -398,16 +398,34 @@ class Session:
         except ValueError as exc:
             raise MvcaptureError(f"{path} is damaged ({exc}); run that stage again") from exc
 
-    def save_sync(self, result: dict) -> Path:
-        """Store a time-alignment result (sync.SyncResult as a dict: offset_s with t_B = t_A + offset_s,
-        drift_ppm, confidence, low_confidence, method, ...) with the time it was saved."""
-        return self.save_json("sync", {**result, "saved": _now()})
+    def save_sync(self, result: dict, view: int = 1) -> Path:
+        """Store the time alignment of `view` against view 0 (sync.SyncResult as a dict: offset_s with
+        t_view = t_view0 + offset_s, drift_ppm, confidence, low_confidence, method, ...).
 
-    def load_sync(self) -> dict | None:
-        """The stored alignment, or None when the session has not been synchronized."""
+        sync.json holds every view's result under "views" ({"1": {...}, "2": {...}}) and, at the top level,
+        view 1's result (the two-camera case), each with the time it was saved.
+        """
+        if view < 1:
+            raise ValueError("view 0 is the reference; alignments are stored for views 1, 2, ...")
+        try:
+            views = dict((self.load_sync_file() or {}).get("views", {}))
+        except MvcaptureError:
+            views = {}
+        views[str(view)] = {**result, "saved": _now()}
+        return self.save_json("sync", {**views.get("1", {}), "reference_view": 0, "views": views})
+
+    def load_sync_file(self) -> dict | None:
+        """sync.json as stored, or None when the session has not been synchronized."""
         if not (self.path / STAGES["sync"]).exists():
             return None
         return self.load_json("sync")
+
+    def load_sync(self, view: int = 1) -> dict | None:
+        """The stored alignment of `view` against view 0, or None when there is none."""
+        data = self.load_sync_file()
+        if data is None:
+            return None
+        return data.get("views", {}).get(str(view))
 
     def stage_status(self) -> dict[str, Any]:
         """What exists: per-view stages map to a list of booleans (one per view), the others to a boolean."""
