@@ -159,3 +159,14 @@ def test_commands_import_sessions_sync_record(media, tmp_path, capsys):
         assert st["frames_captured"] == st["frames_written"] + st["frames_dropped"] > 0
     table = read_timestamps(Session.open(recorded["id"]).views[0].timestamps)
     assert table["t_s"][-1] < 1.0
+
+
+def test_import_the_real_four_camera_recording(shared_data):
+    folder = shared_data / "video" / "pose2sim_demo"
+    session = Session.create(name="pose2sim", athlete="demo")
+    views = session.import_videos([folder / "cam01.mp4", folder / "cam04.mp4"], copy=False)
+    assert [(v.probe["width"], v.probe["height"]) for v in views] == [(1080, 1920), (1088, 1920)]
+    for view in views:
+        assert view.probe["frame_count"] == 100 and view.probe["fps"] == pytest.approx(60.0, abs=0.01)
+        np.testing.assert_allclose(view.frame_times(), np.arange(100) / 60, atol=1e-3)
+    assert Session.open(session.path).problems == []

@@ -108,3 +108,14 @@ def test_writer_picks_an_available_encoder_and_crops_odd_sizes(tmp_path):
         w.write(draw_frame(3))
     assert video.probe(tmp_path / "fallback.mp4").video_codec == "mpeg4"
     assert read_index(video.read_frames(tmp_path / "fallback.mp4", "bgr24")[1][0]) == 3
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs the ffmpeg command to make the clip")
+def test_trimmed_clip_with_b_frames_lists_only_the_frames_shown(tmp_path, media):
+    full, trimmed = tmp_path / "bframes.mp4", tmp_path / "trimmed.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(media["a30"]), "-c:v", "libx264", "-bf", "3", "-g", "30",
+                    str(full)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "0.5", "-i", str(full), "-c", "copy", str(trimmed)], check=True)
+    times, images = video.read_frames(trimmed, "bgr24")
+    np.testing.assert_allclose(video.frame_times(trimmed), times)
+    assert video.probe(trimmed).frame_count == len(images) == 45 and read_index(images[0]) == 15

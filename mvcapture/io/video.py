@@ -102,7 +102,8 @@ def frame_times(path: Path | str) -> np.ndarray:
     with container, _readable(path):
         stream = _video_stream(container, path)
         tb = float(stream.time_base)
-        pts = [p.pts for p in container.demux(stream) if p.pts is not None and p.size > 0]
+        # packets flagged "discard" are cut by an edit list (trimmed phone clips): decoders drop them too
+        pts = [p.pts for p in container.demux(stream) if p.pts is not None and p.size > 0 and not p.is_discard]
     if not pts:
         raise MvcaptureError(f"{path}: the video track holds no frames")
     return np.sort(np.asarray(pts, dtype=np.float64)) * tb
