@@ -179,3 +179,22 @@ def test_kill_9_during_recording_loses_at_most_the_last_second(media):
         lost = n_produced - len(images)
         assert 0 <= lost <= fps * 1.0, (lost, n_produced, len(images))
     assert not list(path.glob("media/*.segments"))
+
+
+def test_a_session_being_recorded_is_not_repaired_under_the_recorder(media):
+    session = Session.create(name="live")
+    recorder = Recorder(session, [FileSource(media["a30"]), FileSource(media["b25"])], segment_s=0.2)
+    recorder.start()
+    try:
+        time.sleep(0.6)
+        during = Session.open(session.path)
+        assert during.problems == ["this session is being recorded right now; its videos are incomplete"]
+        assert list(session.path.glob("media/view0.segments/seg_*.mp4"))
+        assert len(read_frames(sorted(session.path.glob("media/view0.segments/seg_*.mp4"))[0])[0]) > 0
+        with pytest.raises(MvcaptureError, match="already being recorded"):
+            Recorder(Session.open(session.path, repair=False), [FileSource(media["a30"])]).start()
+    finally:
+        stats = recorder.stop()
+    after = Session.open(session.path)
+    assert after.problems == [] and after.meta["state"] == "complete"
+    assert [len(v.frame_times()) for v in after.views] == [st["frames_written"] for st in stats]

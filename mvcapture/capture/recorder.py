@@ -25,7 +25,7 @@ from mvcapture.capture.sources import FrameSource, SourceEvent
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.video import VideoWriter
 from mvcapture.session.repair import repair_recording
-from mvcapture.session.store import LOCK_FILE, STAGES, Session
+from mvcapture.session.store import LOCK_FILE, STAGES, Session, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,10 @@ class Recorder:
         source.on_event = handler
 
     def start(self) -> None:
-        if self.session.meta["views"]:
-            raise MvcaptureError(f"session {self.session.id} already has views; record into a new session")
         self._acquire_lock()
+        if self.session.meta["views"]:
+            self._release_lock()
+            raise MvcaptureError(f"session {self.session.id} already has views; record into a new session")
         self.t0_ns = time.monotonic_ns()
         started = []
         try:
@@ -217,20 +218,15 @@ class Recorder:
 
     def _acquire_lock(self) -> None:
         self._lock_file = open(self.session.path / LOCK_FILE, "a")
-        with contextlib.suppress(ImportError):
-            import fcntl
-
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                self._lock_file.close()
-                self._lock_file = None
-                raise MvcaptureError(f"session {self.session.id} is already being recorded") from exc
+        if not try_lock(self._lock_file):
+            self._lock_file.close()
+            self._lock_file = None
+            raise MvcaptureError(f"session {self.session.id} is already being recorded")
 
     def _release_lock(self) -> None:
         if self._lock_file is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.session.path / LOCK_FILE)
-        self._lock_file.close()
+        self._lock_file.close()  # releases the lock
         self._lock_file = None
+        with contextlib.suppress(OSError):
+            os.unlink(self.session.path / LOCK_FILE)

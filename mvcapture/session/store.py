@@ -200,20 +200,14 @@ class Session:
         return session
 
     def recording_in_progress(self) -> bool:
-        """True while a recorder process holds this session's lock."""
+        """True while a recorder (this or another process) holds this session's lock."""
         lock = self.path / LOCK_FILE
         if not lock.exists():
             return False
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): trust the state written by the recorder
-            return True
         with open(lock, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not try_lock(f):
                 return True
-            fcntl.flock(f, fcntl.LOCK_UN)
+            unlock(f)
         return False
 
     def _check_files(self) -> None:
@@ -451,6 +445,38 @@ class Session:
                               if "recording" in self.meta["views"][v.index] else {})}
                           for v in self.views],
                 "stages": self.stage_status(), "problems": self.problems}
+
+
+def try_lock(f) -> bool:
+    """Take an exclusive, non-blocking lock on an open file (released when the process dies); False if held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def unlock(f) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def resolve_session_path(key: Path | str) -> Path:
