@@ -10,7 +10,7 @@ import pytest
 
 from mvcapture.errors import MvcaptureError
 from mvcapture.io import video
-from tests.capture_media import draw_frame, make_video, media, read_index  # noqa: F401 (fixture)
+from tests.capture_media import draw_frame, media, read_index  # noqa: F401 (fixture)
 
 
 def test_probe_constant_rate_files(media):

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 from mvcapture.capture.sources import FrameSource, SourceEvent

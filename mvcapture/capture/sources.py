@@ -281,7 +281,6 @@ class CameraSource(FrameSource):
             self._cap = None
 
 
-
 class FileSource(FrameSource):
     """Plays a video file as if it were a live camera: frames are released at their presentation times
     (native rate, real time), timestamped when released. `loop=True` restarts at the end (demos, long tests)."""
