@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES = [
     "mvcapture.capture.cli",
     "mvcapture.session.cli",
+    "mvcapture.detect.cli",
     "mvcapture.bench.cli",
+    "mvcapture.data.cli",
 ]
 
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (MvcaptureError, ValueError, FileNotFoundError) as exc:
-        log.exception("command %s failed", args.command)
+        log.debug("command %s failed", args.command, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         print(f"(details in {log_path})", file=sys.stderr)
         return 2

@@ -83,3 +83,35 @@ def test_trc_round_trip_within_1mm(tmp_path):
 def test_unknown_format_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown export format"):
         ex.export_analysis(_analysis(), tmp_path, formats=("fbx",))
+
+
+def test_bvh_round_trip_through_our_importer_within_1mm(tmp_path):
+    """A rigid skeleton's motion → BVH → our BVH importer + FK → the same joint positions."""
+    from mvcapture.io.bvh import load_bvh
+
+    a = _analysis()
+    ex.export_analysis(a, tmp_path, formats=("bvh",))
+    motion = load_bvh(tmp_path / "session_view0.bvh")
+    assert motion.fps == pytest.approx(30.0)
+    idx = [motion.index(name) for name in H36M17_JOINTS]
+    positions_m = motion.positions()[:, idx] / 100.0  # file is in centimetres, Y up
+    expected = a.pose3d[0] @ ex.CAMERA_TO_YUP.T
+    assert np.abs(positions_m - expected).max() < 1e-3
+
+
+def test_bvh_of_varying_bone_lengths_keeps_directions(tmp_path):
+    """Predicted poses stretch bones a little; the BVH keeps median lengths and every bone's direction."""
+    from mvcapture.io.bvh import parse_bvh
+
+    pose = _rigid_motion(10)
+    stretch = 1 + 0.05 * np.sin(np.arange(10))[:, None, None]
+    pose = (pose - pose[:, :1]) * stretch
+    motion = parse_bvh(ex.to_bvh(pose, 30.0))
+    idx = [motion.index(name) for name in H36M17_JOINTS]
+    back = motion.positions()[:, idx] / 100.0 @ ex.CAMERA_TO_YUP.T  # (x, -y, -z) is its own inverse
+    for j in range(1, 17):
+        p = H36M17_PARENTS[j]
+        d0 = pose[:, j] - pose[:, p]
+        d1 = back[:, j] - back[:, p]
+        cos = np.sum(d0 * d1, -1) / np.linalg.norm(d0, axis=-1) / np.linalg.norm(d1, axis=-1)
+        assert cos.min() > 0.999
