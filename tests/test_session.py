@@ -159,6 +159,8 @@ def test_commands_import_sessions_sync_record(media, tmp_path, capsys):
         assert st["frames_captured"] == st["frames_written"] + st["frames_dropped"] > 0
     table = read_timestamps(Session.open(recorded["id"]).views[0].timestamps)
     assert table["t_s"][-1] < 1.0
+    assert main(["sync", recorded["id"], "--json", str(out)]) == 0  # one clock for both cameras
+    assert json.loads(out.read_text())["views"]["1"]["method"] == "clock"
 
 
 def test_import_the_real_four_camera_recording(shared_data):

@@ -121,12 +121,15 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 
 def _sync_method(session, view: int) -> str:
-    """"audio" when both videos have sound, else "motion" when both views have detections; else a clear error."""
+    """"audio" when both videos have sound, else "motion" when both views have 2D detections, else "clock"
+    for a recording (its views were timestamped by one computer clock); otherwise a clear error."""
     ref, other = session.views[0], session.views[view]
     if ref.has_audio and other.has_audio:
         return "audio"
     if session.path_for("detections", 0).exists() and session.path_for("detections", view).exists():
         return "motion"
+    if session.meta.get("kind") == "recording":
+        return "clock"
     silent = [str(v.index) for v in (ref, other) if not v.has_audio]
     raise MvcaptureError(
         f"session {session.id}: view(s) {' and '.join(silent)} have no sound and there are no 2D detections "
@@ -135,6 +138,10 @@ def _sync_method(session, view: int) -> str:
 
 
 def _estimate(session, view: int, method: str) -> dict:
+    if method == "clock":
+        return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 1.0, "low_confidence": False, "method": "clock",
+                "reason": "", "details": {"note": "both views were timestamped by this computer's clock while "
+                                                  "recording; differences in camera latency are not measured"}}
     try:
         import mvcapture.sync  # noqa: F401
     except ImportError:
