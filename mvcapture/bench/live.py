@@ -1,0 +1,117 @@
+"""`mvcapture bench live`: time per frame of each live stage for two sources played as live cameras, and the
+share of the frame time spent outside the 2D detector (goal: at most 10 %)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from mvcapture.cli import add_json_option, write_json
+from mvcapture.errors import ModelNotFoundError
+
+# Share of the frame time the stages after the detector may take.
+GOAL_OUTSIDE_DETECTOR = 0.10
+
+
+def register(bench_subparsers) -> None:
+    parser = bench_subparsers.add_parser(
+        "live", help="per-stage time per frame of live mode on two sources",
+        description="Play two videos as live cameras (default: the demo recording) through the live pipeline "
+                    "and report each stage's time per frame pair and the share spent outside the detector.")
+    parser.add_argument("--videos", type=Path, nargs=2, default=None, metavar=("A", "B"),
+                        help="two videos to play as cameras (default: resources/demo cam01 and cam04)")
+    parser.add_argument("--frames", type=int, default=100, help="frame pairs to process (default 100)")
+    parser.add_argument("--warmup", type=int, default=5, help="frame pairs left out of the statistics")
+    parser.add_argument("--mode", default="balanced", help="detector mode when real weights are present")
+    parser.add_argument("--model-dir", type=Path, default=None, help="folder with the detector's ONNX models")
+    parser.add_argument("--model", default=None, metavar="SPEC",
+                        help="lifter (default: the shipped default, else an untrained 'small' one)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def _detector(args, workdir: Path):
+    """The real rtmlib detector when its weights are on this computer, else the tiny generated test models."""
+    from mvcapture.detect.backends import RTMPoseDetector, create_detector
+    from mvcapture.detect.models import model_specs
+    from mvcapture.detect.testing import make_rtmpose, make_yolox_rectangles
+
+    try:
+        return create_detector(args.mode, model_dir=args.model_dir, device=args.device, download=False), None
+    except ModelNotFoundError:
+        pass
+    import numpy as np
+
+    specs = model_specs("balanced")
+    pose = make_rtmpose(workdir / specs["pose"].onnx_name, np.arange(17) * 5 + 3, np.arange(17) * 7 + 2, (48, 64))
+    det = make_yolox_rectangles(workdir / specs["det"].onnx_name, (64, 64))
+    note = ("no rtmlib detector weights on this computer (none can be downloaded here): the detector is the tiny "
+            "generated test models of mvcapture.detect.testing (64x64 box model, 48x64 pose model), far faster "
+            "than a real RTMPose, so the share outside the detector is much larger than with real weights")
+    return RTMPoseDetector(pose, det, device=args.device), note
+
+
+def _lifter(args):
+    from mvcapture.lifter import create_lifter, load_lifter
+    from mvcapture.lifter.runtime import Lifter
+
+    if args.model:
+        return load_lifter(args.model, device=args.device), None
+    try:
+        return load_lifter("default", device=args.device), None
+    except ModelNotFoundError:
+        note = "resources/lifter/default.pt is missing: an untrained 'small' lifter (same cost) is timed"
+        return Lifter(create_lifter("small"), device=args.device), note
+
+
+def run(args: argparse.Namespace) -> int:
+    from mvcapture.bench.common import hardware
+    from mvcapture.capture.sources import FileSource
+    from mvcapture.pipeline.demo import DEMO_CAMERAS, demo_resources
+    from mvcapture.pipeline.live import LIVE_STAGES, LivePipeline
+
+    videos = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
+    notes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        detector, note = _detector(args, Path(tmp))
+        notes += [note] if note else []
+        lifter, note = _lifter(args)
+        notes += [note] if note else []
+        pipeline = LivePipeline(detector, lifter)
+        sources = [FileSource(v, loop=True) for v in videos]
+        try:
+            pairs = pipeline.run(sources, max_frames=args.frames + args.warmup)
+        finally:
+            for s in sources:
+                s.stop()
+    summary = pipeline.timing_summary(skip=args.warmup)
+    total = summary["total"]["mean_ms"]
+    outside = total - summary["detect"]["mean_ms"]
+    share = outside / total if total > 0 else 0.0
+    hw = hardware()
+    print(f"live pipeline, 2 sources ({', '.join(Path(v).name for v in videos)}), {pairs - args.warmup} frame pairs "
+          f"timed after {args.warmup} warm-up; {hw['cpu']} ({hw['cpu_cores']} cores, torch {hw['torch_threads']} "
+          f"threads), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else ""))
+    print(f"detector {detector.model_id} on {detector.provider}; lifter {lifter.name} ({lifter.config_name}, "
+          f"window {lifter.window})")
+    print(f"{'stage':<8} {'mean ms':>9} {'median ms':>10} {'share':>7}")
+    for stage in (*LIVE_STAGES, "total"):
+        s = summary[stage]
+        print(f"{stage:<8} {s['mean_ms']:>9.2f} {s['median_ms']:>10.2f} {s['mean_ms'] / total:>7.1%}")
+    verdict = "meets" if share <= GOAL_OUTSIDE_DETECTOR else "misses"
+    print(f"outside the detector: {outside:.2f} ms of {total:.2f} ms per frame pair = {share:.1%} "
+          f"({verdict} the goal of at most {GOAL_OUTSIDE_DETECTOR:.0%}); throughput {1e3 / total:.1f} pairs/s")
+    dropped = {s.name: s.frames_dropped for s in sources}
+    for note in notes:
+        print(f"note: {note}")
+    write_json(args.json, {
+        "videos": [str(v) for v in videos], "pairs_timed": pairs - args.warmup, "warmup": args.warmup,
+        "stages_ms": summary, "outside_detector_ms": outside, "outside_detector_share": share,
+        "goal_outside_detector_share": GOAL_OUTSIDE_DETECTOR, "meets_goal": share <= GOAL_OUTSIDE_DETECTOR,
+        "pairs_per_s": 1e3 / total if total > 0 else None, "frames_dropped": dropped,
+        "detector": {"model_id": detector.model_id, "provider": detector.provider},
+        "lifter": {"name": lifter.name, "config": lifter.config_name, "window": lifter.window},
+        "device": args.device, "hardware": hw, "notes": notes})
+    return 0

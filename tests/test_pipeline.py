@@ -1,0 +1,429 @@
+"""Session pipeline: demo session end to end, stage caching/resume/force, time offsets, cancel, camera angle,
+the `process` / `demo` commands, live mode on two file sources and `bench live`. Tiny models only."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from mvcapture.analysis import Analysis
+from mvcapture.core.procrustes import procrustes, rotation_angle_deg
+from mvcapture.errors import ModelNotFoundError
+from mvcapture.io.video import VideoWriter
+from mvcapture.lifter import create_lifter, save_lifter
+from mvcapture.lifter.runtime import Lifter
+from mvcapture.lifter.weights import default_weights_path
+from mvcapture.pipeline.process import (PipelineCancelled, SessionPipeline, camera_angle_advice,
+                                        optical_axis_angle_deg, process_session, resample_view)
+from mvcapture.session.store import Session
+
+W, H, FPS, T = 128, 96, 25.0, 24
+BINS_X = np.arange(17) * 5 + 3
+BINS_Y = np.arange(17) * 7 + 2
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_lifter():
+    import torch
+
+    torch.manual_seed(0)
+    return Lifter(create_lifter("tiny"), card={"name": "tiny-test", "version": "t1", "sha256": "0" * 64},
+                  device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("lifter") / "tiny.pt"
+    save_lifter(create_lifter("tiny"), path, {"name": "tiny-test", "version": "t1"})
+    return path
+
+
+@pytest.fixture
+def no_detector_weights(monkeypatch):
+    """As on an offline machine without rtmlib's models: creating a detector fails."""
+    def unavailable(mode="balanced", **kwargs):
+        raise ModelNotFoundError(f"detector model(s) for {mode!r} not found on this computer (test)")
+
+    monkeypatch.setattr("mvcapture.detect.backends.create_detector", unavailable)
+
+
+def _rectangle_video(path, shift=0, frames=T):
+    """A white 'athlete' rectangle walking right (moved `shift` frames later), on multiples of 2 px."""
+    with VideoWriter(path, W, H, FPS) as writer:
+        for t in range(frames):
+            image = np.zeros((H, W, 3), np.uint8)
+            x1 = 20 + 2 * max(t - shift, 0)
+            image[16:80, x1:x1 + 32] = 255
+            writer.write(image)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    return [_rectangle_video(folder / "a.mp4"), _rectangle_video(folder / "b.mp4", shift=1)]
+
+
+@pytest.fixture(scope="module")
+def tiny_detector_files(tmp_path_factory):
+    from mvcapture.detect.models import model_specs
+    from mvcapture.detect.testing import make_rtmpose, make_yolox_rectangles
+
+    folder = tmp_path_factory.mktemp("models")
+    specs = model_specs("balanced")
+    pose = make_rtmpose(folder / specs["pose"].onnx_name, BINS_X, BINS_Y, (48, 64))
+    det = make_yolox_rectangles(folder / specs["det"].onnx_name, (64, 64))
+    return pose, det
+
+
+class CountingDetector:
+    def __init__(self, pose, det):
+        from mvcapture.detect.backends import RTMPoseDetector
+
+        self.inner = RTMPoseDetector(pose, det, device="cpu")
+        self.model_id, self.provider, self.calls = self.inner.model_id, self.inner.provider, 0
+
+    def detect(self, frame):
+        self.calls += 1
+        return self.inner.detect(frame)
+
+
+@pytest.fixture
+def detector(tiny_detector_files):
+    return CountingDetector(*tiny_detector_files)
+
+
+def _manual_sync(session, offset_s=0.0, view=1, **extra):
+    session.save_sync({"offset_s": offset_s, "drift_ppm": 0.0, "confidence": 1.0, "low_confidence": False,
+                       "method": "manual", "reason": "", **extra}, view=view)
+
+
+@pytest.fixture
+def rect_session(videos):
+    session = Session.create(name="rectangles")
+    session.import_videos(videos)
+    _manual_sync(session)
+    return session
+
+
+# --- synthetic athlete for sessions with shipped (cached) detections ------------------------------------
+
+COCO_TEMPLATE = np.array([  # metres, x right, y down, z forward; COCO-17 order, standing
+    [0, -1.62, 0.08], [-0.03, -1.66, 0.06], [0.03, -1.66, 0.06], [-0.07, -1.64, 0], [0.07, -1.64, 0],
+    [-0.18, -1.42, 0], [0.18, -1.42, 0], [-0.22, -1.15, 0.02], [0.22, -1.15, 0.02], [-0.24, -0.9, 0.05],
+    [0.24, -0.9, 0.05], [-0.11, -0.92, 0], [0.11, -0.92, 0], [-0.12, -0.5, 0.02], [0.12, -0.5, 0.02],
+    [-0.12, -0.08, 0], [0.12, -0.08, 0]])
+
+
+def _athlete_3d(t_s):
+    """(N, 17, 3) world metres: arms swing, knees lift, body turns slowly, all at times t_s (any value)."""
+    t_s = np.atleast_1d(np.asarray(t_s, np.float64))
+    poses = np.repeat(COCO_TEMPLATE[None], len(t_s), 0).copy()
+    swing = 0.25 * np.sin(2 * np.pi * 1.3 * t_s)
+    poses[:, [7, 9], 2] += swing[:, None] * [1, 2]
+    poses[:, [8, 10], 2] -= swing[:, None] * [1, 2]
+    poses[:, [13, 15], 2] += 0.5 * swing[:, None] * [1, 1]
+    poses[:, [14, 16], 2] -= 0.5 * swing[:, None] * [1, 1]
+    yaw = 0.6 * np.sin(2 * np.pi * 0.4 * t_s)
+    c, s = np.cos(yaw), np.sin(yaw)
+    x, z = poses[..., 0].copy(), poses[..., 2].copy()
+    poses[..., 0] = c[:, None] * x + s[:, None] * z
+    poses[..., 2] = -s[:, None] * x + c[:, None] * z
+    return poses
+
+
+def _camera(yaw_deg):
+    """World → camera: camera on a circle 4 m from the athlete, looking at it, turned by yaw_deg."""
+    a = np.radians(yaw_deg)
+    R = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+    return R, np.array([0.0, 0.9, 4.0])
+
+
+def _project(world, yaw_deg, size=(W, H), focal=90.0):
+    R, t = _camera(yaw_deg)
+    cam = world @ R.T + t
+    return (cam[..., :2] / cam[..., 2:] * focal + np.array(size) / 2).astype(np.float32)
+
+
+def _cached_session(tmp_path, delay_frames=0, frames=60, yaw1=0.0):
+    """A session with black videos and shipped COCO-17 detections of the synthetic athlete; view 1 sees
+    the same motion `delay_frames` later (from camera yaw `yaw1`)."""
+    t = np.arange(frames) / FPS
+    views = [_project(_athlete_3d(t), 0.0), _project(_athlete_3d(t - delay_frames / FPS), yaw1)]
+    paths = []
+    for v in range(2):
+        path = tmp_path / f"view{v}.mp4"
+        with VideoWriter(path, W, H, FPS) as writer:
+            for _ in range(frames):
+                writer.write(np.zeros((H, W, 3), np.uint8))
+        paths.append(path)
+    session = Session.create(name="cached")
+    session.import_videos(paths)
+    for v, kp in enumerate(views):
+        rel = f"detections/shipped/view{v}_coco17.npz"
+        (session.path / rel).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(session.path / rel, keypoints=kp, scores=np.full(kp.shape[:2], 0.9, np.float32),
+                 image_size=np.array([W, H], np.int32), fps=np.float64(FPS))
+        session.meta["views"][v]["cached_detections"] = rel
+    session.save_meta()
+    return session
+
+
+# --- pure functions ---------------------------------------------------------------------------------------
+
+def test_resample_view_interpolates_and_marks_missing():
+    times = np.arange(4) / 10.0
+    kp = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 17, 2), np.float32)
+    conf = np.ones((4, 17), np.float32)
+    conf[2, 3] = 0.0
+    out_kp, out_conf = resample_view(times, kp, conf, np.array([0.05, 0.1, 0.15, 0.2, 0.35, -0.01, 0.3]))
+    np.testing.assert_allclose(out_kp[:2, 0, 0], [0.5, 1.0])
+    assert out_conf[2, 3] == 0 and out_conf[2, 4] == 1      # a missing neighbour → missing
+    assert out_conf[3, 3] == 0 and out_conf[1, 3] == 1      # on a frame: that frame alone
+    assert (out_conf[5] == 0).all()                          # before the first frame
+    np.testing.assert_allclose(out_kp[6, 0, 0], 3.0)      # on the last frame
+    assert (out_conf[4] == 0).all()                          # after the last frame
+
+
+def test_camera_angles_from_procrustes_rotation():
+    """Procrustes on exact camera-frame poses recovers the cameras' relative rotation; the optical-axis
+    angle ignores a roll about the viewing direction, the rotation angle does not."""
+    world = _athlete_3d(np.arange(30) / FPS)
+    world = world - world[:, 11:13].mean(1, keepdims=True)  # root-relative (mid-hips)
+    for yaw, roll, want_rot, want_axis in ((90.0, 0.0, 90.0, 90.0), (100.0, 60.0, None, 100.0)):
+        R0, _ = _camera(0.0)
+        R1, _ = _camera(yaw)
+        c, s = np.cos(np.radians(roll)), np.sin(np.radians(roll))
+        R1 = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ R1
+        cam0, cam1 = world @ R0.T, world @ R1.T
+        fit = procrustes(cam1, cam0, mode="sequence")
+        np.testing.assert_allclose(fit.aligned, cam0, atol=1e-9)
+        rot = float(rotation_angle_deg(fit.R))
+        true_rot = float(rotation_angle_deg((R0 @ R1.T).T))
+        assert rot == pytest.approx(true_rot, abs=1e-6)
+        if want_rot is not None:
+            assert rot == pytest.approx(want_rot, abs=1e-6)
+        else:
+            assert rot > want_axis + 10  # the roll adds to the rotation, not to the axis angle
+        assert optical_axis_angle_deg(fit.R) == pytest.approx(want_axis, abs=1e-6)
+
+
+def test_camera_angle_advice():
+    assert "90" in camera_angle_advice(15) and "same side" in camera_angle_advice(15)
+    assert camera_angle_advice(95).startswith("The cameras are 95° apart: good")
+    assert "mirror" in camera_angle_advice(170)
+
+
+# --- the pipeline on sessions ---------------------------------------------------------------------------
+
+def test_demo_session_headless_cli(tmp_path, tiny_weights, no_detector_weights):
+    from mvcapture.cli import main
+
+    out = tmp_path / "out"
+    assert main(["demo", "--no-gui", "--out", str(out), "--model", str(tiny_weights),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    for name in ("analysis.npz", "metrics.json", "results.json", "demo.png"):
+        assert (out / name).stat().st_size > 0
+    a = Analysis.load(out / "analysis.npz")
+    assert a.pose3d.shape == (2, 100, 17, 3) and np.isfinite(a.pose3d).all()
+    assert np.isfinite(a.aligned).all() and np.isfinite(a.residual_mm).all()
+    assert 0.0 <= a.angle_deg[1] <= 180.0 and a.angle_deg[0] == 0.0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert any("shipped with the session" in n for n in result["notes"])
+    assert [d["source"] for d in result["metrics"]["detections"]] == ["cached", "cached"]
+    check = result["calibration_check"]
+    assert check["calibration"]["relative_rotation_deg"] == pytest.approx(131.65)
+    assert check["estimated"]["relative_rotation_deg"] == pytest.approx(a.angle_deg[1])
+    import cv2
+
+    image = cv2.imread(str(out / "demo.png"))
+    assert image.shape[0] == 720 and image.shape[1] > 3 * 400
+    session = Session.open(result["path"])
+    models = {(m["stage"], m["model"]) for m in session.meta["models"]}
+    assert ("lift", "tiny-test") in models
+    # a second demo run finds the same session and skips every stage
+    assert main(["demo", "--no-gui", "--out", str(out), "--model", str(tiny_weights),
+                 "--json", str(tmp_path / "r2.json")]) == 0
+    again = json.loads((tmp_path / "r2.json").read_text())
+    assert again["path"] == result["path"] and again["ran"] == []
+    assert any("shipped with the session" in n for n in again["notes"])
+
+
+@pytest.mark.skipif(not default_weights_path().is_file(),
+                    reason="resources/lifter/default.pt is not there yet (the trained default lifter)")
+def test_demo_camera_angle_close_to_calibration(no_detector_weights):
+    from mvcapture.pipeline.demo import calibration_angles, demo_session
+
+    session = demo_session()
+    pipeline = SessionPipeline(session, model="default")
+    pipeline.run()
+    calib = calibration_angles()
+    rotation = pipeline.metrics["camera_rotation_deg"][1]
+    assert abs(rotation - calib["relative_rotation_deg"]) < 25.0, pipeline.metrics
+
+
+def test_stage_caching_resume_and_force(rect_session, detector, tiny_lifter):
+    events = []
+    a1 = process_session(rect_session, model=tiny_lifter, detector=detector,
+                         progress=lambda *e: events.append(e))
+    assert detector.calls == 2 * T
+    assert {e[0] for e in events} == {"detections", "sync", "lift", "analysis"}
+    assert all(0.0 <= e[1] <= 1.0 for e in events)
+    assert a1.pose3d.shape == (2, T, 17, 3) and np.isfinite(a1.aligned).all()
+    assert rect_session.stage_status()["analysis"] and all(rect_session.stage_status()["lift"])
+
+    second = SessionPipeline(rect_session, model=tiny_lifter, detector=detector)
+    a2 = second.run()
+    assert detector.calls == 2 * T and second.ran == []
+    assert {"detections/view0", "detections/view1", "lift/view0", "lift/view1", "analysis"} <= set(second.skipped)
+    np.testing.assert_array_equal(a1.aligned, a2.aligned)
+
+    lift_only = SessionPipeline(rect_session, model=tiny_lifter, detector=detector, from_stage="lift")
+    lift_only.run()
+    assert detector.calls == 2 * T and lift_only.ran == ["lift/view0", "lift/view1", "analysis"]
+
+    forced = SessionPipeline(rect_session, model=tiny_lifter, detector=detector, force=True)
+    forced.run()
+    assert detector.calls == 4 * T
+    assert {"detections/view0", "detections/view1"} <= set(forced.ran)
+
+    other_height = SessionPipeline(rect_session, model=tiny_lifter, detector=detector, height_m=1.9)
+    other_height.run()
+    assert other_height.ran == ["lift/view0", "lift/view1", "analysis"]
+
+
+def test_cancel_then_resume(rect_session, detector, tiny_lifter):
+    cancel = threading.Event()
+
+    def progress(stage, fraction, message):
+        if stage == "detections" and "frame 10/" in message:
+            cancel.set()
+
+    with pytest.raises(PipelineCancelled, match="resume"):
+        process_session(rect_session, model=tiny_lifter, detector=detector, progress=progress, cancel=cancel)
+    assert not rect_session.stage_status()["analysis"]
+    done_before = detector.calls
+    assert 0 < done_before < 2 * T
+    process_session(rect_session, model=tiny_lifter, detector=detector)
+    assert detector.calls == 2 * T  # resumed from the cache: no frame detected twice
+    assert rect_session.stage_status()["analysis"]
+
+
+def test_sync_offset_applied(tmp_path, tiny_lifter, no_detector_weights):
+    k = 5
+    session = _cached_session(tmp_path, delay_frames=k)
+    _manual_sync(session, offset_s=k / FPS)
+    pipeline = SessionPipeline(session, model=tiny_lifter)
+    a = pipeline.run()
+    assert a.offset_s[1] == pytest.approx(k / FPS)
+    n = a.num_frames - k
+    np.testing.assert_allclose(a.kp2d[1, :n], a.kp2d[0, :n], atol=1e-3)  # same motion on one time base
+    assert (a.conf[1, n:] == 0).all() and (a.conf[1, :n] > 0).all()     # beyond view 1's end: missing
+    assert np.isnan(a.residual_mm[n:]).all() and np.isfinite(a.residual_mm[:n]).all()
+    assert a.angle_deg[1] < 5.0  # identical 2D over the overlap → (nearly) identical 3D
+
+    _manual_sync(session, offset_s=0.0)  # the wrong offset: the 2D no longer agree
+    b = SessionPipeline(session, model=tiny_lifter).run()
+    assert np.abs(b.kp2d[1, :n] - b.kp2d[0, :n]).max() > 2.0
+
+
+def test_low_confidence_sync_is_flagged(tmp_path, tiny_lifter, no_detector_weights):
+    session = _cached_session(tmp_path, frames=40)
+    session.save_sync({"offset_s": 0.04, "drift_ppm": 0.0, "confidence": 0.2, "low_confidence": True,
+                       "method": "motion", "reason": "two peaks of similar height"}, view=1)
+    pipeline = SessionPipeline(session, model=tiny_lifter)
+    pipeline.run()
+    assert pipeline.metrics["sync_low_confidence"] is True
+    assert any("uncertain" in n and "two peaks" in n for n in pipeline.metrics["notes"])
+
+
+def test_process_cli_json(tmp_path, rect_session, tiny_weights, tiny_detector_files, capsys):
+    from mvcapture.cli import main
+
+    out = tmp_path / "process.json"
+    assert main(["process", str(rect_session.path), "--model-dir", str(tiny_detector_files[0].parent),
+                 "--model", str(tiny_weights), "--device", "cpu", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["session"] == rect_session.id
+    assert {"detections/view0", "detections/view1", "analysis"} <= set(result["ran"])
+    m = result["metrics"]
+    assert m["views"] == 2 and m["frames"] == T and len(m["camera_rotation_deg"]) == 2
+    assert set(m["residual_per_joint_mm"]) >= {"pelvis", "head"} and m["camera_angle_advice"]
+    assert json.loads((rect_session.path / "metrics.json").read_text())["frames"] == T
+    printed = capsys.readouterr().out
+    assert "consistency residual" in printed and "optical axes" in printed
+    assert main(["process", str(rect_session.path), "--model", str(tiny_weights), "--from", "analysis",
+                 "--model-dir", str(tiny_detector_files[0].parent), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["ran"] == ["analysis"]
+
+
+def test_missing_second_view_is_a_clear_error(videos, tiny_lifter):
+    from mvcapture.errors import MvcaptureError
+
+    session = Session.create(name="one view")
+    session.import_videos(videos[:1])
+    with pytest.raises(MvcaptureError, match="needs two"):
+        process_session(session, model=tiny_lifter)
+
+
+# --- live mode ------------------------------------------------------------------------------------------
+
+def test_running_alignment_recovers_rotation():
+    from mvcapture.pipeline.live import RunningAlignment
+
+    world = _athlete_3d(np.arange(40) / FPS)
+    world = world - world[:, 11:13].mean(1, keepdims=True)
+    R1, _ = _camera(80.0)
+    align = RunningAlignment(num_views=2, window=30, refit_every=5, min_frames=10)
+    conf = np.ones((2, 17))
+    for t in range(40):
+        aligned, residual = align.push(np.stack([world[t], world[t] @ R1.T]), conf)
+    assert align.fitted and align.angle_deg[1] == pytest.approx(80.0, abs=1e-6)
+    np.testing.assert_allclose(aligned[1], world[-1], atol=1e-9)
+    assert np.nanmax(residual) < 1e-6
+
+
+def test_live_pipeline_on_two_file_sources(videos, tiny_detector_files, tiny_lifter):
+    from mvcapture.capture.sources import FileSource
+    from mvcapture.detect.backends import RTMPoseDetector
+    from mvcapture.pipeline.live import LIVE_STAGES, LivePipeline
+
+    results = []
+    live = LivePipeline(RTMPoseDetector(*tiny_detector_files, device="cpu"), tiny_lifter, window=20,
+                        refit_every=4, on_frame=results.append)
+    sources = [FileSource(v, buffer_size=64) for v in videos]
+    try:
+        pairs = live.run(sources, timeout_s=5.0)
+    finally:
+        for s in sources:
+            s.stop()
+    assert pairs == len(results) >= T - 2
+    last = results[-1]
+    assert last.pose3d_m.shape == (2, 17, 3) and np.isfinite(last.pose3d_m).all()
+    assert (last.conf > 0).all() and last.fitted and np.isfinite(last.residual_mm).all()
+    assert abs(int(last.t_ns[1]) - int(last.t_ns[0])) < 1e9 / FPS
+    assert set(last.timings_s) == {*LIVE_STAGES, "total"}
+    assert last.timings_s["total"] >= sum(last.timings_s[s] for s in LIVE_STAGES) * 0.99
+    summary = live.timing_summary()
+    assert summary["detect"]["mean_ms"] > 0 and summary["total"]["mean_ms"] > 0
+
+
+def test_bench_live_json(tmp_path, videos, tiny_weights, tiny_detector_files):
+    from mvcapture.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "live", "--videos", str(videos[0]), str(videos[1]), "--frames", "4", "--warmup", "1",
+                 "--model", str(tiny_weights), "--model-dir", str(tiny_detector_files[0].parent),
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["pairs_timed"] == 4
+    assert set(result["stages_ms"]) == {"detect", "lift", "metres", "align", "total"}
+    assert 0.0 <= result["outside_detector_share"] <= 1.0 and result["hardware"]["cpu"]
