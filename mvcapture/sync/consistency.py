@@ -28,9 +28,14 @@ MIN_KEYPOINT_CONF = 0.3
 EPIPOLAR_KEEP = 0.8
 # At most this many frames of A enter a residual (evenly spread), which bounds the cost of long files.
 MAX_FRAMES = 3000
-# A residual curve is trusted to move an offset when its minimum is this much (relative) below the
-# residual one frame away.
-MIN_CONTRAST = 0.1
+# A curve's contrast is the relative rise of its residual this far (s) from the minimum.
+CONTRAST_SPAN_S = 1.0 / 30.0
+# The epipolar minimum may move an estimate when the residual CONTRAST_SPAN_S away is at least this much
+# (relative) higher: below that, detector noise and lens distortion rather than timing dominate it
+# (0.05-0.2 on the Pose2Sim demo's cached detections, 0.6-1.5 on the generated scene).
+REFINE_CONTRAST = 0.25
+# The 3D check flags an estimate when the residual's minimum elsewhere is at least this much lower.
+CHECK_CONTRAST = 0.1
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class ResidualCurve:
         residual: (K,) residual per candidate (unit in `unit`), NaN where too little overlap.
         best_offset_s: offset of the minimum, refined by a quadratic through its neighbourhood.
         best_residual: residual at the sampled minimum.
-        contrast: relative rise of the residual from the minimum to one frame either side (mean).
+        contrast: relative rise of the residual from the minimum to CONTRAST_SPAN_S either side (mean).
         interior: False when the minimum sits on the edge of the candidates (the true one may be beyond).
         unit: "m" (3D) or "px" (2D epipolar).
     """
@@ -157,18 +162,19 @@ def epipolar_residual_curve(kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: n
 def refine_with_epipolar(result: SyncResult, kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: np.ndarray,
                          kp2d_b: np.ndarray, conf_b: np.ndarray, times_b_s: np.ndarray,
                          search_frames: float = 1.5) -> SyncResult:
-    """Move a motion estimate to the epipolar residual's minimum within ±search_frames of B's frames.
+    """Move a motion estimate to the epipolar residual's minimum within ±search_frames of B's frames
+    (at least ±1.5 CONTRAST_SPAN_S).
 
     The estimate moves only when the minimum lies inside the search range and its contrast is at
-    least MIN_CONTRAST (moving cameras or too little motion leave it as it was); the curve is kept in
+    least REFINE_CONTRAST (moving cameras or too little motion leave it as it was); the curve is kept in
     `details["epipolar"]` either way.
     """
-    frame_s = float(np.median(np.diff(times_b_s)))
-    offsets = result.offset_s + np.linspace(-search_frames, search_frames, 31) * frame_s
+    span_s = max(search_frames * float(np.median(np.diff(times_b_s))), 1.5 * CONTRAST_SPAN_S)
+    offsets = result.offset_s + np.linspace(-span_s, span_s, 31)
     curve = epipolar_residual_curve(kp2d_a, conf_a, times_a_s, kp2d_b, conf_b, times_b_s, offsets,
                                     drift=result.drift)
     details = dict(result.details, epipolar=curve.to_dict())
-    usable = curve.interior and curve.contrast >= MIN_CONTRAST
+    usable = curve.interior and curve.contrast >= REFINE_CONTRAST
     if not usable:
         return SyncResult(result.offset_s, result.drift_ppm, result.confidence, result.method,
                           result.low_confidence, result.reason, details)
@@ -194,9 +200,9 @@ def check_with_consistency(result: SyncResult, pose3d_a: np.ndarray, times_a_s: 
     gap_frames = abs(curve.best_offset_s - result.offset_s) / frame_s
     details["consistency_gap_frames"] = gap_frames
     at_estimate = float(np.interp(result.offset_s, curve.offsets_s, curve.residual))
-    clearly_lower = curve.best_residual < (1.0 - MIN_CONTRAST) * at_estimate
+    clearly_lower = curve.best_residual < (1.0 - CHECK_CONTRAST) * at_estimate
     reason = result.reason
-    if gap_frames > tolerance_frames and (clearly_lower or (curve.interior and curve.contrast >= MIN_CONTRAST)):
+    if gap_frames > tolerance_frames and (clearly_lower or (curve.interior and curve.contrast >= CHECK_CONTRAST)):
         where = f"{gap_frames:.1f} frames" if curve.interior else f"more than {search_frames:g} frames"
         reason = (f"the two views' 3D poses agree best {where} away from the {result.method} offset: "
                   "check the alignment by eye or set it manually")
@@ -280,7 +286,7 @@ def _curve(offsets: np.ndarray, residual: np.ndarray, frame_s: float, unit: str)
     if interior:
         step = float(np.median(np.diff(offsets)))
         best = quadratic_peak(offsets, residual, i, max(0.5 * frame_s, 1.01 * step))
-    side = [np.interp(offsets[i] + d, offsets, residual) for d in (-frame_s, frame_s)
+    side = [np.interp(offsets[i] + d, offsets, residual) for d in (-CONTRAST_SPAN_S, CONTRAST_SPAN_S)
             if offsets[0] <= offsets[i] + d <= offsets[-1]]
     rise = float(np.nanmean(side)) - float(residual[i]) if side else 0.0
     contrast = rise / float(residual[i]) if residual[i] > 0 else float("inf")
