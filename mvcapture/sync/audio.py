@@ -43,10 +43,14 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
 
 
 def resample_audio(audio: np.ndarray, rate_hz: float, target_hz: float) -> np.ndarray:
-    """Resample mono audio from `rate_hz` to `target_hz` (polyphase, anti-aliased)."""
+    """Resample mono audio from `rate_hz` to `target_hz` (polyphase, anti-aliased).
+
+    The ratio is exact for usual rates (up to a denominator of 10000, e.g. 8000/44056 = 1000/5507):
+    an approximate ratio would act like a clock drift.
+    """
     if rate_hz <= 0 or target_hz <= 0:
         raise ValueError(f"sample rates must be positive, got {rate_hz} and {target_hz}")
-    ratio = Fraction(float(target_hz) / float(rate_hz)).limit_denominator(1000)
+    ratio = (Fraction(float(target_hz)) / Fraction(float(rate_hz))).limit_denominator(10000)
     if ratio == 1:
         return audio
     return signal.resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32, copy=False)

@@ -2,9 +2,12 @@
 
 Each view gives per-frame 2D keypoints with timestamps (any, possibly variable, frame rate). Speeds are
 taken relative to the torso centre (travel across the room looks different from every camera) and
-divided by the person's torso length (so distance and zoom do not matter), left/right pairs are
-measured with whichever assignment moves least (so detector side swaps do not create spikes), and each
+divided by the person's torso length (so distance and zoom do not matter), each left/right pair is
+followed through detector side swaps (so a swap does not create a speed spike), and each joint's
 channel is compared by Pearson correlation over the overlap (so view-dependent gains do not matter).
+2D speeds still depend a little on the view (a limb moving towards one camera), which can bias the
+lag by a fraction of a frame; the epipolar residual (module `consistency`) removes that for still
+cameras.
 Offsets follow `mvcapture.sync.result`: t_B = (1 + drift) * t_A + offset_s.
 """
 
@@ -86,9 +89,11 @@ def motion_signal(kp2d_px: np.ndarray, conf: np.ndarray, frame_times_s: np.ndarr
         skeleton: joint order of the keypoints, "coco17" (detector output) or "h36m17".
 
     Returns:
-        `MotionSignal` with one channel per left/right pair (speed of the pair, assigned to move least)
-        and per single joint, of positions relative to the torso centre (mid shoulders + hips), divided
-        by the median torso length and compressed as log(1 + v / median v).
+        `MotionSignal` with one channel per joint of the left/right pairs (shoulders, elbows, wrists,
+        hips, knees, ankles; each pair followed through side swaps: it is swapped wherever that moves
+        it less) and per single joint (nose; h36m17: pelvis and head), of positions relative to the
+        torso centre (mid shoulders + hips) smoothed over SMOOTH_S, divided by the median torso length
+        and compressed as log(1 + v / median v).
     """
     kp2d = np.asarray(kp2d_px, dtype=np.float64)
     conf = np.asarray(conf, dtype=np.float64)
@@ -277,9 +282,8 @@ def estimate_motion_offset(kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: np
 
     Returns:
         `SyncResult` with method "motion", drift 0. The lag is found on a grid at the faster frame
-        rate, then refined within one frame by a quadratic through correlations
-        evaluated on a fixed stretch of A. Confidence from the peak correlation and the height of the
-        best rival peak.
+        rate, then refined within one frame by a quadratic through correlations evaluated on a fixed
+        stretch of A. Confidence from the peak correlation and the height of the best rival peak.
     """
     sig_a = motion_signal(kp2d_a, conf_a, times_a_s, skeleton)
     sig_b = motion_signal(kp2d_b, conf_b, times_b_s, skeleton)
