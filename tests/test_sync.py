@@ -113,3 +113,13 @@ def test_bench_sync_cli(tmp_path, capsys):
     drift_rows = [row for row in data["audio"] if row["variant"] == "offset + drift"]
     assert all(abs(row["offset_error_ms"]) < 1.0 and abs(row["drift_error_ppm"]) < 10 for row in drift_rows)
     assert "real time" in capsys.readouterr().out
+
+
+def test_short_recording_inside_a_long_one():
+    """A 8 s phone clip inside a 50 s recording: too short for a drift fit, the plain offset is used."""
+    scene = SyntheticScene(60.0, seed=6)
+    long_a = RecordingSignals(audio=scene.record_audio(48000, 1.0, 50.0, seed=1), audio_rate_hz=48000)
+    short_b = RecordingSignals(audio=scene.record_audio(44100, 31.7, 8.0, seed=2), audio_rate_hz=44100)
+    result = estimate_offset(long_a, short_b)
+    assert result.method == "audio" and not result.low_confidence
+    assert abs(result.offset_s - true_sync(1.0, 31.7)[0]) < 1e-3

@@ -31,7 +31,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Recordings at least this long (s) get a clock-drift estimate (shorter ones: drift 0).
+# When both recordings are at least this long (s), clock drift is estimated too (shorter: drift 0);
+# a drift estimate that comes out low-confidence gives way to a confident plain offset.
 AUDIO_DRIFT_MIN_S = 40.0
 MOTION_DRIFT_MIN_S = 90.0
 
@@ -80,9 +81,9 @@ def estimate_offset(a: RecordingSignals, b: RecordingSignals, *, manual_offset_s
     """Align recording B to recording A with the best evidence both offer.
 
     1. `manual_offset_s` given: that offset (method "manual", confidence 1), nothing estimated.
-    2. Both have sound: audio (GCC-PHAT; with clock drift when A is at least AUDIO_DRIFT_MIN_S long).
+    2. Both have sound: audio (GCC-PHAT; with clock drift when both are at least AUDIO_DRIFT_MIN_S long).
     3. Otherwise, or when the audio result is low-confidence: motion of the 2D keypoints (with drift
-       when A is at least MOTION_DRIFT_MIN_S long), refined by the epipolar residual when its minimum
+       when both are at least MOTION_DRIFT_MIN_S long), refined by the epipolar residual when its minimum
        is clear; the more confident of audio and motion is kept, the other goes in
        `details["alternatives"]`.
     4. Both have 3D poses: the result is checked against the 3D consistency residual and flagged if
@@ -103,11 +104,10 @@ def estimate_offset(a: RecordingSignals, b: RecordingSignals, *, manual_offset_s
         return manual_offset(manual_offset_s, note="set by the user")
     candidates: list[SyncResult] = []
     if a.has_audio and b.has_audio:
-        if a.audio_duration_s() >= AUDIO_DRIFT_MIN_S:
-            audio = estimate_audio_drift(a.audio, a.audio_rate_hz, b.audio, b.audio_rate_hz, max_lag_s=max_lag_s)
-        else:
-            audio = estimate_audio_offset(a.audio, a.audio_rate_hz, b.audio, b.audio_rate_hz, max_lag_s=max_lag_s)
-        candidates.append(audio)
+        long_enough = min(a.audio_duration_s(), b.audio_duration_s()) >= AUDIO_DRIFT_MIN_S
+        candidates.append(_with_drift_if_long(estimate_audio_drift, estimate_audio_offset, long_enough,
+                                              a.audio, a.audio_rate_hz, b.audio, b.audio_rate_hz,
+                                              max_lag_s=max_lag_s))
     if (not candidates or candidates[0].low_confidence) and a.has_motion and b.has_motion:
         candidates.append(_motion(a, b, max_lag_s))
     if not candidates:
@@ -129,9 +129,20 @@ def _motion(a: RecordingSignals, b: RecordingSignals, max_lag_s: float | None) -
     if a.skeleton != b.skeleton:
         raise MvcaptureError(f"the two recordings' keypoints use different skeletons ({a.skeleton}, {b.skeleton})")
     args = (a.kp2d_px, a.conf, a.frame_times_s, b.kp2d_px, b.conf, b.frame_times_s)
-    duration_s = float(np.ptp(np.asarray(a.frame_times_s)))
-    if duration_s >= MOTION_DRIFT_MIN_S:
-        result = estimate_motion_drift(*args, max_lag_s=max_lag_s, skeleton=a.skeleton)
-    else:
-        result = estimate_motion_offset(*args, max_lag_s=max_lag_s, skeleton=a.skeleton)
+    shorter_s = min(float(np.ptp(np.asarray(a.frame_times_s))), float(np.ptp(np.asarray(b.frame_times_s))))
+    result = _with_drift_if_long(estimate_motion_drift, estimate_motion_offset, shorter_s >= MOTION_DRIFT_MIN_S,
+                                 *args, max_lag_s=max_lag_s, skeleton=a.skeleton)
     return refine_with_epipolar(result, *args)
+
+
+def _with_drift_if_long(with_drift, plain, long_enough: bool, *args, **kwargs) -> SyncResult:
+    """The drift estimate for long recordings, unless it is flagged and the plain offset is not."""
+    if not long_enough:
+        return plain(*args, **kwargs)
+    result = with_drift(*args, **kwargs)
+    if result.low_confidence:
+        fallback = plain(*args, **kwargs)
+        if not fallback.low_confidence:
+            return SyncResult(fallback.offset_s, fallback.drift_ppm, fallback.confidence, fallback.method,
+                              False, "", dict(fallback.details, drift_not_used=result.to_dict()))
+    return result
