@@ -27,7 +27,7 @@ MIN_KEYPOINT_CONF = 0.3
 # The epipolar residual averages the best fraction of correspondences (side swaps, bad detections).
 EPIPOLAR_KEEP = 0.8
 # At most this many frames of A enter a residual (evenly spread), which bounds the cost of long files.
-MAX_FRAMES = 3000
+MAX_FRAMES = 1500
 # A curve's contrast is the relative rise of its residual this far (s) from the minimum.
 CONTRAST_SPAN_S = 1.0 / 30.0
 # The epipolar minimum may move an estimate when the residual CONTRAST_SPAN_S away is at least this much
@@ -170,7 +170,7 @@ def refine_with_epipolar(result: SyncResult, kp2d_a: np.ndarray, conf_a: np.ndar
     `details["epipolar"]` either way.
     """
     span_s = max(search_frames * float(np.median(np.diff(times_b_s))), 1.5 * CONTRAST_SPAN_S)
-    offsets = result.offset_s + np.linspace(-span_s, span_s, 31)
+    offsets = result.offset_s + np.linspace(-span_s, span_s, 25)
     curve = epipolar_residual_curve(kp2d_a, conf_a, times_a_s, kp2d_b, conf_b, times_b_s, offsets,
                                     drift=result.drift)
     details = dict(result.details, epipolar=curve.to_dict())
@@ -272,9 +272,9 @@ def _epipolar_residual(pa: np.ndarray, pb: np.ndarray) -> float:
     """Trimmed mean Sampson distance (px) after fitting F to all, then to the best EPIPOLAR_KEEP."""
     keep = max(8, int(EPIPOLAR_KEEP * len(pa)))
     dist = _sampson(_fundamental(pa, pb), pa, pb)
-    best = np.argsort(dist)[:keep]
+    best = np.argpartition(dist, keep - 1)[:keep]
     F = _fundamental(pa[best], pb[best])
-    return float(np.sort(_sampson(F, pa, pb))[:keep].mean())
+    return float(np.partition(_sampson(F, pa, pb), keep - 1)[:keep].mean())
 
 
 def _curve(offsets: np.ndarray, residual: np.ndarray, frame_s: float, unit: str) -> ResidualCurve:

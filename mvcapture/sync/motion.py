@@ -174,15 +174,15 @@ def correlation_at(sig_a: MotionSignal, sig_b: MotionSignal, offsets_s: np.ndarr
 def _pearson_channels(xa: np.ndarray, xb: np.ndarray, mask: np.ndarray, count: np.ndarray) -> float:
     """Count-weighted mean over channels of the Pearson correlation over masked samples."""
     n = np.maximum(count, 1)
-    ma = (xa * mask).sum(0) / n
-    mb = (xb * mask).sum(0) / n
-    da, db = (xa - ma) * mask, (xb - mb) * mask
-    cov = (da * db).sum(0)
-    var = np.sqrt((da * da).sum(0) * (db * db).sum(0))
-    ok = (count > 2) & (var > 0)
+    xa_m = xa * mask
+    xb_m = xb * mask
+    sa, sb = xa_m.sum(0), xb_m.sum(0)
+    cov = (xa_m * xb).sum(0) - sa * sb / n
+    var = ((xa_m * xa).sum(0) - sa * sa / n) * ((xb_m * xb).sum(0) - sb * sb / n)
+    ok = (count > 2) & (var > 1e-12)
     if not ok.any():
         return float("nan")
-    return float(np.sum(count[ok] * cov[ok] / var[ok]) / np.sum(count[ok]))
+    return float(np.sum(count[ok] * cov[ok] / np.sqrt(var[ok])) / np.sum(count[ok]))
 
 
 def _masked_ncc(sig_a: MotionSignal, sig_b: MotionSignal, grid_hz: float, min_overlap: int,
@@ -290,7 +290,9 @@ def estimate_motion_offset(kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: np
     return _offset(sig_a, sig_b, max_lag_s)
 
 
-def _offset(sig_a: MotionSignal, sig_b: MotionSignal, max_lag_s: float | None) -> SyncResult:
+def _offset(sig_a: MotionSignal, sig_b: MotionSignal, max_lag_s: float | None, *, fine: bool = True) -> SyncResult:
+    """All lags on a grid at the faster frame rate (confidence from that curve), then, with `fine`,
+    the sub-frame refinement of `_refine`."""
     grid_hz = max(sig_a.fps, sig_b.fps)
     shorter = min(np.ptp(sig_a.times_s), np.ptp(sig_b.times_s))
     min_overlap = int(max(MIN_OVERLAP_S, MIN_OVERLAP_FRACTION * shorter) * grid_hz)
@@ -301,7 +303,7 @@ def _offset(sig_a: MotionSignal, sig_b: MotionSignal, max_lag_s: float | None) -
         return flagged(0.0, 0.0, "motion", reason="the two recordings do not overlap enough in time "
                        "(or the athlete is not detected) to align them by motion")
     index = int(np.nanargmax(curve))
-    best, peak = _refine(sig_a, sig_b, float(offsets[index]), 0.0)
+    best, peak = _refine(sig_a, sig_b, float(offsets[index]), 0.0) if fine else (0.0, float("nan"))
     if not math.isfinite(peak):
         best, peak = float(offsets[index]), float(curve[index])
     confidence, stats = _motion_confidence(curve, index, peak)
@@ -328,7 +330,7 @@ def estimate_motion_drift(kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: np.
     """
     sig_a = motion_signal(kp2d_a, conf_a, times_a_s, skeleton)
     sig_b = motion_signal(kp2d_b, conf_b, times_b_s, skeleton)
-    coarse = _offset(sig_a, sig_b, max_lag_s)
+    coarse = _offset(sig_a, sig_b, max_lag_s, fine=False)
     grid_hz = max(sig_a.fps, sig_b.fps)
     t0, t1 = sig_a.times_s[0], sig_a.times_s[-1]
     n_windows = int((t1 - t0) // window_s)
