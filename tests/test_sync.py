@@ -109,7 +109,7 @@ def test_bench_sync_cli(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "sync", "--minutes", "0.5", "--repeats", "1", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["hardware"]["cpu"] and len(data["audio"]) == 4 and len(data["motion"]) == 3
+    assert data["hardware"]["cpu"] and len(data["audio"]) == 6 and len(data["motion"]) == 4
     drift_rows = [row for row in data["audio"] if row["variant"] == "offset + drift"]
     assert all(abs(row["offset_error_ms"]) < 1.0 and abs(row["drift_error_ppm"]) < 10 for row in drift_rows)
     assert "real time" in capsys.readouterr().out
