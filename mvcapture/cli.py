@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 # Modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
+    "mvcapture.capture.cli",
+    "mvcapture.session.cli",
     "mvcapture.detect.cli",
+    "mvcapture.lifter.cli",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
 ]
