@@ -118,3 +118,15 @@ def test_audio_offset_through_encoded_files(tmp_path):
     # Sample k of a stream plays at first_s + k / rate: shift the offset by the streams' start times.
     offset_s = result.offset_s + first_b - first_a
     assert abs(offset_s - truth) < 1e-3 and not result.low_confidence
+
+
+def test_audio_offset_through_project_decoder(tmp_path):
+    """The same round trip through `mvcapture.io.video.read_audio` (the session import's decoder)."""
+    from mvcapture.io.video import read_audio
+
+    scene = SyntheticScene(8.0, seed=5)
+    _write_clip(tmp_path / "a.mp4", scene, 0.8, 3.0, 30, 44100, seed=1)
+    _write_clip(tmp_path / "b.mp4", scene, 0.3217, 3.0, 25, 48000, seed=2)
+    (a, rate_a), (b, rate_b) = read_audio(tmp_path / "a.mp4"), read_audio(tmp_path / "b.mp4")
+    result = estimate_audio_offset(a, rate_a, b, rate_b)
+    assert abs(result.offset_s - true_sync(0.8, 0.3217)[0]) < 1e-3 and not result.low_confidence
