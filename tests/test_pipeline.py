@@ -335,6 +335,19 @@ def test_sync_offset_applied(tmp_path, tiny_lifter, no_detector_weights):
     assert np.abs(b.kp2d[1, :n] - b.kp2d[0, :n]).max() > 2.0
 
 
+def test_sync_estimated_from_motion_when_not_stored(tmp_path, tiny_lifter, no_detector_weights):
+    k = 5
+    session = _cached_session(tmp_path, delay_frames=k, frames=100, yaw1=70.0)
+    pipeline = SessionPipeline(session, model=tiny_lifter)
+    a = pipeline.run()
+    assert a.offset_s[1] == pytest.approx(k / FPS, abs=0.01)
+    stored = session.load_sync(1)
+    assert stored["method"].startswith("motion") and stored["offset_s"] == pytest.approx(a.offset_s[1])
+    assert pipeline.metrics["sync"][1]["method"] == stored["method"]
+    if stored["low_confidence"]:  # periodic motion: the estimate is flagged, and the flag is reported
+        assert pipeline.metrics["sync_low_confidence"] and any("uncertain" in n for n in pipeline.notes)
+
+
 def test_low_confidence_sync_is_flagged(tmp_path, tiny_lifter, no_detector_weights):
     session = _cached_session(tmp_path, frames=40)
     session.save_sync({"offset_s": 0.04, "drift_ppm": 0.0, "confidence": 0.2, "low_confidence": True,

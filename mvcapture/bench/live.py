@@ -28,6 +28,8 @@ def register(bench_subparsers) -> None:
     parser.add_argument("--model", default=None, metavar="SPEC",
                         help="lifter (default: the shipped default, else an untrained 'small' one)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -72,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from mvcapture.pipeline.demo import DEMO_CAMERAS, demo_resources
     from mvcapture.pipeline.live import LIVE_STAGES, LivePipeline
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     videos = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
     notes = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -417,12 +417,7 @@ class SessionPipeline:
             return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 1.0, "low_confidence": False,
                     "method": "clock", "reason": "",
                     "details": {"note": "both views were timestamped by this computer's clock while recording"}}
-        try:
-            from mvcapture.sync import RecordingSignals, estimate_offset
-        except ImportError:
-            return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 0.0, "low_confidence": True,
-                    "method": "assumed", "reason": "automatic time alignment is not available in this version, "
-                                                   "so the videos are assumed to start together"}
+        from mvcapture.sync import RecordingSignals, estimate_offset
 
         def signals(i: int):
             view = self.session.views[i]
@@ -431,7 +426,12 @@ class SessionPipeline:
             return RecordingSignals(audio=audio, audio_rate_hz=rate, kp2d_px=t.kp2d_coco_px, conf=t.conf_coco,
                                     frame_times_s=t.times_s, skeleton="coco17")
 
-        return estimate_offset(signals(0), signals(v)).to_dict()
+        self._progress("sync", 0.0, f"view {v}: estimating the time offset")
+        try:
+            return estimate_offset(signals(0), signals(v)).to_dict()
+        except MvcaptureError as exc:
+            return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 0.0, "low_confidence": True,
+                    "method": "assumed", "reason": f"{exc}; the videos are assumed to start together"}
 
     # -- lifting -------------------------------------------------------------------------------------------
     def _common_time_base(self, tracks: list[ViewTrack]) -> tuple[np.ndarray, float]:
