@@ -27,6 +27,18 @@ BINS_Y = np.arange(17) * 7 + 2
 
 # --- fixtures ---------------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Batch-1 lifting of tiny models: one thread is fastest on the shared 2-core test machine (two threads
+    spin against the capture threads and other processes, 5-10x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_lifter():
     import torch
