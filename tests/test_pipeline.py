@@ -269,6 +269,19 @@ def test_demo_session_headless_cli(tmp_path, tiny_weights, no_detector_weights):
     assert any("shipped with the session" in n for n in again["notes"])
 
 
+def test_demo_with_gui_says_when_the_app_is_missing(tiny_weights, no_detector_weights, monkeypatch, capsys):
+    import importlib.util
+
+    from mvcapture.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mvcapture.gui" else real_find_spec(name, *a))
+    assert main(["demo", "--model", str(tiny_weights)]) == 2
+    err = capsys.readouterr().err
+    assert "mvcapture.gui" in err and "--no-gui --out DIR" in err
+
+
 @pytest.mark.skipif(not default_weights_path().is_file(),
                     reason="resources/lifter/default.pt is not there yet (the trained default lifter)")
 def test_demo_camera_angle_close_to_calibration(no_detector_weights):
