@@ -28,8 +28,9 @@ def register(bench_subparsers) -> None:
     parser.add_argument("--model", default=None, metavar="SPEC",
                         help="lifter (default: the shipped default, else an untrained 'small' one)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: one live window gains nothing from more, and extra "
+                             "threads spin against the capture threads; 0 = torch's own choice)")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
