@@ -132,11 +132,13 @@ def _load_model(model, device: str):
     if isinstance(model, Lifter):
         return model
     if model is None:
+        import importlib.util
+
         try:
-            from mvcapture.train.store import active_model_spec  # lands with the model store
-        except ImportError:
-            active_model_spec = None
-        model = (active_model_spec() if active_model_spec else None) or "default"
+            has_store = importlib.util.find_spec("mvcapture.train.store") is not None
+        except ModuleNotFoundError:
+            has_store = False
+        model = "active" if has_store else "default"
     return load_lifter(model, device=None if device == "auto" else device)
 
 
