@@ -329,6 +329,55 @@ def test_pipeline_recovers_the_camera_angle_from_exact_3d(tmp_path, no_detector_
     assert "good" in pipeline.metrics["camera_angle_advice"]
 
 
+def _qualisys_cameras(path):
+    """name → (R world→camera in our convention (x right, y down, z forward), centre m, focal px, cx, cy)
+    from a Qualisys calibration (rows of its R are the camera axes; it looks along −z, y up)."""
+    import xml.etree.ElementTree as ET
+
+    cams = {}
+    for cam in ET.parse(path).getroot().iter("camera"):
+        t, i = cam.find("transform").attrib, cam.find("intrinsic").attrib
+        R = np.array([[float(t[f"r{a}{b}"]) for b in "123"] for a in "123"])
+        centre = np.array([float(t[k]) for k in "xyz"]) / 1000.0
+        sensor_per_px = 64.0  # Qualisys sensor units per pixel on this recording
+        cams[cam.attrib["serial"]] = (np.diag([1.0, -1.0, -1.0]) @ R, centre, float(i["focalLengthU"]) / sensor_per_px,
+                                      float(i["centerPointU"]) / sensor_per_px, float(i["centerPointV"]) / sensor_per_px)
+    return cams
+
+
+def test_demo_angles_from_triangulated_3d(shared_data, no_detector_weights):
+    """The real demo geometry: the shipped detections of three calibrated cameras triangulated to 3D, seen
+    from cam01 and cam04, give through the pipeline exactly the calibration's angles -- the Procrustes
+    rotation is the cameras' relative rotation (131.7°), acos(R[2, 2]) the optical-axis angle (101.5°)."""
+    from mvcapture.core.skeleton import coco_to_h36m
+    from mvcapture.pipeline.demo import calibration_angles, demo_session
+
+    folder = shared_data / "video" / "pose2sim_demo"
+    cams = _qualisys_cameras(folder / "Calib.qca.txt")
+    names = ("cam01", "cam03", "cam04")  # cam02's detections swap left and right in many frames
+    dets = {k: np.load(folder / "detections" / f"{k}_coco17.npz") for k in names}
+    P = {}
+    for k, (R, centre, f, cx, cy) in cams.items():
+        P[k] = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1]]) @ np.hstack([R, -(R @ centre)[:, None]])
+    rows = np.stack([dets[k]["scores"][..., None, None] * (dets[k]["keypoints"][..., :, None] * P[k][2] - P[k][:2])
+                     for k in names], 2)  # (T, 17, cams, 2, 4)
+    _, _, vt = np.linalg.svd(rows.reshape(100, 17, -1, 4))
+    world = vt[..., -1, :3] / vt[..., -1, 3:]
+    for k in names:  # the triangulation agrees with every camera's detections
+        proj = np.concatenate([world, np.ones((100, 17, 1))], -1) @ P[k].T
+        assert np.median(np.linalg.norm(proj[..., :2] / proj[..., 2:] - dets[k]["keypoints"], axis=-1)) < 20
+    poses = []
+    for k in ("cam01", "cam04"):
+        R, centre = cams[k][:2]
+        pose, _ = coco_to_h36m((world - centre) @ R.T)
+        poses.append(pose - pose[:, :1])
+    pipeline = SessionPipeline(demo_session(), model=OracleLifter(poses))
+    a = pipeline.run()
+    calib = calibration_angles()
+    assert a.angle_deg[1] == pytest.approx(calib["relative_rotation_deg"], abs=0.1)
+    assert pipeline.metrics["camera_axis_angle_deg"][1] == pytest.approx(calib["optical_axis_angle_deg"], abs=0.1)
+
+
 def test_stage_caching_resume_and_force(rect_session, detector, tiny_lifter):
     events = []
     a1 = process_session(rect_session, model=tiny_lifter, detector=detector,
