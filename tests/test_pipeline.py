@@ -327,6 +327,13 @@ def test_pipeline_recovers_the_camera_angle_from_exact_3d(tmp_path, no_detector_
     assert pipeline.metrics["camera_axis_angle_deg"][1] == pytest.approx(yaw1, abs=1e-3)
     assert np.nanmax(a.residual_mm) < 1e-2
     assert "good" in pipeline.metrics["camera_angle_advice"]
+    assert min(pipeline.metrics["depth_ratio"]) > 0.15 and not any("flat" in n for n in pipeline.notes)
+
+    flat = [p * [1.0, 1.0, 0.05] for p in poses]  # a lifter that hardly predicts depth
+    flat_run = SessionPipeline(session, model=OracleLifter(flat), from_stage="lift")
+    b = flat_run.run()
+    assert b.angle_deg[1] > yaw1 + 30  # biased towards the 180° mirror solution -- and said so
+    assert any("nearly flat" in n for n in flat_run.metrics["notes"])
 
 
 def _qualisys_cameras(path):

@@ -33,6 +33,9 @@ DETECTION_CACHE_DIR = "detections/cache"  # detect_video's resumable per-video c
 # progress(stage, fraction of that stage done in [0, 1], message)
 ProgressCallback = Callable[[str, float, str], None]
 MM_PER_M = 1000.0
+# Below this depth-to-width spread of the poses (median over frames) a view's 3D counts as nearly flat: the
+# fitted camera rotation then drifts towards the 180° mirror solution (real demo poses: 0.33-0.52).
+FLAT_DEPTH_RATIO = 0.15
 
 
 class PipelineCancelled(MvcaptureError):
@@ -102,6 +105,18 @@ def optical_axis_angle_deg(R: np.ndarray) -> float:
     second camera's coordinates onto the first's (x_0 = x_v @ R): the z axis of camera v in camera 0
     is R[2], so the angle is acos(R[2, 2])."""
     return float(np.degrees(np.arccos(np.clip(np.asarray(R, np.float64)[2, 2], -1.0, 1.0))))
+
+
+def depth_ratio(pose: np.ndarray, conf: np.ndarray | None = None) -> float:
+    """Median over frames of (spread of the joints in depth) / (spread across the image), for (T, 17, 3)
+    camera-frame poses; frames where the athlete is not seen (all conf 0) are left out."""
+    pose = np.asarray(pose, np.float64)
+    if conf is not None:
+        pose = pose[np.asarray(conf).max(-1) > 0]
+    if not len(pose):
+        return float("nan")
+    across = np.sqrt(pose[..., 0].var(-1) + pose[..., 1].var(-1))
+    return float(np.median(pose[..., 2].std(-1) / np.maximum(across, 1e-9)))
 
 
 def camera_angle_advice(angle_deg: float) -> str:
@@ -536,7 +551,14 @@ class SessionPipeline:
                             times_s=np.asarray(times0, np.float64), fps=float(fps),
                             offset_s=np.array([float(s["offset_s"]) for s in sync]))
         self._progress("analysis", 0.7, "scoring")
+        depth = [depth_ratio(pose3d[v], conf[v]) for v in range(V)]
+        for v, ratio in enumerate(depth):
+            if ratio < FLAT_DEPTH_RATIO:
+                self._note("analysis", f"view {v}: the lifter's 3D is nearly flat (depth spread {ratio:.2f} of the "
+                                       f"width, real poses 0.3-0.5); the camera angle is then biased towards "
+                                       f"180° and depth is barely checked -- use a better trained model")
         self.metrics = self._metrics(analysis, weight_sum, axis_angle, scale, sync)
+        self.metrics["depth_ratio"] = depth
         analysis.save(analysis_path)
         self.session.save_json("metrics", self.metrics)
         self._record("analysis", sig)
