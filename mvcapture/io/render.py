@@ -95,7 +95,9 @@ def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (max(1, int(round(w * height / h))), height), interpolation=cv2.INTER_AREA)
 
 
-def put_label(image: np.ndarray, text: str, origin=(10, 28), colour=(255, 255, 255)) -> np.ndarray:
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+def put_label(image: np.ndarray, text: str, origin=(10, 28), colour=(255, 255, 255), scale: float = 0.7) -> np.ndarray:
+    """Write `text` with a dark outline (readable on any background); `scale` is OpenCV's font scale."""
+    thickness = max(1, int(round(2 * scale / 0.7)))
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
     return image
