@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "mvcapture.lifter.cli",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
+    "mvcapture.export",
 ]
 
 
