@@ -283,3 +283,15 @@ def test_readme_documents_the_export_columns():
     cols = ex.csv_columns(with_2d=True)
     assert cols[:2] == ["frame", "time_s"]
     assert cols[2:9] == [f"pelvis_{s}" for s in ("x_m", "y_m", "z_m", "u_px", "v_px", "conf", "residual_mm")]
+
+
+def test_mp4_frame_with_missing_joints_and_views():
+    """NaN keypoints, 3D and residuals (joints not seen) and views without a frame still give a frame."""
+    from mvcapture.io.export_video import compose_frame
+
+    a = _analysis(3)
+    a.kp2d[0, 1, 3] = np.nan
+    a.aligned[1, 1, 5] = np.nan
+    a.residual_mm[1, :] = np.nan
+    frame = compose_frame(a, 1, [None, np.zeros((480, 640, 3), np.uint8)], height=120)
+    assert frame.shape == (120, 160 + 160 + 120, 3) and frame.dtype == np.uint8

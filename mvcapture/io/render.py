@@ -51,7 +51,8 @@ def render_skeletons_3d(poses_m: np.ndarray, size: tuple[int, int] = (480, 480),
     Args:
         poses_m: (N, 17, 3) metres, root-relative, camera frame (x right, y down, z forward).
         size: (width, height) of the output image in pixels.
-        joint_error_mm: optional (17,) per-joint disagreement; joints drawn green → red (0 → 100 mm).
+        joint_error_mm: optional (17,) per-joint disagreement; joints drawn green → red (0 → 100 mm), grey
+            where it is NaN.
         extent_m: half the visible height in metres.
 
     Returns:
@@ -80,7 +81,9 @@ def render_skeletons_3d(poses_m: np.ndarray, size: tuple[int, int] = (480, 480),
         for a, b in H36M17_BONES:
             cv2.line(img, tuple(pts[a]), tuple(pts[b]), colour, 3, cv2.LINE_AA)
         for j in range(17):
-            if joint_error_mm is not None:
+            if joint_error_mm is not None and not np.isfinite(joint_error_mm[j]):
+                jc = (160, 160, 160)  # no residual for this joint (not seen in some view)
+            elif joint_error_mm is not None:
                 r = float(np.clip(joint_error_mm[j] / 100.0, 0, 1))
                 jc = (0, int(255 * (1 - r)), int(255 * r))
             else:
