@@ -37,6 +37,22 @@ def test_pyinstaller_build_starts(tmp_path):
     assert version.returncode == 0, version.stderr[-5000:]
     assert version.stdout.strip() == f"mvcapture {__version__}"
 
+    internal = app.parent / "_internal"
+    assert (internal / "resources" / "demo").is_dir()
+    if (REPO / "resources" / "lifter" / "default.pt").exists():
+        assert (internal / "resources" / "lifter" / "default.pt").is_file()
+
+    # the frozen app's PyAV (encoder), OpenCV drawing and SciPy (BVH): export a small session, MP4 included
+    from tests.test_export import _session_with_videos
+
+    session, analysis = _session_with_videos(tmp_path)
+    analysis.save(session.path_for("analysis"))
+    export = subprocess.run([str(app), "export", str(session.path), "--format", "csv,json,trc,bvh,mp4",
+                             "--height", "120"], capture_output=True, text=True, timeout=600)
+    assert export.returncode == 0, export.stderr[-5000:]
+    assert (session.path / "exports" / f"{session.id}.mp4").is_file()
+    assert len(list((session.path / "exports").iterdir())) == 11
+
     if not _has_command("demo"):
         pytest.skip("the built app starts; no `mvcapture demo` command yet for the headless run")
     out = tmp_path / "demo"
