@@ -1,6 +1,6 @@
-"""PyInstaller smoke test (slow): build packaging/mvcapture.spec and start the built app.
+"""PyInstaller smoke tests (slow): build packaging/mvcapture.spec once and start the built app.
 
-Run it with `python -m pytest -m slow tests/test_packaging.py` (needs the `package` extra: pyinstaller).
+Run them with `python -m pytest -m slow tests/test_packaging.py` (needs the `package` extra: pyinstaller).
 """
 
 import importlib.util
@@ -15,34 +15,37 @@ from mvcapture.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-def _has_command(name: str) -> bool:
-    return name in build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(3600)
-def test_pyinstaller_build_starts(tmp_path):
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Path:
+    """The built one-folder app's executable (built once for this module)."""
     if importlib.util.find_spec("PyInstaller") is None:
         pytest.skip("pyinstaller is not installed (pip install -e '.[package]')")
+    root = tmp_path_factory.mktemp("pyinstaller")
     build = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--distpath", str(tmp_path / "dist"),
-         "--workpath", str(tmp_path / "build"), str(REPO / "packaging" / "mvcapture.spec")],
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--distpath", str(root / "dist"),
+         "--workpath", str(root / "build"), str(REPO / "packaging" / "mvcapture.spec")],
         cwd=REPO, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-5000:]
-    app = tmp_path / "dist" / "mvcapture" / ("mvcapture.exe" if sys.platform == "win32" else "mvcapture")
-    assert app.is_file()
+    path = root / "dist" / "mvcapture" / ("mvcapture.exe" if sys.platform == "win32" else "mvcapture")
+    assert path.is_file()
+    return path
 
+
+def test_built_app_reports_its_version_and_bundles_the_resources(app):
     version = subprocess.run([str(app), "--version"], capture_output=True, text=True, timeout=300)
     assert version.returncode == 0, version.stderr[-5000:]
     assert version.stdout.strip() == f"mvcapture {__version__}"
-
     internal = app.parent / "_internal"
     assert (internal / "resources" / "demo").is_dir()
     if (REPO / "resources" / "lifter" / "default.pt").exists():
         assert (internal / "resources" / "lifter" / "default.pt").is_file()
 
-    # the frozen app's PyAV (encoder), OpenCV drawing and SciPy (BVH): export a small session, MP4 included
+
+def test_built_app_exports_a_session(app, tmp_path):
+    """The frozen app's PyAV (encoder), OpenCV drawing and SciPy (BVH): every format, MP4 included."""
     from tests.test_export import _session_with_videos
 
     session, analysis = _session_with_videos(tmp_path)
@@ -53,8 +56,10 @@ def test_pyinstaller_build_starts(tmp_path):
     assert (session.path / "exports" / f"{session.id}.mp4").is_file()
     assert len(list((session.path / "exports").iterdir())) == 11
 
-    if not _has_command("demo"):
-        pytest.skip("the built app starts; no `mvcapture demo` command yet for the headless run")
+
+def test_built_app_runs_the_headless_demo(app, tmp_path):
+    if "demo" not in build_parser()._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        pytest.skip("no `mvcapture demo` command yet")
     out = tmp_path / "demo"
     demo = subprocess.run([str(app), "demo", "--no-gui", "--out", str(out)], capture_output=True, text=True,
                           timeout=1200)
