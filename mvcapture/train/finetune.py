@@ -1,0 +1,500 @@
+"""The training loop: multi-view consistency fine-tuning (PAPER.md) and 3D-supervised pretraining.
+
+One `Trainer` serves every variant, a single process or one rank of a `torchrun` job. Its whole state
+(model, optimizer, scheduler, position in the data, best epoch, RNG) is a checkpoint, and the data
+order of an epoch depends only on (seed, epoch), so a resumed run ends where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mvcapture.errors import MvcaptureError
+
+log = logging.getLogger(__name__)
+
+# Loss terms of each variant: 2D reprojection, 3D supervision (MotionBERT), consistency mode.
+VARIANTS: dict[str, dict] = {
+    "l2d": {"reproj": True, "sup3d": False, "con": None},
+    "l2d_con": {"reproj": True, "sup3d": False, "con": "sequence"},
+    "l2d_con_frame": {"reproj": True, "sup3d": False, "con": "frame"},
+    "l3d": {"reproj": False, "sup3d": True, "con": None},
+    "l3d_con": {"reproj": False, "sup3d": True, "con": "sequence"},
+}
+# The paper's best λ_con: 0.3 with 2D supervision, 0.2 with 3D supervision.
+DEFAULT_LAMBDA_CON = {"l2d_con": 0.3, "l2d_con_frame": 0.3, "l3d_con": 0.2}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (the paper's defaults)."""
+
+    variant: str = "l2d_con"
+    epochs: int = 30
+    lr: float = 2e-4
+    lr_decay: float = 0.99          # × per epoch
+    weight_decay: float = 0.0       # 0 → Adam (the paper); MotionBERT pretraining uses 0.01 (AdamW)
+    batch_size: int = 8             # windows per step (each window holds all its views)
+    grad_clip: float = 1.0          # max global gradient norm
+    seed: int = 0
+    window: int | None = None       # frames per window; None → the model's maxlen
+    stride: int | None = None       # None → window // 3
+    val_fraction: float = 0.15      # tail of each clip held out for validation (fine-tuning)
+    collapse_fraction: float = 0.5  # stop when predicted body size < this × initial
+    lambda_reproj: float = 1.0
+    lambda_con: float | None = None  # None → DEFAULT_LAMBDA_CON[variant]
+    lambda_pos: float = 1.0
+    lambda_vel: float = 20.0
+    lambda_scale: float = 0.5
+    amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise MvcaptureError(f"unknown variant '{self.variant}'; choose one of {', '.join(VARIANTS)}")
+        if self.lambda_con is None:
+            self.lambda_con = DEFAULT_LAMBDA_CON.get(self.variant, 0.0)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise MvcaptureError("epochs and batch size must be at least 1")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise MvcaptureError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def loss_weights(self) -> dict:
+        """λ of every term this variant uses (for the model card)."""
+        terms = VARIANTS[self.variant]
+        out = {}
+        if terms["reproj"]:
+            out["reproj"] = self.lambda_reproj
+        if terms["sup3d"]:
+            out.update(pos=self.lambda_pos, vel=self.lambda_vel, scale=self.lambda_scale)
+        if terms["con"]:
+            out["con_" + terms["con"]] = self.lambda_con
+        return out
+
+
+# --------------------------------------------------------------------------------------------- losses
+
+def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """The variant's total loss for a batch of multi-view windows, and its parts (floats).
+
+    Args:
+        pred: (B, V, T, 17, 3) lifter output, normalized 2.5D (made root-relative here).
+        batch: `input` (B, V, T, 17, 3), `kp2d_norm` (B, V, T, 17, 2), `conf` (B, V, T, 17) and, for
+            3D variants, `target` (B, V, T, 17, 3) root-relative normalized 2.5D.
+
+    Returns:
+        total loss (scalar tensor), {"total", "reproj", "pos", "vel", "scale", "con"} as used.
+    """
+    from mvcapture.core import losses
+
+    terms = VARIANTS[config.variant]
+    pred = pred - pred[..., :1, :]
+    flat = pred.flatten(0, 1)
+    conf = batch["conf"]
+    total = pred.new_zeros(())
+    parts: dict[str, torch.Tensor] = {}
+    if terms["reproj"]:
+        parts["reproj"] = losses.reprojection_loss(flat, batch["kp2d_norm"].flatten(0, 1), conf.flatten(0, 1))
+        total = total + config.lambda_reproj * parts["reproj"]
+    if terms["sup3d"]:
+        if "target" not in batch:
+            raise MvcaptureError(f"variant {config.variant} needs 3D ground truth (gt3d + focal_px) in every clip")
+        target = batch["target"].flatten(0, 1)
+        parts["pos"] = losses.loss_pos(flat, target)
+        parts["vel"] = losses.loss_vel(flat, target)
+        parts["scale"] = losses.loss_scale(flat, target)
+        total = total + (config.lambda_pos * parts["pos"] + config.lambda_vel * parts["vel"]
+                         + config.lambda_scale * parts["scale"])
+    if terms["con"]:
+        parts["con"] = losses.consistency_loss(pred, conf, mode=terms["con"])
+        total = total + config.lambda_con * parts["con"]
+    parts["total"] = total
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+def collate(items: list[dict]) -> dict:
+    """Stack dataset items key by key (keys every item has)."""
+    keys = set(items[0])
+    for item in items[1:]:
+        keys &= set(item)
+    return {k: torch.stack([torch.as_tensor(item[k]) for item in items]) for k in sorted(keys)}
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The global batches of an epoch: a permutation from (seed, epoch), cut into full batches.
+
+    Independent of the number of processes (a smaller final batch is dropped unless it is the only one),
+    which is what makes DDP and resumed runs follow the single-process run exactly.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n_items, generator=gen).numpy()
+    if n_items <= batch_size:
+        return [order]
+    n_full = n_items // batch_size
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
+
+
+def rank_share(batch_idx: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's part of a global batch (interleaved, so shares differ by at most one item)."""
+    return batch_idx[rank::world]
+
+
+# ---------------------------------------------------------------------------------------- distributed
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce_sum(self, values: list[float], device) -> list[float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+
+# -------------------------------------------------------------------------------------------- trainer
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": _numpy_state_to_list(np.random.get_state())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuple(state["python"]))
+    np.random.set_state(_numpy_state_from_list(state["numpy"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state_to_list(state) -> list:
+    return [state[0], torch.from_numpy(np.asarray(state[1], dtype=np.int64)), int(state[2]), int(state[3]),
+            float(state[4])]
+
+
+def _numpy_state_from_list(state) -> tuple:
+    return (state[0], np.asarray(state[1], dtype=np.uint32), state[2], state[3], state[4])
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    """How a run ended: `finished`, `cancelled` or `collapsed`, and the best epoch's metrics."""
+
+    status: str
+    best_epoch: int | None
+    best_metrics: dict
+    history: list = field(default_factory=list)
+
+
+class Trainer:
+    """Trains `model` (B, T, 17, 3) → (B, T, 17, 3) on windows of multi-view clips.
+
+    Args:
+        model: the lifter network (plain module; wrapped in DDP here when `dist.world > 1`).
+        train_set / val_set: map-style datasets of windows (WindowDataset items).
+        config: TrainConfig.
+        emit: called with every progress event (dict); only the main rank emits.
+        dist: this process's rank and the world size.
+    """
+
+    def __init__(self, model: torch.nn.Module, train_set, val_set, config: TrainConfig,
+                 emit: Callable[[dict], None] = lambda event: None, dist: DistInfo = DistInfo(),
+                 device: str | torch.device = "auto"):
+        self.config = config
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device)
+        self.train_set, self.val_set = train_set, val_set
+        self.dist = dist
+        self._emit = emit
+        if len(train_set) < dist.world:
+            raise MvcaptureError(f"only {len(train_set)} training windows for {dist.world} processes; "
+                                 "give more or longer clips")
+        if len(val_set) == 0:
+            raise MvcaptureError("no validation windows; give longer clips (or more of them)")
+        self.net = model
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
+        self.epoch = 0            # current epoch (0-based)
+        self.step = 0             # next batch index within the epoch
+        self.global_step = 0
+        self.epoch_sums: dict[str, float] = {}
+        self.epoch_count = 0
+        self.history: list[dict] = []
+        self.best_epoch: int | None = None
+        self.best_score = math.inf
+        self.best_metrics: dict = {}
+        self.best_state: dict | None = None
+        self.initial: dict | None = None   # validation of the starting model
+        self.steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0))
+
+    # ---------------------------------------------------------------------------- state / checkpoint
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+            "epoch_sums": dict(self.epoch_sums), "epoch_count": self.epoch_count,
+            "history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
+            "best_metrics": self.best_metrics, "best_state": self.best_state, "initial": self.initial,
+            "rng": rng_state(), "config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
+        self.epoch_sums, self.epoch_count = dict(state["epoch_sums"]), state["epoch_count"]
+        self.history = list(state["history"])
+        self.best_epoch, self.best_score = state["best_epoch"], state["best_score"]
+        self.best_metrics, self.initial = state["best_metrics"], state["initial"]
+        self.best_state = state["best_state"]
+        set_rng_state(state["rng"])
+
+    def emit(self, event: dict) -> None:
+        if self.dist.is_main:
+            self._emit(event)
+
+    # ------------------------------------------------------------------------------------ validation
+    @property
+    def selects_by_mpjpe(self) -> bool:
+        """3D-supervised variants select the best epoch by MPJPE; 2D ones never look at 3D ground truth."""
+        return VARIANTS[self.config.variant]["sup3d"]
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Metrics on the held-out windows: loss, consistency residual (mm), MPJPE (mm, with gt), body size."""
+        from mvcapture.core.losses import consistency_loss
+        from mvcapture.core.normalize import height_proxy, norm25d_to_camera, norm25d_to_metres
+
+        self.model.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        for start in range(0, len(self.val_set), self.config.batch_size):
+            batch = self._to_device(collate([self.val_set[i] for i in
+                                             range(start, min(start + self.config.batch_size, len(self.val_set)))]))
+            pred = self._forward(batch).float()
+            pred = pred - pred[..., :1, :]
+            n = pred.shape[0]
+            _, parts = compute_losses(pred, batch, self.config) if self._has_targets(batch) else (None, {})
+            values = {"loss": parts.get("total", math.nan)}
+            metres = norm25d_to_metres(pred)  # height prior: one body size per view-window
+            values["consistency_mm"] = 1000 * float(consistency_loss(metres, batch["conf"], mode="sequence"))
+            values["body_size"] = float(height_proxy(pred).mean())
+            if "target" in batch:
+                gt = batch["gt3d"] - batch["gt3d"][..., :1, :]
+                pred_m = norm25d_to_camera(pred, batch["focal_px"], batch["image_size"], batch["root_m"])
+                values["mpjpe_mm"] = 1000 * float((pred_m - gt).norm(dim=-1).mean())
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            count += n
+        self.model.train()
+        return {k: v / count for k, v in sums.items()}
+
+    def _has_targets(self, batch: dict) -> bool:
+        return "target" in batch or not VARIANTS[self.config.variant]["sup3d"]
+
+    def score(self, metrics: dict) -> float:
+        if self.selects_by_mpjpe:
+            return metrics.get("mpjpe_mm", math.inf)
+        return metrics["consistency_mm"]
+
+    # -------------------------------------------------------------------------------------- training
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _forward(self, batch: dict, net: torch.nn.Module | None = None) -> torch.Tensor:
+        net = self.model if net is None else net
+        x = batch["input"]
+        B, V = x.shape[:2]
+        use_amp = self.config.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = net(x.flatten(0, 1))
+        return out.float().reshape(B, V, *out.shape[1:])
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        return epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed, epoch)
+
+    def train_step(self, global_idx: np.ndarray, stop_requested: Callable[[], bool] = lambda: False
+                   ) -> tuple[dict, float, float, bool]:
+        """One optimizer step on a global batch (this rank's share of it).
+
+        Returns the batch's loss parts and mean body size (averaged over all ranks), the gradient norm,
+        and whether any rank asked to stop.
+        """
+        share = rank_share(global_idx, self.dist.rank, self.dist.world)
+        batch = self._to_device(collate([self.train_set[int(i)] for i in share]))
+        pred = self._forward(batch, self.net)
+        loss, parts = compute_losses(pred, batch, self.config)
+        # Each rank's loss is a mean over its share; weighting by the share's size makes DDP's
+        # gradient average equal the gradient of the mean over the whole global batch.
+        weight = len(share) * self.dist.world / len(global_idx)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss * weight).backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        size = float(height_proxy_mean(pred.detach()))
+        keys = sorted(parts)
+        stop, size_sum, *part_sums = self.dist.all_reduce_sum(
+            [float(stop_requested()), size * len(share)] + [parts[k] * len(share) for k in keys], self.device)
+        parts = {k: v / len(global_idx) for k, v in zip(keys, part_sums)}
+        return parts, size_sum / len(global_idx), float(grad_norm), bool(stop)
+
+    def run(self, stop_requested: Callable[[], bool] = lambda: False,
+            save_checkpoint: Callable[[dict], None] | None = None,
+            checkpoint_every_s: float = 60.0) -> TrainResult:
+        """Train until the last epoch, a stop request (checkpoint, `cancelled`) or a collapse.
+
+        `save_checkpoint(state)` is called by the main rank at each epoch end, on cancel and at least
+        every `checkpoint_every_s` seconds.
+        """
+        cfg = self.config
+        self.model.train()
+        if self.initial is None:
+            self.initial = self.validate()
+            self.emit({"event": "validation", "epoch": 0, "validation": self.initial})
+        t_start, steps_done = time.perf_counter(), 0
+        last_ckpt = time.perf_counter()
+        total_steps = cfg.epochs * self.steps_per_epoch
+        status = "finished"
+
+        def checkpoint():
+            nonlocal last_ckpt
+            if save_checkpoint is not None and self.dist.is_main:
+                save_checkpoint(self.state_dict())
+                self.emit({"event": "checkpoint", "epoch": self.epoch, "step": self.step,
+                           "global_step": self.global_step})
+            last_ckpt = time.perf_counter()
+
+        while self.epoch < cfg.epochs:
+            batches = self._batches(self.epoch)
+            while self.step < len(batches):
+                parts, size, grad_norm, stop = self.train_step(batches[self.step], stop_requested)
+                n_global = len(batches[self.step])
+                self.step += 1
+                self.global_step += 1
+                steps_done += 1
+                for k, v in parts.items():
+                    self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
+                self.epoch_count += 1
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / steps_done * (total_steps - self.global_step)
+                self.emit({"event": "step", "epoch": self.epoch + 1, "epochs": cfg.epochs, "step": self.step,
+                           "steps_per_epoch": len(batches), "global_step": self.global_step,
+                           "total_steps": total_steps, "losses": parts, "lr": self.optimizer.param_groups[0]["lr"],
+                           "grad_norm": float(grad_norm), "body_size_ratio": size / self.initial["body_size"],
+                           "samples_per_s": steps_done * n_global / elapsed, "eta_s": eta})
+                if size < cfg.collapse_fraction * self.initial["body_size"]:
+                    status = "collapsed"
+                    break
+                if stop:
+                    status = "cancelled"
+                    break
+                if time.perf_counter() - last_ckpt > checkpoint_every_s:
+                    checkpoint()
+            if status != "finished":
+                break
+            status = self._end_epoch()
+            checkpoint()
+            if status != "finished":
+                break
+        if status == "cancelled":
+            checkpoint()
+        if status == "collapsed":
+            self.emit({"event": "collapse", "epoch": self.epoch + 1, "step": self.step,
+                       "message": (f"predicted body size fell below {cfg.collapse_fraction:.0%} of the initial one; "
+                                   f"stopped and kept the best epoch ({self.best_epoch}). Lower λ_con.")})
+        return TrainResult(status, self.best_epoch, self.best_metrics, self.history)
+
+    def _end_epoch(self) -> str:
+        cfg = self.config
+        train = {k: v / max(self.epoch_count, 1) for k, v in self.epoch_sums.items()}
+        val = self.validate()
+        record = {"epoch": self.epoch + 1, "train": train, "validation": val,
+                  "lr": self.optimizer.param_groups[0]["lr"]}
+        collapsed = val["body_size"] < cfg.collapse_fraction * self.initial["body_size"]
+        score = self.score(val)
+        if not collapsed and score < self.best_score:
+            self.best_score, self.best_epoch, self.best_metrics = score, self.epoch + 1, val
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            record["best"] = True
+        self.history.append(record)
+        self.scheduler.step()
+        self.epoch += 1
+        self.step = 0
+        self.epoch_sums, self.epoch_count = {}, 0
+        self.emit({"event": "epoch", **record, "epochs": cfg.epochs, "best_epoch": self.best_epoch})
+        return "collapsed" if collapsed else "finished"
+
+
+def height_proxy_mean(pred: torch.Tensor) -> torch.Tensor:
+    """Mean body size (legs + trunk bone chain) of predicted poses, for the collapse guard."""
+    from mvcapture.core.normalize import height_proxy
+
+    return height_proxy(pred - pred[..., :1, :]).mean()
+
+
+
+def fit(model: torch.nn.Module, train_clips: list, val_clips: list, config: TrainConfig,
+        emit: Callable[[dict], None] = lambda event: None, device: str | torch.device = "auto") -> TrainResult:
+    """Train `model` in this process on already-split clips and leave the best epoch's weights in it."""
+    from mvcapture.train.data import make_datasets
+
+    window = config.window or int(model.maxlen)
+    train_set, val_set = make_datasets(train_clips, val_clips, window, config.stride)
+    trainer = Trainer(model, train_set, val_set, config, emit=emit, device=device)
+    result = trainer.run()
+    if trainer.best_state is not None:
+        model.load_state_dict(trainer.best_state)
+    return result
