@@ -20,7 +20,7 @@ TRAIN = {"variant": "l2d_con", "epochs": 2, "batch_size": 4, "lr": 1e-3, "seed":
 
 @pytest.fixture
 def clips_dir(tmp_path):
-    return write_clips(tmp_path / "clips", n=2, T=150)
+    return write_clips(tmp_path / "clips", n=2, T=100)
 
 
 def _weights(version: str) -> dict:
@@ -109,9 +109,14 @@ def test_finetune_and_models_commands(clips_dir, tmp_path, capsys):
     payload = json.loads(report.read_text())
     assert payload["status"] == "done" and payload["result"]["version"] == "v0001"
     card = store.get_version("v0001").card
-    assert card["losses"] == {"variant": "l2d_con_frame", "weights": {"reproj": 1.0, "con_frame": 0.5}}
+    assert card["losses"] == {"variant": "l2d_con_frame",
+                             "weights": {"reproj": 1.0, "con_frame": 0.5, "guard": 1.0}}
     assert card["sha256"] == store.sha256_file(store.get_version("v0001").weights)
     assert store.active_version() == "v0001"
+
+    assert main(["finetune", str(clips_dir), "--model", "v0001", "--epochs", "1", "--batch-size", "4"]) == 0
+    assert store.get_version("v0002").card["parent_version"] == "v0001"
+    assert store.active_version() == "v0001"  # not activated without --activate
 
     listing = tmp_path / "list.json"
     assert main(["models", "list", "--json", str(listing)]) == 0
@@ -121,3 +126,23 @@ def test_finetune_and_models_commands(clips_dir, tmp_path, capsys):
     assert (tmp_path / "out" / "v0001.pt").is_file() and (tmp_path / "out" / "v0001.json").is_file()
     assert main(["models", "activate", "v0042"]) == 2
     assert "no model version 'v0042'" in capsys.readouterr().err
+
+
+def test_pretrain_command_writes_weights_and_card_with_held_out_metrics(tmp_path):
+    from mvcapture.cli import main
+    from mvcapture.lifter import load_lifter
+
+    data = write_clips(tmp_path / "synth", T=60, names=["002_01_r0", "002_02_r0", "003_01_r0", "007_01_r0"])
+    out = tmp_path / "resources" / "lifter" / "default.pt"
+    report = tmp_path / "pretrain.json"
+    assert main(["train", "pretrain", "--data", str(data), "--config", "tiny", "--epochs", "1",
+                 "--batch-size", "4", "--out", str(out), "--json", str(report)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["version"] == "default" and card["parent_version"] is None
+    assert card["architecture"]["config_name"] == "tiny"
+    assert card["losses"]["weights"] == {"pos": 1.0, "vel": 20.0, "scale": 0.5}
+    assert "007" in card["metrics"]["eval_set"] and card["metrics"]["n_clips"] == 1
+    assert card["metrics"]["mpjpe"] > 0 and card["metrics"]["pa_mpjpe"] > 0
+    assert "CMU" in card["training_data"][0]["source"]
+    assert load_lifter(out).card["sha256"] == card["sha256"]
+    assert json.loads(report.read_text())["status"] == "done"

@@ -46,10 +46,15 @@ def make_clip(T: int = 90, views: int = 2, seed: int = 0, angle_deg: float = 90.
                          extras={"focal_px": np.full(views, focal_px, np.float32)})
 
 
-def write_clips(folder: Path, n: int = 3, T: int = 90, views: int = 2, first_seed: int = 0) -> Path:
+def write_clips(folder: Path, n: int = 3, T: int = 90, views: int = 2, first_seed: int = 0,
+                names: list[str] | None = None) -> Path:
+    """`n` clips (or one per name in `names`) saved as `<name>.npz` in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        make_clip(T=T, views=views, seed=first_seed + i).save(folder / f"clip{i:02d}.npz")
+    names = names or [f"clip{i:02d}" for i in range(n)]
+    for i, name in enumerate(names):
+        clip = make_clip(T=T, views=views, seed=first_seed + i)
+        clip.name = name
+        clip.save(folder / f"{name}.npz")
     return folder
 
 

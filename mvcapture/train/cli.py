@@ -8,6 +8,13 @@ from pathlib import Path
 
 from mvcapture.cli import add_json_option, write_json
 
+# Provenance of the shipped mocap data (../shared/data/mocap/SOURCES.md), for the default lifter's card.
+CMU_SOURCE = ("CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu), BVH conversion "
+              "DragonForgedTheArtist/IClone-CMU-Mocap; synthetic camera views by `mvcapture data synth`")
+CMU_LICENSE = ("CMU terms: free to use, modify and include in products and research, not to be resold as "
+               "motion data; credit: data from mocap.cs.cmu.edu, database created with funding from "
+               "NSF EIA-0196217")
+
 
 def register(subparsers) -> None:
     _register_finetune(subparsers)
@@ -127,7 +134,9 @@ def _register_train(subparsers) -> None:
     pre.add_argument("--data", type=Path, help="folder of clips with gt3d + focal_px (required unless --resume)")
     pre.add_argument("--config", default="small", help="network config name (default small)")
     pre.add_argument("--out", type=Path, help="weights file to write, model card beside it (required unless --resume)")
-    pre.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    pre.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4, from scratch)")
+    pre.add_argument("--data-source", default=CMU_SOURCE, help="provenance of the clips for the model card")
+    pre.add_argument("--data-license", default=CMU_LICENSE, help="their license terms for the model card")
     pre.add_argument("--resume", type=Path, default=None, metavar="JOB_DIR",
                      help="continue a cancelled or crashed pretraining job")
     _add_training_options(pre)
@@ -149,6 +158,8 @@ def _pretrain(args) -> int:
                  "lr": args.lr, "weight_decay": 0.01}
         job = start_job(JobSpec(kind="pretrain", data=str(args.data), out=str(args.out), config=args.config,
                                 train=train, nproc=args.nproc, name=f"mvcapture default lifter ({args.config})",
+                                training_data=[{"source": args.data_source, "license": args.data_license,
+                                                "clips_folder": str(args.data)}],
                                 checkpoint_every_s=300.0))
     return _follow(job, args.json, "pretrain", "mvcapture train pretrain --resume")
 

@@ -66,13 +66,16 @@ def split_tail(clips: list[MultiViewClip], val_fraction: float, window: int
 
 
 def make_datasets(train_clips: list[MultiViewClip], val_clips: list[MultiViewClip], window: int,
-                  stride: int | None = None):
-    """Window datasets for training (overlapping windows, `stride` default window // 3) and validation."""
+                  stride: int | None = None, min_views: int = 2):
+    """Window datasets for training (overlapping windows, `stride` default window // 3) and validation.
+
+    No flip augmentation: batches must depend only on (seed, epoch, step) for exact resume and DDP.
+    """
     from mvcapture.data.dataset import WindowDataset
 
     stride = stride or max(1, window // 3)
-    return (WindowDataset(train_clips, window=window, stride=stride),
-            WindowDataset(val_clips, window=window, stride=window))
+    return (WindowDataset(train_clips, window=window, stride=stride, min_views=min_views),
+            WindowDataset(val_clips, window=window, stride=window, min_views=min_views))
 
 
 def data_sources(clips: list[MultiViewClip], files: list[Path] | None = None) -> list[dict]:

@@ -48,23 +48,19 @@ def evaluate_lifter(lifter, clips: list[MultiViewClip]) -> dict:
         T = clip.num_frames
         for v in range(clip.num_views):
             for name, fn in (("mpjpe", metrics.mpjpe), ("pa_mpjpe", metrics.pa_mpjpe), ("n_mpjpe", metrics.n_mpjpe)):
-                sums[name] += _mm(fn(pred_m[v], gt[v])) * T
+                sums[name] += float(fn(pred_m[v], gt[v])) * T
                 frames[name] += T
         for a, b in itertools.combinations(range(clip.num_views), 2):
-            sums["consistency"] += _mm(metrics.consistency_residual(pred_m[a], pred_m[b])) * T
+            sums["consistency"] += float(metrics.consistency_residual(pred_m[a], pred_m[b]).mean_mm) * T
             frames["consistency"] += T
     return {k: sums[k] / frames[k] if frames[k] else float("nan") for k in METRICS}
 
 
-def _mm(value) -> float:
-    return float(np.mean(np.asarray(value)))
-
-
 def evaluate_model(model, clips: list[MultiViewClip], device=None) -> dict:
-    """`evaluate_lifter` for a bare network (wrapped as a Lifter on its device)."""
+    """`evaluate_lifter` for a bare network (wrapped as a Lifter on `device`, default the best one)."""
     from mvcapture.lifter import Lifter
 
-    return evaluate_lifter(Lifter(model), clips)
+    return evaluate_lifter(Lifter(model, device=device), clips)
 
 
 EVAL_VARIANTS = ("baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con")
@@ -107,8 +103,7 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
             window = config.window or int(net.maxlen)
             train, val = split_tail(train_clips, config.val_fraction, window)
             result = fit(net, train, val, config, emit=lambda event, v=variant: emit(v, event), device=device)
-            net.to("cpu").eval()
-            lifter = Lifter(net)
+            lifter = Lifter(net, device=device)
             entry = {"epochs": epochs, "best_epoch": result.best_epoch, "stopped": result.status,
                      "lambda_con": config.lambda_con if "con" in variant else None}
         train_seconds = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """The training loop: multi-view consistency fine-tuning (PAPER.md) and 3D-supervised pretraining.
 
 One `Trainer` serves every variant, a single process or one rank of a `torchrun` job. Its whole state
-(model, optimizer, scheduler, position in the data, best epoch, RNG) is a checkpoint, and the data
+(model, optimizer with its decayed lr, position in the data, best epoch, RNG) is a checkpoint, and the data
 order of an epoch depends only on (seed, epoch), so a resumed run ends where an uninterrupted one does.
 """
 
@@ -54,6 +54,7 @@ class TrainConfig:
     lambda_pos: float = 1.0
     lambda_vel: float = 20.0
     lambda_scale: float = 0.5
+    lambda_guard: float = 1.0       # collapse guard with 2D + consistency (core.losses.collapse_guard)
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
 
     def __post_init__(self):
@@ -82,45 +83,69 @@ class TrainConfig:
             out.update(pos=self.lambda_pos, vel=self.lambda_vel, scale=self.lambda_scale)
         if terms["con"]:
             out["con_" + terms["con"]] = self.lambda_con
+            if terms["reproj"] and self.lambda_guard:
+                out["guard"] = self.lambda_guard
         return out
 
 
 # --------------------------------------------------------------------------------------------- losses
 
-def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig) -> tuple[torch.Tensor, dict]:
-    """The variant's total loss for a batch of multi-view windows, and its parts (floats).
+def loss_confidence(batch: dict) -> torch.Tensor:
+    """(B, V, T, 17) joint weights: detection confidence, 0 on padding frames of short clips."""
+    conf = batch["conf"]
+    if "valid" in batch:
+        conf = conf * batch["valid"][:, None, :, None].to(conf.dtype)
+    return conf
+
+
+def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig,
+                   share_weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict]:
+    """The variant's total loss for a batch of multi-view windows, and its parts (floats, unweighted).
+
+    Terms (core.losses): reprojection (2D variants), λ_pos·L_pos + λ_vel·L_vel + λ_scale·L_scale (3D
+    variants), λ_con·L_con over all view pairs (sequence or frame alignment), and for 2D + consistency
+    the collapse guard λ_guard·guard (core.losses.collapse_guard).
 
     Args:
         pred: (B, V, T, 17, 3) lifter output, normalized 2.5D (made root-relative here).
-        batch: `input` (B, V, T, 17, 3), `kp2d_norm` (B, V, T, 17, 2), `conf` (B, V, T, 17) and, for
-            3D variants, `target` (B, V, T, 17, 3) root-relative normalized 2.5D.
+        batch: WindowDataset items stacked: `kp2d_norm` (B, V, T, 17, 2), `conf` (B, V, T, 17), `valid`
+            (B, T) and, for 3D variants, `target` (B, V, T, 17, 3) with `has_target` (B,).
+        share_weights: per-term factors ("reproj", "mean") that make a DDP rank's share of a global batch
+            contribute its exact part of the global mean; None for a whole batch.
 
     Returns:
-        total loss (scalar tensor), {"total", "reproj", "pos", "vel", "scale", "con"} as used.
+        total loss (scalar tensor, share-weighted), {"total", "reproj", "pos", "vel", "scale", "con",
+        "guard"} as used (floats, this batch's unweighted values).
     """
     from mvcapture.core import losses
 
     terms = VARIANTS[config.variant]
+    w_reproj, w_mean = (share_weights["reproj"], share_weights["mean"]) if share_weights else (1.0, 1.0)
     pred = pred - pred[..., :1, :]
     flat = pred.flatten(0, 1)
-    conf = batch["conf"]
+    conf = loss_confidence(batch)
+    kp = batch["kp2d_norm"].flatten(0, 1)
     total = pred.new_zeros(())
     parts: dict[str, torch.Tensor] = {}
     if terms["reproj"]:
-        parts["reproj"] = losses.reprojection_loss(flat, batch["kp2d_norm"].flatten(0, 1), conf.flatten(0, 1))
-        total = total + config.lambda_reproj * parts["reproj"]
+        parts["reproj"] = losses.reprojection_loss(flat, kp, conf.flatten(0, 1))
+        total = total + w_reproj * config.lambda_reproj * parts["reproj"]
     if terms["sup3d"]:
-        if "target" not in batch:
-            raise MvcaptureError(f"variant {config.variant} needs 3D ground truth (gt3d + focal_px) in every clip")
+        if "target" not in batch or ("has_target" in batch and not bool(batch["has_target"].all())):
+            raise MvcaptureError(f"variant {config.variant} needs 3D ground truth (gt3d and focal_px) in every "
+                                 "training clip; use an l2d variant for clips without it")
         target = batch["target"].flatten(0, 1)
         parts["pos"] = losses.loss_pos(flat, target)
         parts["vel"] = losses.loss_vel(flat, target)
         parts["scale"] = losses.loss_scale(flat, target)
-        total = total + (config.lambda_pos * parts["pos"] + config.lambda_vel * parts["vel"]
-                         + config.lambda_scale * parts["scale"])
+        total = total + w_mean * (config.lambda_pos * parts["pos"] + config.lambda_vel * parts["vel"]
+                                  + config.lambda_scale * parts["scale"])
     if terms["con"]:
         parts["con"] = losses.consistency_loss(pred, conf, mode=terms["con"])
-        total = total + config.lambda_con * parts["con"]
+        total = total + w_mean * config.lambda_con * parts["con"]
+        if terms["reproj"] and config.lambda_guard:
+            parts["guard"] = losses.collapse_guard(flat, kp, conf.flatten(0, 1))
+            total = total + w_mean * config.lambda_guard * parts["guard"]
     parts["total"] = total
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -263,7 +288,6 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
         self.epoch = 0            # current epoch (0-based)
         self.step = 0             # next batch index within the epoch
         self.global_step = 0
@@ -282,7 +306,6 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
             "epoch_sums": dict(self.epoch_sums), "epoch_count": self.epoch_count,
             "history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
@@ -293,7 +316,6 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.epoch_sums, self.epoch_count = dict(state["epoch_sums"]), state["epoch_count"]
         self.history = list(state["history"])
@@ -314,36 +336,45 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Metrics on the held-out windows: loss, consistency residual (mm), MPJPE (mm, with gt), body size."""
+        """Metrics on the held-out windows (means over windows).
+
+        consistency_mm: L_c between views after scaling each view's prediction to the athlete-height
+        prior (so it is in mm and cannot shrink with the body); mpjpe_mm: against gt3d where the
+        windows have it (exact metres via focal_px and the root); body_size: mean predicted bone-chain
+        length (normalized units, for the collapse guard); loss: the training objective.
+        """
         from mvcapture.core.losses import consistency_loss
         from mvcapture.core.normalize import height_proxy, norm25d_to_camera, norm25d_to_metres
 
         self.model.eval()
         sums: dict[str, float] = {}
-        count = 0
-        for start in range(0, len(self.val_set), self.config.batch_size):
-            batch = self._to_device(collate([self.val_set[i] for i in
-                                             range(start, min(start + self.config.batch_size, len(self.val_set)))]))
+        counts: dict[str, int] = {}
+
+        def add(key, value, n):
+            sums[key] = sums.get(key, 0.0) + float(value) * n
+            counts[key] = counts.get(key, 0) + n
+
+        size = self.config.batch_size
+        for start in range(0, len(self.val_set), size):
+            items = [self.val_set[i] for i in range(start, min(start + size, len(self.val_set)))]
+            batch = self._to_device(collate(items))
             pred = self._forward(batch).float()
             pred = pred - pred[..., :1, :]
             n = pred.shape[0]
-            _, parts = compute_losses(pred, batch, self.config) if self._has_targets(batch) else (None, {})
-            values = {"loss": parts.get("total", math.nan)}
-            metres = norm25d_to_metres(pred)  # height prior: one body size per view-window
-            values["consistency_mm"] = 1000 * float(consistency_loss(metres, batch["conf"], mode="sequence"))
-            values["body_size"] = float(height_proxy(pred).mean())
-            if "target" in batch:
-                gt = batch["gt3d"] - batch["gt3d"][..., :1, :]
-                pred_m = norm25d_to_camera(pred, batch["focal_px"], batch["image_size"], batch["root_m"])
-                values["mpjpe_mm"] = 1000 * float((pred_m - gt).norm(dim=-1).mean())
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-            count += n
+            has_target = batch["has_target"].bool() if "has_target" in batch else torch.ones(n, dtype=torch.bool)
+            if not VARIANTS[self.config.variant]["sup3d"] or bool(has_target.all()):
+                add("loss", compute_losses(pred, batch, self.config)[1]["total"], n)
+            conf = loss_confidence(batch)
+            add("consistency_mm", 1000 * consistency_loss(norm25d_to_metres(pred), conf, mode="sequence"), n)
+            add("body_size", height_proxy(pred).mean(), n)
+            if bool(has_target.any()):
+                sel = has_target.nonzero().flatten()
+                pred_m = norm25d_to_camera(pred[sel], batch["focal_px"][sel], batch["image_size"][sel],
+                                           batch["root_m"][sel])
+                gt = batch["gt3d"][sel]
+                add("mpjpe_mm", 1000 * (pred_m - (gt - gt[..., :1, :])).norm(dim=-1).mean(), len(sel))
         self.model.train()
-        return {k: v / count for k, v in sums.items()}
-
-    def _has_targets(self, batch: dict) -> bool:
-        return "target" in batch or not VARIANTS[self.config.variant]["sup3d"]
+        return {k: sums[k] / counts[k] for k in sums}
 
     def score(self, metrics: dict) -> float:
         if self.selects_by_mpjpe:
@@ -375,21 +406,34 @@ class Trainer:
         """
         share = rank_share(global_idx, self.dist.rank, self.dist.world)
         batch = self._to_device(collate([self.train_set[int(i)] for i in share]))
+        # DDP averages gradients over ranks. Each term is a mean over this rank's share (reprojection:
+        # confidence-weighted), so weighting it by world × (share / global batch), in items or in
+        # confidence, makes that average the gradient of the mean over the whole global batch.
+        conf_sum = float(loss_confidence(batch).sum())
+        n_total, conf_total = self.dist.all_reduce_sum([float(len(share)), conf_sum], self.device)
+        world = self.dist.world
+        shares = {"mean": world * len(share) / n_total, "reproj": world * conf_sum / max(conf_total, 1e-12)}
         pred = self._forward(batch, self.net)
-        loss, parts = compute_losses(pred, batch, self.config)
-        # Each rank's loss is a mean over its share; weighting by the share's size makes DDP's
-        # gradient average equal the gradient of the mean over the whole global batch.
-        weight = len(share) * self.dist.world / len(global_idx)
+        loss, parts = compute_losses(pred, batch, self.config, shares)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss * weight).backward()
+        loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         size = float(height_proxy_mean(pred.detach()))
         keys = sorted(parts)
+        reproj_keys = {"reproj"}
+        weighted = [parts[k] * (shares["reproj"] if k in reproj_keys else shares["mean"]) / world for k in keys]
         stop, size_sum, *part_sums = self.dist.all_reduce_sum(
-            [float(stop_requested()), size * len(share)] + [parts[k] * len(share) for k in keys], self.device)
-        parts = {k: v / len(global_idx) for k, v in zip(keys, part_sums)}
-        return parts, size_sum / len(global_idx), float(grad_norm), bool(stop)
+            [float(stop_requested()), size * len(share)] + weighted, self.device)
+        parts = dict(zip(keys, part_sums))
+        parts["total"] = sum(self._weighted_parts(parts))
+        return parts, size_sum / n_total, float(grad_norm), bool(stop)
+
+    def _weighted_parts(self, parts: dict) -> list[float]:
+        cfg = self.config
+        lam = {"reproj": cfg.lambda_reproj, "pos": cfg.lambda_pos, "vel": cfg.lambda_vel,
+               "scale": cfg.lambda_scale, "con": cfg.lambda_con, "guard": cfg.lambda_guard}
+        return [lam[k] * v for k, v in parts.items() if k in lam]
 
     def run(self, stop_requested: Callable[[], bool] = lambda: False,
             save_checkpoint: Callable[[dict], None] | None = None,
@@ -470,8 +514,9 @@ class Trainer:
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             record["best"] = True
         self.history.append(record)
-        self.scheduler.step()
         self.epoch += 1
+        for group in self.optimizer.param_groups:  # lr decay per epoch; saved with the optimizer state
+            group["lr"] = cfg.lr * cfg.lr_decay ** self.epoch
         self.step = 0
         self.epoch_sums, self.epoch_count = {}, 0
         self.emit({"event": "epoch", **record, "epochs": cfg.epochs, "best_epoch": self.best_epoch})

@@ -37,6 +37,7 @@ class JobSpec:
         config: start from a fresh network of this named config instead (pretraining, tests).
         kind: "finetune" (result → new store version) or "pretrain" (result → `out`, data from `data`).
         activate: make the new version the active one when the job succeeds.
+        training_data: model-card provenance ([{source, license}]); default: the clips' own.
         nproc: processes (`torchrun`, one per GPU; gloo on CPU).
     """
 
@@ -49,6 +50,7 @@ class JobSpec:
     out: str | None = None
     activate: bool = False
     name: str | None = None
+    training_data: list[dict] | None = None
     device: str = "auto"
     nproc: int = 1
     checkpoint_every_s: float = 60.0

@@ -1,7 +1,7 @@
 """Model store: every fine-tune or pretraining run becomes a new, never-overwritten lifter version.
 
-Layout in `data_dir()/models`: one folder per version (`v0001/`, `v0002/`, ...) holding `model.pt` and
-its model card `model.json` (FORMATS.md), plus `active.json` naming the version lifting uses. The
+Layout in `data_dir()/models`: one folder per version (`v0001/`, `v0002/`, ...) holding `weights.pt` and
+its model card `weights.json` (FORMATS.md), plus `active.json` naming the version lifting uses. The
 shipped lifter (`resources/lifter/default.pt` + `.json`) is the read-only root version `default`.
 """
 
@@ -26,13 +26,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "default"
 ACTIVE_VERSION = "active"
-WEIGHTS_NAME = "model.pt"
-CARD_NAME = "model.json"
+WEIGHTS_NAME = "weights.pt"  # the lifter's model-directory layout (lifter.weights.WEIGHTS_FILE_NAME)
+CARD_NAME = "weights.json"
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 # Keys every model card carries (FORMATS.md "Model card").
 CARD_KEYS = ("name", "version", "parent_version", "architecture", "training_data", "losses", "epochs",
-             "metrics", "date", "sha256")
+             "metrics", "date", "weights_file", "sha256")
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def register_version(weights: Path | str, card: dict) -> ModelVersion:
             version = f"v{number:04d}"
             full = {key: None for key in CARD_KEYS}
             full.update(card)
-            full.update(version=version, sha256=sha256_file(tmp / WEIGHTS_NAME),
+            full.update(version=version, weights_file=WEIGHTS_NAME, sha256=sha256_file(tmp / WEIGHTS_NAME),
                         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             full["name"] = full.get("name") or version
             atomic_write_json(tmp / CARD_NAME, full)

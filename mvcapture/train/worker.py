@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -83,29 +82,44 @@ def _device_for(dist: DistInfo, name: str) -> torch.device:
 
 
 def build_model(spec: dict, seed: int):
-    """The network to train and its provenance: a fresh named config, or a lifter to fine-tune."""
+    """The network to train and its parent version: a fresh named config, or a lifter to fine-tune."""
     from mvcapture import lifter as lifter_pkg
+    from mvcapture.train import store
 
     if spec.get("config"):
         seed_everything(seed)
-        model = lifter_pkg.create_lifter(spec["config"])
-        return model, {"parent_version": None, "config": spec["config"]}
-    from mvcapture.train import store
-
+        return lifter_pkg.create_lifter(spec["config"]), None
     model_spec = str(spec.get("model") or store.ACTIVE_VERSION)
     weights = store.resolve_model(model_spec)
-    lifter = lifter_pkg.load_lifter(str(weights))
-    card = store.read_card(weights)
+    lifter = lifter_pkg.load_lifter(str(weights), device="cpu")
     if store.is_version_name(model_spec):
         parent = store.get_version(model_spec).version
     else:
-        parent = card.get("version") or str(weights)
-    return lifter.model, {"parent_version": parent, "config": card.get("architecture", {}).get("config")}
+        parent = lifter.card.get("version") or str(weights)
+    return lifter.model, parent
 
 
-def model_window(model) -> int:
-    """Frames the network sees at once (its temporal embedding length)."""
-    return int(getattr(model, "maxlen"))
+def load_job_data(spec: dict, config: TrainConfig, window: int):
+    """(all clips, their files, train clips, validation clips, test clips) for a job."""
+    from mvcapture.train import data as tdata
+
+    if spec.get("kind") == "pretrain":
+        from mvcapture.data.dataset import split_by_subject
+        from mvcapture.io.clip import load_dataset
+
+        files = sorted(Path(spec["data"]).glob("*.npz"))
+        clips = load_dataset(spec["data"], min_views=1)
+        split = split_by_subject([c.name for c in clips])
+        by_name = {c.name: c for c in clips}
+        train, val, test = ([by_name[n] for n in split[k]] for k in ("train", "val", "test"))
+        if not train or not val:
+            raise MvcaptureError(f"{spec['data']}: the subject split left no training or no validation clips "
+                                 f"(train {len(train)}, val {len(val)}, test {len(test)})")
+        return clips, files, train, val, test
+    files = tdata.clip_files(spec["clips"])
+    clips = tdata.load_training_clips(files)
+    train, val = tdata.split_tail(clips, config.val_fraction, window)
+    return clips, files, train, val, []
 
 
 def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
@@ -114,69 +128,60 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
 
     spec = json.loads((job_dir / SPEC).read_text(encoding="utf-8"))
     config = TrainConfig.from_dict(spec.get("train", {}))
-    device = _device_for(dist, spec.get("device", "auto"))
-    model, provenance = build_model(spec, config.seed)
-    window = config.window or model_window(model)
     kind = spec.get("kind", "finetune")
-    if kind == "pretrain":
-        from mvcapture.data.dataset import split_by_subject
-        from mvcapture.io.clip import load_dataset
-
-        files = sorted(Path(spec["data"]).glob("*.npz"))
-        clips = load_dataset(spec["data"], min_views=1)
-        train_clips, val_clips, test_clips = split_by_subject(clips)
-    else:
-        files = tdata.clip_files(spec["clips"])
-        clips = tdata.load_training_clips(files)
-        train_clips, val_clips = tdata.split_tail(clips, config.val_fraction, window)
-        test_clips = []
-    train_set, val_set = tdata.make_datasets(train_clips, val_clips, window, config.stride)
+    device = _device_for(dist, spec.get("device", "auto"))
+    model, parent = build_model(spec, config.seed)
+    window = config.window or int(model.maxlen)
+    clips, files, train_clips, val_clips, test_clips = load_job_data(spec, config, window)
+    train_set, val_set = tdata.make_datasets(train_clips, val_clips, window, config.stride,
+                                             min_views=1 if kind == "pretrain" else 2)
     trainer = Trainer(model, train_set, val_set, config, emit=emit, dist=dist, device=device)
     ckpt = job_dir / CHECKPOINT
     if ckpt.is_file():
-        trainer.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
+        # CPU first: RNG states must stay CPU tensors; the optimizer moves its state to the parameters.
+        trainer.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         emit({"event": "resumed", "epoch": trainer.epoch + 1, "step": trainer.step,
               "global_step": trainer.global_step})
     else:
         emit({"event": "start", "kind": kind, "variant": config.variant, "epochs": config.epochs,
               "steps_per_epoch": trainer.steps_per_epoch, "train_windows": len(train_set),
-              "val_windows": len(val_set), "world_size": dist.world, "device": str(device),
-              "parent_version": provenance["parent_version"]})
+              "val_windows": len(val_set), "test_clips": len(test_clips), "world_size": dist.world,
+              "device": str(device), "parent_version": parent})
     result = trainer.run(stop_requested, save_checkpoint=lambda state: atomic_torch_save(ckpt, state),
                          checkpoint_every_s=float(spec.get("checkpoint_every_s", 60.0)))
     if result.status == "cancelled":
-        return {"event": "cancelled", "epoch": trainer.epoch + 1, "step": trainer.step,
-                "checkpoint": str(ckpt)}
+        return {"event": "cancelled", "epoch": trainer.epoch + 1, "step": trainer.step, "checkpoint": str(ckpt)}
     if trainer.best_state is None:
         raise MvcaptureError("training collapsed before the first epoch ended (predicted poses shrank to a "
-                             "point); lower λ_con or raise λ_reproj")
+                             "point); lower λ_con")
     if not dist.is_main:
         return {"event": "done"}
     model.load_state_dict(trainer.best_state)
     card = {
-        "name": spec.get("name") or (f"pretrained {provenance['config']}" if kind == "pretrain"
-                                     else f"{config.variant} fine-tune"),
-        "parent_version": provenance["parent_version"],
-        "training_data": tdata.data_sources(clips, files),
+        "name": spec.get("name") or f"{config.variant} fine-tune",
+        "parent_version": parent,
+        "training_data": spec.get("training_data") or tdata.data_sources(clips, files),
         "losses": {"variant": config.variant, "weights": config.loss_weights()},
         "epochs": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped": result.status,
-        "metrics": {"eval_set": "validation windows (held-out tail of each training clip)"
-                    if kind != "pretrain" else "validation subjects", **result.best_metrics},
-        "training": asdict(config),
-        "world_size": dist.world,
+        "metrics": {"eval_set": "validation windows (held-out tail of each training clip)", **result.best_metrics},
+        "training": {**asdict(config), "window": window, "world_size": dist.world},
     }
+    if kind == "pretrain":
+        card["metrics"] = {"eval_set": "validation subjects (model selection)", **result.best_metrics}
     if test_clips:
         from mvcapture.train.evaluate import evaluate_model
 
-        card["metrics"] = {"eval_set": "held-out test subjects (synthetic views with detector noise)",
-                           "n_clips": len(test_clips), **evaluate_model(model, test_clips, device=device)}
-        card["validation"] = result.best_metrics
-    return finish(job_dir, spec, model, card, emit)
+        card["validation"] = card["metrics"]
+        card["metrics"] = {
+            "eval_set": "held-out test subjects " + ", ".join(sorted({c.name.split("_")[0] for c in test_clips}))
+                        + " (synthetic views with detector noise; monocular, every view; mm)",
+            "n_clips": len(test_clips), **evaluate_model(model, test_clips, device=device)}
+    return finish(job_dir, spec, model, card)
 
 
-def finish(job_dir: Path, spec: dict, model, card: dict, emit) -> dict:
+def finish(job_dir: Path, spec: dict, model, card: dict) -> dict:
     """Save the trained model: a new store version (optionally activated) or, for pretraining, `out`."""
     from mvcapture.lifter import save_lifter
     from mvcapture.train import store
@@ -184,26 +189,19 @@ def finish(job_dir: Path, spec: dict, model, card: dict, emit) -> dict:
     done_path = job_dir / RESULT
     if done_path.is_file():  # a crash after saving: do not register twice
         return json.loads(done_path.read_text(encoding="utf-8"))
-    staged = job_dir / "result.pt"
-    save_lifter(model, staged, card)
-    card = {**store.read_card(staged), **card}
     if spec.get("kind") == "pretrain":
         out = Path(spec["out"])
-        card.update(version=store.DEFAULT_VERSION if out.name == "default.pt" else out.stem,
-                    sha256=store.sha256_file(staged),
-                    date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.copyfile(staged, tmp)
-        os.replace(tmp, out)
-        atomic_write_json(store.card_path_for(out), card)
-        final = {"event": "done", "weights": str(out), "version": card["version"], "metrics": card["metrics"]}
+        card["version"] = store.DEFAULT_VERSION if out.name == "default.pt" else out.stem
+        written = save_lifter(model, out, card)  # atomic, card beside it
+        final = {"event": "done", "weights": str(out), "version": written["version"], "metrics": written["metrics"]}
     else:
-        version = store.register_version(staged, card)
+        staged = job_dir / store.WEIGHTS_NAME
+        written = save_lifter(model, staged, card)
+        version = store.register_version(staged, written)
         if spec.get("activate"):
             store.activate(version.version)
         final = {"event": "done", "version": version.version, "weights": str(version.weights),
-                 "activated": bool(spec.get("activate")), "metrics": card["metrics"]}
+                 "activated": bool(spec.get("activate")), "metrics": version.card["metrics"]}
     atomic_write_json(done_path, final)
     return final
 
