@@ -100,6 +100,37 @@ def test_epoch_batches_deterministic_and_shared_exactly_by_ranks():
     assert len(epoch_batches(5, 8, seed=0, epoch=0)) == 1
 
 
+@pytest.mark.parametrize("variant", ["l2d_con", "l3d_con"])
+def test_share_weighted_rank_gradients_average_to_the_global_batch_gradient(variant):
+    """What DDP computes (mean over ranks of share-weighted gradients) equals the single-process gradient."""
+    from mvcapture.lifter import create_lifter
+    from mvcapture.train.data import make_datasets
+    from mvcapture.train.finetune import collate, loss_confidence, share_weights
+
+    torch.manual_seed(0)
+    model = create_lifter("tiny")
+    clip = make_clip(T=60, seed=3)
+    data, _ = make_datasets([clip], [clip], 27, stride=8)
+    config = TrainConfig(variant=variant)
+    global_idx = np.arange(5)
+
+    def grads(batch, shares):
+        model.zero_grad()
+        x = batch["input"]
+        pred = model(x.flatten(0, 1)).reshape(x.shape)
+        compute_losses(pred, batch, config, shares)[0].backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    full = grads(collate([data[int(i)] for i in global_idx]), None)
+    world = 3
+    batches = [collate([data[int(i)] for i in rank_share(global_idx, r, world)]) for r in range(world)]
+    conf = [float(loss_confidence(b).sum()) for b in batches]
+    ranks = [grads(b, share_weights(len(b["conf"]), c, len(global_idx), sum(conf), world))
+             for b, c in zip(batches, conf)]
+    for i, g in enumerate(full):
+        torch.testing.assert_close(sum(r[i] for r in ranks) / world, g, rtol=1e-4, atol=1e-7)
+
+
 def _trainer(clips, config, seed=0):
     from mvcapture.lifter import create_lifter
     from mvcapture.train.data import make_datasets, split_tail

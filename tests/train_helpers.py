@@ -40,7 +40,8 @@ def make_clip(T: int = 90, views: int = 2, seed: int = 0, angle_deg: float = 90.
         gts.append(cam)
         kp.append(focal_px * cam[..., :2] / cam[..., 2:] + size / 2)
     kp2d = np.stack(kp) + rng.normal(scale=noise_px, size=(views, T, 17, 2))
-    return MultiViewClip(kp2d=kp2d.astype(np.float32), conf=np.full((views, T, 17), 0.9, np.float32),
+    conf = rng.uniform(0.3, 1.0, size=(views, T, 17))  # uneven, so confidence weighting matters
+    return MultiViewClip(kp2d=kp2d.astype(np.float32), conf=conf.astype(np.float32),
                          image_size=np.tile(size.astype(np.int32), (views, 1)), fps=30.0,
                          gt3d=np.stack(gts).astype(np.float32), name=f"synthetic{seed}",
                          extras={"focal_px": np.full(views, focal_px, np.float32)})

@@ -174,6 +174,16 @@ def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
 
 
+def share_weights(n_share: int, conf_share: float, n_total: float, conf_total: float, world: int) -> dict:
+    """Loss-term factors for one rank's share of a global batch (see `compute_losses`).
+
+    DDP averages gradients over `world` ranks. Mean-over-items terms weighted by world·n_share/n_total
+    and the confidence-weighted reprojection by world·conf_share/conf_total make that average exactly
+    the gradient of the loss of the whole global batch.
+    """
+    return {"mean": world * n_share / n_total, "reproj": world * conf_share / max(conf_total, 1e-12)}
+
+
 def rank_share(batch_idx: np.ndarray, rank: int, world: int) -> np.ndarray:
     """This rank's part of a global batch (interleaved, so shares differ by at most one item)."""
     return batch_idx[rank::world]
@@ -412,7 +422,7 @@ class Trainer:
         conf_sum = float(loss_confidence(batch).sum())
         n_total, conf_total = self.dist.all_reduce_sum([float(len(share)), conf_sum], self.device)
         world = self.dist.world
-        shares = {"mean": world * len(share) / n_total, "reproj": world * conf_sum / max(conf_total, 1e-12)}
+        shares = share_weights(len(share), conf_sum, n_total, conf_total, world)
         pred = self._forward(batch, self.net)
         loss, parts = compute_losses(pred, batch, self.config, shares)
         self.optimizer.zero_grad(set_to_none=True)
