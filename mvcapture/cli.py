@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # Modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "mvcapture.detect.cli",
+    "mvcapture.lifter.cli",
     "mvcapture.train.cli",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
