@@ -215,6 +215,8 @@ def test_load_lifter_resolves_store_versions(tmp_path):
     clip = make_clip(T=30)
     out = lifter.lift_clip(clip.kp2d[0], clip.conf[0], clip.image_size[0])
     assert np.asarray(out).shape == (30, 17, 3)
+    store.activate(version.version)
+    assert load_lifter("active").card["version"] == version.version  # what `mvcapture lift` uses by default
 
 
 def test_eval_writes_formats_keys(tmp_path, capsys):

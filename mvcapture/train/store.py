@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.io.atomic import atomic_write_json
-from mvcapture.paths import data_dir, resources_dir
+from mvcapture.paths import data_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def models_dir() -> Path:
 
 def default_weights() -> Path:
     """The shipped lifter weights (the root version `default`)."""
-    return resources_dir() / "lifter" / "default.pt"
+    from mvcapture.lifter.weights import default_weights_path
+
+    return default_weights_path()
 
 
 def card_path_for(weights: Path | str) -> Path:
@@ -91,10 +93,9 @@ def get_version(version: str) -> ModelVersion:
     if version == ACTIVE_VERSION:
         version = active_version()
     if version == DEFAULT_VERSION:
-        weights = default_weights()
-        if not weights.is_file():
-            raise ModelNotFoundError(
-                f"the shipped default lifter is missing ({weights}); reinstall mvcapture or pass --model PATH")
+        from mvcapture.lifter.weights import resolve_weights
+
+        weights = resolve_weights(DEFAULT_VERSION)  # explains what to do when the shipped weights are missing
         return ModelVersion(DEFAULT_VERSION, weights, read_card(weights))
     weights = models_dir() / version / WEIGHTS_NAME
     if not _VERSION_RE.match(version) or not weights.is_file():
