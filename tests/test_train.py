@@ -182,6 +182,21 @@ def test_collapse_is_detected_and_stops_the_run():
     assert trainer.epoch < config.epochs
 
 
+def test_clips_without_ground_truth_train_2d_variants_and_refuse_3d_ones():
+    from mvcapture.errors import MvcaptureError
+
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    for clip in clips:
+        clip.gt3d = None
+        clip.extras = {}
+    trainer = _trainer(clips, TrainConfig(variant="l2d_con", epochs=1, batch_size=4))
+    result = trainer.run()
+    assert result.status == "finished" and result.best_epoch == 1
+    assert "consistency_mm" in result.best_metrics and "mpjpe_mm" not in result.best_metrics
+    with pytest.raises(MvcaptureError, match="needs 3D ground truth"):
+        _trainer(clips, TrainConfig(variant="l3d", epochs=1, batch_size=4)).run()
+
+
 def test_store_versions_are_never_overwritten_and_activation_rolls_back(tmp_path):
     weights = tiny_weights(tmp_path / "w.pt")
     assert store.active_version() == "default"

@@ -146,3 +146,31 @@ def test_pretrain_command_writes_weights_and_card_with_held_out_metrics(tmp_path
     assert "CMU" in card["training_data"][0]["source"]
     assert load_lifter(out).card["sha256"] == card["sha256"]
     assert json.loads(report.read_text())["status"] == "done"
+
+
+def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolated_home):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "mvcapture", "finetune", str(clips_dir), "--config-for-tests", "tiny",
+           "--epochs", "300", "--batch-size", "4"]
+    cli = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    deadline = time.time() + 60
+    events_file = None
+    while time.time() < deadline:
+        found = list((_isolated_home / "jobs").glob("*/events.jsonl")) if (_isolated_home / "jobs").is_dir() else []
+        if found and b'"step"' in found[0].read_bytes():
+            events_file = found[0]
+            break
+        time.sleep(0.1)
+    assert events_file is not None, cli.communicate(timeout=30)
+    cli.send_signal(signal.SIGINT)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130, err.decode()
+    assert "resume with: mvcapture finetune --resume" in err.decode()
+    last = json.loads(events_file.read_text().splitlines()[-1])
+    assert last["event"] == "cancelled"
+    assert (events_file.parent / "checkpoint.pt").is_file()
+    assert not [v for v in store.list_versions() if v.version != "default"]

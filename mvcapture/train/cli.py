@@ -78,39 +78,37 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit="step", desc=what, dynamic_ncols=True)
-    final: dict = {}
     history = []
+
+    def show(event: dict) -> None:
+        kind = event.get("event")
+        if kind == "step":
+            bar.total = event["total_steps"]
+            bar.n = event["global_step"]
+            bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}", loss=f"{event['losses']['total']:.4f}",
+                            refresh=False)
+            bar.refresh()
+        elif kind == "epoch":
+            history.append(event)
+            val = event["validation"]
+            extra = f", MPJPE {val['mpjpe_mm']:.1f} mm" if "mpjpe_mm" in val else ""
+            bar.write(f"epoch {event['epoch']}/{event['epochs']}: train loss {event['train'].get('total', 0):.4f}, "
+                      f"val consistency {val['consistency_mm']:.1f} mm{extra}" + (" (best)" if event.get("best") else ""))
+        elif kind == "collapse":
+            bar.write(f"stopped: {event['message']}")
+
     try:
-        events = job.events()
         while True:
             try:
-                event = next(events)
-            except StopIteration:
+                for event in job.events():
+                    show(event)
                 break
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # the worker runs in its own session: ask it to stop cleanly
                 bar.write("cancelling: the job writes a checkpoint and stops after this step ...")
                 job.cancel()
-                continue
-            kind = event.get("event")
-            if kind == "step":
-                bar.total = event["total_steps"]
-                bar.n = event["global_step"]
-                bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}", loss=f"{event['losses']['total']:.4f}",
-                                refresh=False)
-                bar.refresh()
-            elif kind == "epoch":
-                history.append(event)
-                val = event["validation"]
-                extra = f", MPJPE {val['mpjpe_mm']:.1f} mm" if "mpjpe_mm" in val else ""
-                bar.write(f"epoch {event['epoch']}/{event['epochs']}: train loss {event['train'].get('total', 0):.4f}, "
-                          f"val consistency {val['consistency_mm']:.1f} mm{extra}"
-                          + (" (best)" if event.get("best") else ""))
-            elif kind == "collapse":
-                bar.write(f"stopped: {event['message']}")
-            elif kind in ("done", "cancelled", "failed"):
-                final = event
     finally:
         bar.close()
+    final = job.result()
     payload = {"job": str(job.job_dir), "status": final.get("event"), "result": final, "epochs": history}
     write_json(json_path, payload)
     status = final.get("event")

@@ -8,8 +8,10 @@ cancel, crash or kill.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +80,7 @@ class Job:
         self.process = process
         self._offset = 0
         self._buffer = b""
+        self._pending: collections.deque[dict] = collections.deque()
         self._terminal: dict | None = None
 
     @property
@@ -94,7 +97,10 @@ class Job:
     def kill(self) -> None:
         """Hard-stop the worker (as a crash would); `resume_job` continues from the last checkpoint."""
         if self.running():
-            os.killpg(self.process.pid, 9)
+            if hasattr(os, "killpg"):  # the whole session: torchrun's workers too
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
             self.process.wait()
 
     def wait(self, timeout: float | None = None) -> int:
@@ -102,38 +108,40 @@ class Job:
             return 0
         return self.process.wait(timeout)
 
-    def _read_new(self) -> list[dict]:
+    def _read_new(self) -> None:
+        """Queue the complete lines the worker appended since the last call."""
         path = self.job_dir / EVENTS
         if not path.is_file():
-            return []
+            return
         with open(path, "rb") as f:
             f.seek(self._offset)
             chunk = f.read()
         self._offset += len(chunk)
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
-        events = []
         for line in lines:
             try:
-                events.append(json.loads(line))
+                self._pending.append(json.loads(line))
             except ValueError:  # blank, or cut short by a killed worker
                 continue
-        return events
 
     def events(self, poll_s: float = 0.1) -> Iterator[dict]:
         """Yield progress events as the worker writes them, until it finishes (done/cancelled/failed).
 
-        A worker that dies without a final event yields `{"event": "failed", "error": ...}`.
+        A worker that dies without a final event yields `{"event": "failed", "error": ...}`. Events
+        are queued on the Job, so a new `events()` call after an interruption (Ctrl+C) loses none.
         """
-        while True:
+        while self._terminal is None:
             exited = not self.running()
-            for event in self._read_new():
+            self._read_new()
+            while self._pending:
+                event = self._pending.popleft()
                 if event.get("event") in TERMINAL_EVENTS:
                     self._terminal = event
+                    self.wait()
                 yield event
-            if self._terminal is not None:
-                self.wait()
-                return
+                if self._terminal is not None:
+                    return
             if exited:
                 code = self.process.returncode if self.process is not None else None
                 self._terminal = {"event": "failed", "error": f"training process exited (code {code}) "
@@ -194,6 +202,7 @@ def resume_job(job_dir: Path | str) -> Job:
     job = Job(job_dir)
     job._read_new()  # skip events of earlier runs
     job._buffer = b""
+    job._pending.clear()
     job.process = _launch(job_dir, int(job.spec.get("nproc", 1)))
     return job
 
