@@ -245,6 +245,7 @@ def _register_eval(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lambda-con", type=float, default=None, help="consistency weight for the *_con variants")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8, help="windows per training step")
     add_json_option(p)
     p.set_defaults(func=_eval)
 
@@ -268,7 +269,7 @@ def _eval(args) -> int:
             bars.pop(variant).close()
 
     payload = run_eval(args.train, args.test, model=args.model, variants=args.variants, epochs=args.epochs,
-                       lambda_con=args.lambda_con, seed=args.seed, emit=emit)
+                       lambda_con=args.lambda_con, seed=args.seed, batch_size=args.batch_size, emit=emit)
     atomic_write_json(args.out, payload)
     write_json(args.json, payload)
     print(format_table(payload))

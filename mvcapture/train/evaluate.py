@@ -67,7 +67,8 @@ EVAL_VARIANTS = ("baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con"
 
 
 def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIANTS, epochs: int = 30,
-             lambda_con: float | None = None, seed: int = 0, emit=lambda variant, event: None) -> dict:
+             lambda_con: float | None = None, seed: int = 0, batch_size: int = 8,
+             emit=lambda variant, event: None) -> dict:
     """`mvcapture eval`: fine-tune one model per variant on `train_dir`, evaluate each on `test_dir`.
 
     Returns the results.json payload of FORMATS.md.
@@ -78,9 +79,9 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
     import torch
 
     from mvcapture.io.clip import load_dataset
-    from mvcapture.lifter import Lifter, load_lifter
+    from mvcapture.lifter import Lifter, load_lifter, select_device
     from mvcapture.train.data import split_tail
-    from mvcapture.train.finetune import TrainConfig, fit, pick_device, seed_everything
+    from mvcapture.train.finetune import TrainConfig, fit, seed_everything
 
     unknown = [v for v in variants if v not in EVAL_VARIANTS]
     if unknown:
@@ -89,14 +90,14 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
     train_clips = load_dataset(train_dir, min_views=2) if any(v != "baseline" for v in variants) else []
     model_name = model or "default"
     base = load_lifter(model_name)
-    device = pick_device()
+    device = select_device()
     results = {}
     for variant in variants:
         t0 = time.perf_counter()
         if variant == "baseline":
             lifter, entry = base, {"epochs": 0}
         else:
-            config = TrainConfig(variant=variant, epochs=epochs, seed=seed,
+            config = TrainConfig(variant=variant, epochs=epochs, seed=seed, batch_size=batch_size,
                                  **({"lambda_con": lambda_con} if lambda_con is not None and "con" in variant else {}))
             net = copy.deepcopy(base.model)
             seed_everything(seed)
@@ -113,7 +114,7 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
         emit(variant, {"event": "evaluated", **results[variant]})
     return {"variants": results, "model": model_name, "n_train_clips": len(train_clips),
             "n_test_clips": len(test_clips),
-            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"}
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type}
 
 
 def format_table(payload: dict) -> str:

@@ -193,6 +193,8 @@ def rank_share(batch_idx: np.ndarray, rank: int, world: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's rank in a `torchrun` job and the number of processes (1, 0 when alone)."""
+
     rank: int = 0
     world: int = 1
 
@@ -211,14 +213,6 @@ class DistInfo:
 
 
 # -------------------------------------------------------------------------------------------- trainer
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
 
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
@@ -280,7 +274,9 @@ class Trainer:
                  emit: Callable[[dict], None] = lambda event: None, dist: DistInfo = DistInfo(),
                  device: str | torch.device = "auto"):
         self.config = config
-        self.device = pick_device(device) if isinstance(device, str) else device
+        from mvcapture.lifter import select_device
+
+        self.device = select_device(device)  # "auto": CUDA, then Apple MPS, then CPU
         self.model = model.to(self.device)
         self.train_set, self.val_set = train_set, val_set
         self.dist = dist
