@@ -174,3 +174,15 @@ def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolat
     assert last["event"] == "cancelled"
     assert (events_file.parent / "checkpoint.pt").is_file()
     assert not [v for v in store.list_versions() if v.version != "default"]
+
+
+def test_a_job_runs_in_one_worker_at_a_time(tmp_path):
+    from mvcapture.train.worker import _lock
+
+    first = _lock(tmp_path)
+    assert first is not None
+    assert _lock(tmp_path) is None
+    first.close()
+    again = _lock(tmp_path)
+    assert again is not None
+    again.close()

@@ -206,6 +206,24 @@ def finish(job_dir: Path, spec: dict, model, card: dict) -> dict:
     return final
 
 
+def _lock(job_dir: Path):
+    """Hold an exclusive lock on the job for this process's life (released by the OS even on a kill).
+
+    Returns the open lock file, or None when another worker holds it. No-op lock where fcntl is missing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no second-worker protection
+        return open(os.devnull)
+    f = open(job_dir / "worker.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
 def main(argv: list[str] | None = None) -> int:
     from mvcapture.logs import setup_logging
 
@@ -216,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     job_dir = Path(argv[0])
     dist = init_distributed()
+    lock = _lock(job_dir) if dist.is_main else None  # held until this process ends
+    if dist.is_main and lock is None:
+        print(f"job {job_dir} is already running in another process", file=sys.stderr)
+        return 3
     emit = EventWriter(job_dir / EVENTS) if dist.is_main else (lambda event: None)
     stop = {"signal": False}
 
