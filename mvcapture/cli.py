@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
+    "mvcapture.capture.cli",
+    "mvcapture.session.cli",
     "mvcapture.detect.cli",
     "mvcapture.lifter.cli",
     "mvcapture.train.cli",
