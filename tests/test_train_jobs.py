@@ -15,7 +15,7 @@ from mvcapture.train import store
 from mvcapture.train.jobs import JobSpec, resume_job, start_job
 from tests.train_helpers import make_clip, tiny_weights, write_clips
 
-TRAIN = {"variant": "l2d_con", "epochs": 2, "batch_size": 4, "lr": 1e-3, "seed": 7}
+TRAIN = {"variant": "l2d_con", "epochs": 2, "batch_size": 4, "lr": 1e-3, "seed": 7, "flip": True}
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def _pretrain(args) -> int:
         if args.data is None or args.out is None:
             raise MvcaptureError("pretraining needs --data DIR and --out WEIGHTS.pt")
         train = {"variant": "l3d", "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-                 "lr": args.lr, "weight_decay": 0.01}
+                 "lr": args.lr, "weight_decay": 0.01, "flip": True}
         job = start_job(JobSpec(kind="pretrain", data=str(args.data), out=str(args.out), config=args.config,
                                 train=train, nproc=args.nproc, name=f"mvcapture default lifter ({args.config})",
                                 training_data=[{"source": args.data_source, "license": args.data_license,

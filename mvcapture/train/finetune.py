@@ -56,6 +56,7 @@ class TrainConfig:
     lambda_scale: float = 0.5
     lambda_guard: float = 1.0       # collapse guard with 2D + consistency (core.losses.collapse_guard)
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
+    flip: bool = False              # mirror half the windows (MotionBERT pretraining), chosen by (seed, epoch)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -172,6 +173,40 @@ def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[
         return [order]
     n_full = n_items // batch_size
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
+
+
+def epoch_flips(n_items: int, seed: int, epoch: int) -> np.ndarray:
+    """(n_items,) bool: which windows are mirrored this epoch (from (seed, epoch) only, like the order)."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 2 + 1)
+    return (torch.rand(n_items, generator=gen) < 0.5).numpy()
+
+
+def mirror_batch(batch: dict, mask: torch.Tensor) -> dict:
+    """Mirror the windows where `mask` (B,) is set: x → −x, left ↔ right joints, in every view.
+
+    Mirroring every view of a window keeps it multi-view consistent (each camera sees the mirror image
+    of the same motion), so the consistency loss stays valid.
+    """
+    from mvcapture.core.skeleton import H36M17_FLIP_PERMUTATION
+
+    if not bool(mask.any()):
+        return batch
+    perm = torch.as_tensor(H36M17_FLIP_PERMUTATION, device=mask.device)
+    out = dict(batch)
+
+    def pick(key, mirrored):
+        shape = (-1,) + (1,) * (batch[key].ndim - 1)
+        out[key] = torch.where(mask.view(shape), mirrored, batch[key])
+
+    for key in ("input", "kp2d_norm", "target", "gt3d"):
+        if key in batch:
+            m = batch[key][..., perm, :].clone()
+            m[..., 0] = -m[..., 0]
+            pick(key, m)
+    pick("conf", batch["conf"][..., perm])
+    if "root_m" in batch:
+        pick("root_m", batch["root_m"] * torch.tensor([-1.0, 1.0, 1.0], device=mask.device))
+    return out
 
 
 def share_weights(n_share: int, conf_share: float, n_total: float, conf_total: float, world: int) -> dict:
@@ -412,6 +447,9 @@ class Trainer:
         """
         share = rank_share(global_idx, self.dist.rank, self.dist.world)
         batch = self._to_device(collate([self.train_set[int(i)] for i in share]))
+        if self.config.flip:
+            flips = epoch_flips(len(self.train_set), self.config.seed, self.epoch)[share]
+            batch = mirror_batch(batch, torch.as_tensor(flips, device=self.device))
         # DDP averages gradients over ranks. Each term is a mean over this rank's share (reprojection:
         # confidence-weighted), so weighting it by world × (share / global batch), in items or in
         # confidence, makes that average the gradient of the mean over the whole global batch.
