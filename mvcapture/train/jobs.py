@@ -23,6 +23,8 @@ from typing import Iterator
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.atomic import atomic_write_json, atomic_write_text
 from mvcapture.paths import data_dir
+from mvcapture.train import store
+from mvcapture.train.finetune import TrainConfig
 from mvcapture.train.worker import CANCEL, EVENTS, RESULT, SPEC
 
 TERMINAL_EVENTS = ("done", "cancelled", "failed")
@@ -183,6 +185,9 @@ def start_job(spec: JobSpec | dict, job_dir: Path | str | None = None) -> Job:
         raise MvcaptureError("no training clips given")
     if spec.kind == "pretrain" and not (spec.data and spec.out):
         raise MvcaptureError("pretraining needs a data folder and an output path")
+    TrainConfig.from_dict(spec.train)  # bad settings fail here, not in the worker
+    if spec.config is None:
+        store.resolve_model(spec.model)  # a missing starting model too
     if job_dir is None:
         job_dir = jobs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     job_dir = Path(job_dir)
