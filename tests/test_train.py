@@ -239,6 +239,9 @@ def test_store_versions_are_never_overwritten_and_activation_rolls_back(tmp_path
         store.activate("v0099")
     out = store.export_version("v0002", tmp_path / "exported.pt")
     assert json.loads(out.with_suffix(".json").read_text())["name"] == "second"
+    from mvcapture.lifter import load_lifter
+
+    assert load_lifter(out).card["version"] == "v0002"  # the exported pair loads (sha256 checked)
     with pytest.raises(Exception):
         store.export_version("v0002", out)
 

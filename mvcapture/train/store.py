@@ -206,6 +206,5 @@ def export_version(version: str, dest: Path | str) -> Path:
         raise MvcaptureError(f"{dest} already exists; choose another path (exports never overwrite)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(found.weights, dest)
-    if found.card_path.is_file():
-        shutil.copyfile(found.card_path, card_path_for(dest))
+    atomic_write_json(card_path_for(dest), {**found.card, "weights_file": dest.name})
     return dest
