@@ -164,7 +164,7 @@ def _trainer(clips, config, seed=0):
 
 
 def test_resume_from_any_step_ends_with_same_weights():
-    clips = [make_clip(T=100, seed=i) for i in range(2)]
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
     config = TrainConfig(variant="l2d_con", epochs=2, batch_size=4, lr=1e-3, flip=True)
     full = _trainer(clips, config)
     assert full.run().status == "finished"

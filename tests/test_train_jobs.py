@@ -20,7 +20,7 @@ TRAIN = {"variant": "l2d_con", "epochs": 2, "batch_size": 4, "lr": 1e-3, "seed":
 
 @pytest.fixture
 def clips_dir(tmp_path):
-    return write_clips(tmp_path / "clips", n=2, T=100)
+    return write_clips(tmp_path / "clips", n=2, T=80)
 
 
 def _weights(version: str) -> dict:

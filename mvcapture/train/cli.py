@@ -34,7 +34,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def _register_finetune(subparsers) -> None:
-    from mvcapture.train.finetune import VARIANTS
+    from mvcapture.train.variants import VARIANTS
 
     p = subparsers.add_parser("finetune", help="fine-tune the lifter on multi-view clips (new model version)")
     p.add_argument("clips", nargs="*", type=Path, metavar="CLIPS_OR_DIRS",
@@ -234,7 +234,7 @@ def _models_export(args) -> int:
 # --------------------------------------------------------------------------------------------- eval
 
 def _register_eval(subparsers) -> None:
-    from mvcapture.train.evaluate import EVAL_VARIANTS
+    from mvcapture.train.variants import EVAL_VARIANTS
 
     p = subparsers.add_parser("eval", help="fine-tune per variant on --train, evaluate monocularly on --test")
     p.add_argument("--train", type=Path, required=True, help="folder of multi-view training clips")

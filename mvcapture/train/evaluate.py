@@ -15,6 +15,7 @@ import numpy as np
 
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.clip import MultiViewClip
+from mvcapture.train.variants import EVAL_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,6 @@ def evaluate_model(model, clips: list[MultiViewClip], device=None) -> dict:
     from mvcapture.lifter import Lifter
 
     return evaluate_lifter(Lifter(model, device=device), clips)
-
-
-EVAL_VARIANTS = ("baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con")
 
 
 def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIANTS, epochs: int = 30,

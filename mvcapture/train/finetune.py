@@ -18,19 +18,9 @@ import numpy as np
 import torch
 
 from mvcapture.errors import MvcaptureError
+from mvcapture.train.variants import DEFAULT_LAMBDA_CON, VARIANTS
 
 log = logging.getLogger(__name__)
-
-# Loss terms of each variant: 2D reprojection, 3D supervision (MotionBERT), consistency mode.
-VARIANTS: dict[str, dict] = {
-    "l2d": {"reproj": True, "sup3d": False, "con": None},
-    "l2d_con": {"reproj": True, "sup3d": False, "con": "sequence"},
-    "l2d_con_frame": {"reproj": True, "sup3d": False, "con": "frame"},
-    "l3d": {"reproj": False, "sup3d": True, "con": None},
-    "l3d_con": {"reproj": False, "sup3d": True, "con": "sequence"},
-}
-# The paper's best λ_con: 0.3 with 2D supervision, 0.2 with 3D supervision.
-DEFAULT_LAMBDA_CON = {"l2d_con": 0.3, "l2d_con_frame": 0.3, "l3d_con": 0.2}
 
 
 @dataclass
