@@ -129,9 +129,12 @@ def _register_train(subparsers) -> None:
     p = subparsers.add_parser("train", help="train lifters from scratch")
     sub = p.add_subparsers(dest="train_command", metavar="WHAT", required=True)
     pre = sub.add_parser("pretrain", help="3D-supervised pretraining (L_3D) on synthetic multi-view clips")
-    pre.add_argument("--data", type=Path, help="folder of clips with gt3d + focal_px (required unless --resume)")
+    pre.add_argument("--data", type=Path, default=None,
+                     help="folder of clips with gt3d + focal_px (required unless --resume)")
     pre.add_argument("--config", default="small", help="network config name (default small)")
-    pre.add_argument("--out", type=Path, help="weights file to write, model card beside it (required unless --resume)")
+    pre.add_argument("--out", type=Path, default=None,
+                     help="weights file to write, model card beside it (resources/lifter/default.pt for the "
+                          "shipped lifter); default: a new version in the model store")
     pre.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4, from scratch)")
     pre.add_argument("--data-source", default=CMU_SOURCE, help="provenance of the clips for the model card")
     pre.add_argument("--data-license", default=CMU_LICENSE, help="their license terms for the model card")
@@ -150,12 +153,14 @@ def _pretrain(args) -> int:
     if args.resume is not None:
         job = resume_job(args.resume)
     else:
-        if args.data is None or args.out is None:
-            raise MvcaptureError("pretraining needs --data DIR and --out WEIGHTS.pt")
+        if args.data is None:
+            raise MvcaptureError("pretraining needs --data DIR (clips with gt3d, e.g. from `mvcapture data synth`)")
         train = {"variant": "l3d", "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
                  "lr": args.lr, "weight_decay": 0.01, "flip": True}
-        job = start_job(JobSpec(kind="pretrain", data=str(args.data), out=str(args.out), config=args.config,
-                                train=train, nproc=args.nproc, name=f"mvcapture default lifter ({args.config})",
+        shipped = args.out is not None and args.out.name == "default.pt"
+        name = f"mvcapture default lifter ({args.config})" if shipped else f"pretrained {args.config} lifter"
+        job = start_job(JobSpec(kind="pretrain", data=str(args.data), out=args.out and str(args.out),
+                                config=args.config, train=train, nproc=args.nproc, name=name,
                                 training_data=[{"source": args.data_source, "license": args.data_license,
                                                 "clips_folder": str(args.data)}],
                                 checkpoint_every_s=300.0))

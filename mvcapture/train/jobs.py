@@ -39,7 +39,8 @@ class JobSpec:
         train: TrainConfig fields (variant, epochs, lambda_con, seed, ...).
         model: lifter to start from (store version or weights path; None → the active model).
         config: start from a fresh network of this named config instead (pretraining, tests).
-        kind: "finetune" (result → new store version) or "pretrain" (result → `out`, data from `data`).
+        kind: "finetune" (from `clips`) or "pretrain" (3D supervision from the clips in `data`, split by
+            subject); the result becomes a new store version, or the weights file `out` when given.
         activate: make the new version the active one when the job succeeds.
         training_data: model-card provenance ([{source, license}]); default: the clips' own.
         nproc: processes (`torchrun`, one per GPU; gloo on CPU).
@@ -183,8 +184,8 @@ def start_job(spec: JobSpec | dict, job_dir: Path | str | None = None) -> Job:
     spec = spec if isinstance(spec, JobSpec) else JobSpec(**spec)
     if spec.kind == "finetune" and not spec.clips:
         raise MvcaptureError("no training clips given")
-    if spec.kind == "pretrain" and not (spec.data and spec.out):
-        raise MvcaptureError("pretraining needs a data folder and an output path")
+    if spec.kind == "pretrain" and not spec.data:
+        raise MvcaptureError("pretraining needs a folder of clips with gt3d")
     TrainConfig.from_dict(spec.train)  # bad settings fail here, not in the worker
     if spec.config is None:
         store.resolve_model(spec.model)  # a missing starting model too

@@ -182,14 +182,15 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
 
 
 def finish(job_dir: Path, spec: dict, model, card: dict) -> dict:
-    """Save the trained model: a new store version (optionally activated) or, for pretraining, `out`."""
+    """Save the trained model: a new store version (optionally activated), or the file `out` when given
+    (pretraining the shipped lifter: `resources/lifter/default.pt` becomes the root version "default")."""
     from mvcapture.lifter import save_lifter
     from mvcapture.train import store
 
     done_path = job_dir / RESULT
     if done_path.is_file():  # a crash after saving: do not register twice
         return json.loads(done_path.read_text(encoding="utf-8"))
-    if spec.get("kind") == "pretrain":
+    if spec.get("out"):
         out = Path(spec["out"])
         card["version"] = store.DEFAULT_VERSION if out.name == "default.pt" else out.stem
         written = save_lifter(model, out, card)  # atomic, card beside it
