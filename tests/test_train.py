@@ -203,6 +203,14 @@ def test_collapse_is_detected_and_stops_the_run():
     assert trainer.epoch < config.epochs
 
 
+def test_3d_supervision_is_never_called_a_collapse():
+    trainer = _trainer([make_clip(T=80, seed=0), make_clip(T=80, seed=1)], TrainConfig(variant="l3d"))
+    trainer.initial = {"body_size": 10.0}
+    assert not trainer.collapsed(0.1)
+    trainer.config = TrainConfig(variant="l2d_con")
+    assert trainer.collapsed(0.1) and not trainer.collapsed(6.0)
+
+
 def test_clips_without_ground_truth_train_2d_variants_and_refuse_3d_ones():
     from mvcapture.errors import MvcaptureError
 

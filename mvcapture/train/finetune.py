@@ -38,7 +38,7 @@ class TrainConfig:
     window: int | None = None       # frames per window; None → the model's maxlen
     stride: int | None = None       # None → window // 3
     val_fraction: float = 0.15      # tail of each clip held out for validation (fine-tuning)
-    collapse_fraction: float = 0.5  # stop when predicted body size < this × initial
+    collapse_fraction: float = 0.5  # 2D + consistency: stop when predicted body size < this × initial
     lambda_reproj: float = 1.0
     lambda_con: float | None = None  # None → DEFAULT_LAMBDA_CON[variant]
     lambda_pos: float = 1.0
@@ -407,6 +407,17 @@ class Trainer:
         self.model.train()
         return {k: sums[k] / counts[k] for k in sums}
 
+    def collapsed(self, body_size: float) -> bool:
+        """The degenerate solution of L_con without 3D supervision: predicted bodies shrinking to a point.
+
+        Only 2D + consistency variants can collapse (PAPER.md); with 3D supervision the size is pinned
+        and a shrinking body (e.g. from an over-sized random initialisation) is learning, not collapse.
+        """
+        terms = VARIANTS[self.config.variant]
+        if not terms["con"] or terms["sup3d"]:
+            return False
+        return body_size < self.config.collapse_fraction * self.initial["body_size"]
+
     def score(self, metrics: dict) -> float:
         if self.selects_by_mpjpe:
             return metrics.get("mpjpe_mm", math.inf)
@@ -513,7 +524,7 @@ class Trainer:
                            "total_steps": total_steps, "losses": parts, "lr": self.optimizer.param_groups[0]["lr"],
                            "grad_norm": float(grad_norm), "body_size_ratio": size / self.initial["body_size"],
                            "samples_per_s": steps_done * n_global / elapsed, "eta_s": eta})
-                if size < cfg.collapse_fraction * self.initial["body_size"]:
+                if self.collapsed(size):
                     status = "collapsed"
                     break
                 if stop:
@@ -541,7 +552,7 @@ class Trainer:
         val = self.validate()
         record = {"epoch": self.epoch + 1, "train": train, "validation": val,
                   "lr": self.optimizer.param_groups[0]["lr"]}
-        collapsed = val["body_size"] < cfg.collapse_fraction * self.initial["body_size"]
+        collapsed = self.collapsed(val["body_size"])
         score = self.score(val)
         if not collapsed and score < self.best_score:
             self.best_score, self.best_epoch, self.best_metrics = score, self.epoch + 1, val
