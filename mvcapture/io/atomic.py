@@ -22,6 +22,7 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[io.IOBase]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's normal mode
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -33,6 +34,12 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[io.IOBase]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
