@@ -25,9 +25,11 @@ COMMAND_MODULES = [
     "mvcapture.session.cli",
     "mvcapture.detect.cli",
     "mvcapture.lifter.cli",
+    "mvcapture.train.cli",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
     "mvcapture.pipeline.cli",
+    "mvcapture.export",
 ]
 
 

@@ -10,6 +10,7 @@ BENCH_MODULES: list[str] = [
     "mvcapture.bench.lifter",
     "mvcapture.bench.sync",
     "mvcapture.bench.live",
+    "mvcapture.bench.finetune",
 ]
 
 
