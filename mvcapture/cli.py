@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # Modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
+    "mvcapture.gui.cli",
     "mvcapture.bench.cli",
 ]
 

@@ -1,0 +1,231 @@
+"""The main window: Capture / Review / Fine-tune / Library tabs, menus, shortcuts, remembered layout."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtOpenGLWidgets, QtWidgets
+
+from mvcapture.gui.review import ReviewTab
+from mvcapture.gui.source import ANALYSIS_FILE, ReviewSource, load_review_source
+from mvcapture.gui.theme import apply_theme
+from mvcapture.gui.workers import prefer_gui_thread, run_task
+from mvcapture.paths import data_dir
+
+log = logging.getLogger(__name__)
+
+TAB_NAMES = ("Capture", "Review", "Fine-tune", "Library")
+
+
+def app_settings() -> QtCore.QSettings:
+    """The GUI's remembered settings (window layout, last session), kept in the user data dir."""
+    return QtCore.QSettings(str(data_dir() / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+class MessageBar(QtWidgets.QFrame):
+    """A dismissable line at the top of the window for errors and notices (never a modal dialog)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("message_bar")
+        self.label = QtWidgets.QLabel(self)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QtWidgets.QToolButton(self)
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 4, 4)
+        row.addWidget(self.label, 1)
+        row.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        color = "rgba(220, 60, 60, 70)" if error else "rgba(60, 140, 220, 60)"
+        self.setStyleSheet(f"#message_bar {{ background: {color}; border-radius: 4px; }}")
+        self.label.setText(text)
+        self.show()
+
+
+class PendingTab(QtWidgets.QLabel):
+    """A tab whose lower layer has not landed yet: says what it will offer."""
+
+    def __init__(self, text: str, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The app window. `open_path()` loads a session or analysis in a worker and shows it in Review."""
+
+    source_opened = QtCore.Signal(object)  # ReviewSource
+
+    def __init__(self, settings: QtCore.QSettings | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mvcapture_main")
+        self.setWindowTitle("mvcapture")
+        self.settings = settings if settings is not None else app_settings()
+        app = QtWidgets.QApplication.instance()
+        prefer_gui_thread()
+        self.theme = apply_theme(app)
+
+        self.tabs = QtWidgets.QTabWidget(self)
+        self.tabs.setObjectName("tabs")
+        self.tabs.setDocumentMode(True)
+        self.capture_tab = PendingTab("Capture: pick two cameras, live previews, record.\n"
+                                      "(waiting for the capture layer)")
+        self.review_tab = ReviewTab()
+        self.finetune_tab = PendingTab("Fine-tune: choose sessions, loss variant and epochs; "
+                                       "start, cancel, live curves.\n(waiting for the job layer)")
+        self.library_tab = PendingTab("Library: sessions and model versions.\n(waiting for the session catalog)")
+        for tab, name in zip((self.capture_tab, self.review_tab, self.finetune_tab, self.library_tab), TAB_NAMES):
+            self.tabs.addTab(tab, name)
+        self.tabs.setCurrentWidget(self.review_tab)
+        self.message_bar = MessageBar()
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        # The window is created OpenGL-ready: otherwise the first 3D view would recreate the native
+        # window while it is shown (a flicker, and the window loses focus and keyboard shortcuts).
+        self._gl_ready = QtOpenGLWidgets.QOpenGLWidget(central)
+        self._gl_ready.hide()
+        self.review_tab.set_theme(self.theme)
+        self.review_tab.offset_changed.connect(self._on_offset_changed)
+
+        self._make_actions()
+        self.statusBar().showMessage("Ready")
+        self._loading: Path | None = None
+        app.styleHints().colorSchemeChanged.connect(self.set_color_scheme)
+        self.restore_layout()
+
+    # -- actions and shortcuts ---------------------------------------------------------------------
+    def _action(self, text: str, shortcut: QtGui.QKeySequence | str | None, slot, menu: QtWidgets.QMenu,
+                tip: str = "") -> QtGui.QAction:
+        action = QtGui.QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        action.setStatusTip(tip or text)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)  # shortcuts work even with the menu bar hidden
+        return action
+
+    def _make_actions(self) -> None:
+        SK = QtGui.QKeySequence.StandardKey
+        K = QtCore.Qt.Key
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action("&Open session…", SK.Open, self.open_dialog, file_menu,
+                                        "open a session folder or an analysis.npz")
+        file_menu.addSeparator()
+        self.quit_action = self._action("&Quit", "Ctrl+Q", self.close, file_menu)
+        play_menu = self.menuBar().addMenu("&Playback")
+        self.play_action = self._action("Play / pause", QtGui.QKeySequence(K.Key_Space),
+                                        lambda: self._with_state(lambda s: s.toggle_play()), play_menu)
+        self.step_back_action = self._action("Previous frame", QtGui.QKeySequence(K.Key_Left),
+                                             lambda: self._with_state(lambda s: s.step(-1)), play_menu)
+        self.step_forward_action = self._action("Next frame", QtGui.QKeySequence(K.Key_Right),
+                                                lambda: self._with_state(lambda s: s.step(1)), play_menu)
+        self.first_action = self._action("First frame", QtGui.QKeySequence(K.Key_Home),
+                                         lambda: self._with_state(lambda s: s.first()), play_menu)
+        self.last_action = self._action("Last frame", QtGui.QKeySequence(K.Key_End),
+                                        lambda: self._with_state(lambda s: s.last()), play_menu)
+        capture_menu = self.menuBar().addMenu("&Capture")
+        self.record_action = self._action("&Record / stop", QtGui.QKeySequence(K.Key_R), self._on_record,
+                                          capture_menu, "start or stop recording (Capture tab)")
+        self.record_action.setEnabled(False)
+        view_menu = self.menuBar().addMenu("&View")
+        for i, name in enumerate(TAB_NAMES):
+            self._action(name, f"Ctrl+{i + 1}", lambda i=i: self.tabs.setCurrentIndex(i), view_menu)
+
+    def _with_state(self, fn) -> None:
+        """Playback keys act on the Review tab's recording (and only while it is shown)."""
+        state = self.review_tab.state
+        if state is not None and self.tabs.currentWidget() is self.review_tab:
+            fn(state)
+
+    def _on_record(self) -> None:
+        self.message_bar.show_message("Recording needs the capture layer, which is not installed yet.")
+
+    def _on_offset_changed(self, view: int, offset_s: float) -> None:
+        self.statusBar().showMessage(
+            f"sync offset of view {view} set to {offset_s:+.3f} s (video preview only; re-process to update 3D)")
+
+    # -- opening -----------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        start = self.settings.value("last_session", str(data_dir()))
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open a processed session", str(start), f"Session analysis ({ANALYSIS_FILE} *.npz)")
+        if path:
+            p = Path(path)
+            self.open_path(p.parent if p.name == ANALYSIS_FILE else p)
+
+    def open_path(self, path: Path | str, videos: list[Path] | None = None) -> None:
+        """Load in a worker; the Review tab shows it when ready, errors show in the message bar."""
+        path = Path(path)
+        self._loading = path
+        self.statusBar().showMessage(f"opening {path} …")
+        run_task(load_review_source, path, videos, on_done=self.show_source,
+                 on_error=lambda msg: self._open_failed(path, msg))
+
+    def _open_failed(self, path: Path, message: str) -> None:
+        self._loading = None
+        self.statusBar().showMessage(f"could not open {path}")
+        self.message_bar.show_message(message)
+
+    def show_source(self, source: ReviewSource) -> None:
+        path = self._loading
+        self._loading = None
+        self.review_tab.show_source(source)
+        self.tabs.setCurrentWidget(self.review_tab)
+        self.setWindowTitle(f"{source.name} — mvcapture")
+        self.message_bar.hide()
+        self.statusBar().showMessage(f"opened {source.name}: {source.analysis.num_frames} frames, "
+                                     f"{source.analysis.num_views} views", 5000)
+        if path is not None:
+            self.settings.setValue("last_session", str(path))
+        self.source_opened.emit(source)
+
+    def restore_last_session(self) -> bool:
+        """Reopen the session of the last run, when it still exists."""
+        last = self.settings.value("last_session")
+        if last and Path(str(last)).exists():
+            self.open_path(Path(str(last)))
+            return True
+        return False
+
+    # -- theme and layout --------------------------------------------------------------------------
+    def set_color_scheme(self, scheme: QtCore.Qt.ColorScheme | None = None) -> None:
+        """Restyle for `scheme` (called when the system switches between light and dark)."""
+        self.theme = apply_theme(QtWidgets.QApplication.instance(), scheme)
+        self.review_tab.set_theme(self.theme)
+
+    def restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        tab = self.settings.value("window/tab")
+        if tab is not None and 0 <= int(tab) < self.tabs.count():
+            self.tabs.setCurrentIndex(int(tab))
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.save_layout()
+        self.review_tab.close_view()
+        super().closeEvent(event)

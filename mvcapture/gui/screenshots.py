@@ -1,0 +1,86 @@
+"""Save a PNG of each tab of the app: `python -m mvcapture.gui.screenshots OUTDIR [--session PATH]`.
+
+Without a session it renders a synthetic two-camera recording first. Run it under a display server
+(Xvfb on CI: `xvfb-run -a python -m mvcapture.gui.screenshots docs/screenshots`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    """Run the event loop until `condition()` is true (raises TimeoutError after `timeout_s`)."""
+    app = QtWidgets.QApplication.instance()
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not get ready in time")
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.005)
+
+
+def settle(ms: int = 300) -> None:
+    app = QtWidgets.QApplication.instance()
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.005)
+
+
+def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int, int] = (1280, 800),
+                     frame: int | None = None, joint: int | None = 13, dark: bool = False) -> list[Path]:
+    """Open the app on `session` (synthetic when None) and save one PNG per tab; returns the paths."""
+    from mvcapture.gui.app import get_app
+    from mvcapture.gui.main_window import TAB_NAMES, MainWindow
+    from mvcapture.gui.synthetic import write_synthetic_session
+
+    get_app()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if session is None:
+            session = write_synthetic_session(Path(tmp) / "synthetic walk", num_frames=150)
+        settings = QtCore.QSettings(str(Path(tmp) / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+        window = MainWindow(settings)
+        if dark:
+            window.set_color_scheme(QtCore.Qt.ColorScheme.Dark)
+        window.resize(*size)
+        window.show()
+        window.open_path(session)
+        wait_until(lambda: window.review_tab.view is not None)
+        view = window.review_tab.view
+        state = view.state
+        state.seek(frame if frame is not None else int(state.num_frames * 0.55))
+        state.select_joint(joint)
+        wait_until(lambda: all(p.image.image is not None and p.image.image.shape[0] > 8
+                               for p, v in zip(view.panels, view.source.videos) if v is not None))
+        settle()
+        paths = []
+        for i, name in enumerate(TAB_NAMES):
+            window.tabs.setCurrentIndex(i)
+            settle()
+            path = out_dir / f"{name.lower().replace('-', '')}{'_dark' if dark else ''}.png"
+            window.grab().save(str(path))
+            paths.append(path)
+        window.close()
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--session", type=Path, default=None, help="session folder or analysis.npz")
+    parser.add_argument("--dark", action="store_true", help="force the dark colour scheme")
+    args = parser.parse_args(argv)
+    for path in take_screenshots(args.out_dir, args.session, dark=args.dark):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""ReviewState, review sources and frame reading: the GUI's plain-Python layer, tested without Qt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mvcapture.errors import MvcaptureError
+from mvcapture.gui.source import load_review_source
+from mvcapture.gui.state import ReviewState, placement_advice
+from mvcapture.gui.synthetic import synthetic_analysis, write_synthetic_session
+from mvcapture.io.frames import VideoFrames
+
+
+def recorder(event):
+    seen = []
+    event.connect(lambda *args: seen.append(args if len(args) > 1 else args[0]))
+    return seen
+
+
+def test_seek_step_clamp_and_events_fire_only_on_change():
+    state = ReviewState(10, 25.0, offset_s=[0.0, 0.0])
+    frames = recorder(state.events.frame)
+    state.seek(4)
+    state.seek(4)
+    state.seek(99)
+    state.step(-2)
+    state.first()
+    state.step(-1)
+    state.last()
+    assert frames == [4, 9, 7, 0, 9]
+    assert state.clamp(-5) == 0 and state.clamp(50) == 9
+    state.seek_time(0.2)
+    assert state.frame == 5 and state.time_s == pytest.approx(0.2)
+
+
+def test_playback_advances_by_wall_time_with_speed_and_loop():
+    state = ReviewState(10, 10.0, offset_s=[0.0, 0.0])
+    playing = recorder(state.events.playing)
+    state.advance(1.0)
+    assert state.frame == 0, "not playing: time passing changes nothing"
+    state.play()
+    state.advance(0.05)
+    assert state.frame == 0, "half a frame is carried, not rounded up"
+    state.advance(0.05)
+    assert state.frame == 1
+    state.set_speed(2.0)
+    state.advance(0.2)
+    assert state.frame == 5
+    state.advance(0.6)  # 12 frames at 2x -> wraps round
+    assert state.frame == (5 + 12) % 10 and state.playing
+    state.step(1)
+    assert not state.playing, "stepping pauses"
+    assert playing == [True, False]
+
+
+def test_playback_without_loop_stops_at_the_end_and_restarts_from_the_start():
+    state = ReviewState(10, 10.0, offset_s=[0.0, 0.0])
+    state.set_loop(False)
+    state.play()
+    state.advance(5.0)
+    assert state.frame == 9 and not state.playing
+    state.toggle_play()
+    assert state.playing and state.frame == 0
+
+
+def test_selection_speed_and_offset_validate_and_notify():
+    state = ReviewState(5, 30.0, offset_s=[0.0, 0.25])
+    joints = recorder(state.events.selected_joint)
+    offsets = recorder(state.events.offset_s)
+    state.select_joint(13)
+    state.select_joint(13)
+    state.select_joint(None)
+    assert joints == [13, None]
+    with pytest.raises(ValueError):
+        state.select_joint(17)
+    with pytest.raises(ValueError):
+        state.set_speed(0)
+    state.set_offset_s(1, 0.3)
+    assert offsets == [(1, 0.3)] and state.offset_s(1) == 0.3
+    with pytest.raises(ValueError):
+        ReviewState(0, 30.0)
+
+
+def test_a_failing_observer_does_not_stop_the_others():
+    state = ReviewState(5, 30.0)
+    seen = []
+    state.events.frame.connect(lambda f: 1 / 0)
+    state.events.frame.connect(seen.append)
+    state.seek(3)
+    assert seen == [3]
+
+
+def test_placement_advice_prefers_about_ninety_degrees():
+    assert placement_advice(88).startswith("good")
+    assert "same way" in placement_advice(10)
+    assert "face each other" in placement_advice(175)
+    assert "aim for ~90" in placement_advice(45) and "aim for ~90" in placement_advice(130)
+
+
+@pytest.fixture(scope="module")
+def session_dir(tmp_path_factory):
+    return write_synthetic_session(tmp_path_factory.mktemp("gui_state") / "walk", num_frames=30,
+                                   image_size=(160, 120))
+
+
+def test_review_source_from_folder_or_analysis_file(session_dir):
+    source = load_review_source(session_dir)
+    assert source.name == "walk" and [p.name for p in source.videos] == ["view0.mp4", "view1.mp4"]
+    assert source.analysis.num_frames == 30
+    assert source.video_time_s(1, 10, 0.5) == pytest.approx(10 / 25 + 0.5)
+    bare = load_review_source(session_dir / "analysis.npz")
+    assert bare.videos == [None, None] and bare.folder is None
+    with pytest.raises(MvcaptureError, match="nothing to open"):
+        load_review_source(session_dir / "missing")
+    with pytest.raises(MvcaptureError, match="no analysis.npz"):
+        load_review_source(session_dir.parent)
+
+
+def test_video_frames_random_and_sequential_access(session_dir):
+    with VideoFrames(session_dir / "view0.mp4", max_width=80) as video:
+        assert video.num_frames == 30 and video.size == (160, 120) and video.scale == 0.5
+        f5 = video.read(5)
+        assert f5.shape == (60, 80, 3) and f5.dtype == np.uint8
+        f6 = video.read(6)  # sequential
+        f9 = video.read(9)  # short skip forward
+        again = video.read(5)  # seek back
+        assert np.abs(again.astype(int) - f5).mean() < 2
+        assert np.abs(f9.astype(int) - f6).mean() > 0
+        assert video.read(30) is None and video.read(-1) is None
+        assert video.index_at(0.4) == 10
+    with pytest.raises(MvcaptureError):
+        VideoFrames(session_dir / "nope.mp4")
+
+
+def test_synthetic_analysis_has_one_bad_stretch():
+    a = synthetic_analysis(80)
+    per_frame = a.residual_mm.mean(axis=1)
+    assert per_frame[40:50].mean() > 2 * per_frame[:30].mean()
+    assert np.allclose(a.aligned[0], a.pose3d[0])
