@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 # Modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "mvcapture.gui.cli",
+    "mvcapture.detect.cli",
     "mvcapture.bench.cli",
+    "mvcapture.data.cli",
 ]
 
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (MvcaptureError, ValueError, FileNotFoundError) as exc:
-        log.exception("command %s failed", args.command)
+        log.debug("command %s failed", args.command, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         print(f"(details in {log_path})", file=sys.stderr)
         return 2

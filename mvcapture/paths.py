@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -31,7 +32,9 @@ def log_dir() -> Path:
 
 def resources_dir() -> Path:
     """The shipped `resources/` folder (default lifter, demo session, icons)."""
-    frozen = os.environ.get("MVCAPTURE_RESOURCES")
-    if frozen:
-        return Path(frozen)
+    override = os.environ.get("MVCAPTURE_RESOURCES")
+    if override:
+        return Path(override)
+    if getattr(sys, "frozen", False):  # PyInstaller one-folder app: data lies under _MEIPASS
+        return Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "resources"
     return Path(__file__).resolve().parent.parent / "resources"

@@ -23,3 +23,10 @@ def test_cli_version_and_help():
     assert out.returncode == 0 and mvcapture.__version__ in out.stdout
     out = subprocess.run([sys.executable, "-m", "mvcapture", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "bench" in out.stdout
+
+
+def test_cli_error_shows_message_not_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "mvcapture", "data", "synth", str(tmp_path / "missing"),
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "error:" in out.stderr and "Traceback" not in out.stderr

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 
 # Benchmark modules; each exposes `register(bench_subparsers)`.
-BENCH_MODULES: list[str] = []
+BENCH_MODULES: list[str] = [
+    "mvcapture.bench.procrustes",
+]
 
 
 def register(subparsers) -> None:

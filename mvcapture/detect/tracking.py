@@ -1,0 +1,211 @@
+"""Follow people through a clip by their boxes and pick the athlete among coach and bystanders.
+
+Boxes are matched frame to frame (Hungarian assignment on centre distance, size change and IoU against
+a constant-velocity prediction); a track survives short dropouts (occlusion, a missed detection) and
+is picked up again where its motion says it should be. The athlete is by default the biggest, most
+central and longest-seen person; the user can pick another by track id or by clicking on a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from mvcapture.detect.backends import Person
+from mvcapture.errors import MvcaptureError
+
+log = logging.getLogger(__name__)
+
+# A frame (0-based index) and a pixel (x, y) in it, e.g. where the user clicked on the athlete.
+ClickPoint = tuple[int, float, float]
+# How the athlete is chosen: None = automatic, a track id, or a click point.
+AthleteChoice = int | ClickPoint | None
+
+_NO_MATCH = 1e6
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a (N, 4) and b (M, 4), x1 y1 x2 y2 → (N, M)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=-1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+@dataclass
+class _Track:
+    id: int
+    centre: np.ndarray       # (2,) px at the last match
+    size: np.ndarray         # (2,) width, height px at the last match
+    velocity: np.ndarray     # (2,) px per frame
+    last_frame: int
+    hits: int = 1
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        centre = self.centre + self.velocity * (frame - self.last_frame)
+        return np.concatenate([centre - self.size / 2, centre + self.size / 2])
+
+
+class BoxTracker:
+    """Online multi-person tracker over person boxes.
+
+    Args:
+        max_gap: frames a track may go unseen and still be picked up again (gap bridging).
+        gate: largest centre jump from the predicted position, in box heights, for a match (grows by
+            a fifth per missed frame).
+        velocity_smoothing: weight of a new velocity measurement in the running velocity (0..1].
+    """
+
+    def __init__(self, max_gap: int = 15, gate: float = 0.75, velocity_smoothing: float = 0.5):
+        self.max_gap = max_gap
+        self.gate = gate
+        self.velocity_smoothing = velocity_smoothing
+        self.tracks: list[_Track] = []
+        self.frame = -1
+        self._next_id = 0
+
+    def _cost(self, track: _Track, boxes: np.ndarray) -> np.ndarray:
+        dt = self.frame - track.last_frame
+        pred = track.predicted_box(self.frame)
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        sizes = np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-3)
+        height = max(track.size[1], 1e-3)
+        jump = np.linalg.norm(centres - (pred[:2] + pred[2:]) / 2, axis=1) / height
+        size_change = np.abs(np.log(sizes / np.maximum(track.size, 1e-3))).sum(axis=1)
+        overlap = box_iou(pred, boxes)[0]
+        # A track seen in the last frame is a likelier owner than one coasting through a dropout.
+        cost = jump + size_change + 0.5 * (1.0 - overlap) + 0.05 * (dt - 1)
+        allowed = (jump < self.gate * (1.0 + 0.2 * (dt - 1))) & (size_change < np.log(4.0))
+        return np.where(allowed, cost, _NO_MATCH)
+
+    def update(self, boxes: np.ndarray) -> np.ndarray:
+        """Feed the next frame's boxes (N, 4) px; returns their track ids (N,)."""
+        self.frame += 1
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        self.tracks = [t for t in self.tracks if self.frame - t.last_frame <= self.max_gap + 1]
+        ids = np.full(len(boxes), -1, dtype=np.int64)
+        if self.tracks and len(boxes):
+            cost = np.stack([self._cost(t, boxes) for t in self.tracks])
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < _NO_MATCH:
+                    self._update_track(self.tracks[r], boxes[c])
+                    ids[c] = self.tracks[r].id
+        for c in np.flatnonzero(ids < 0):
+            box = boxes[c]
+            track = _Track(self._next_id, (box[:2] + box[2:]) / 2, box[2:] - box[:2], np.zeros(2), self.frame)
+            self.tracks.append(track)
+            ids[c] = track.id
+            self._next_id += 1
+        return ids
+
+    def _update_track(self, track: _Track, box: np.ndarray) -> None:
+        centre = (box[:2] + box[2:]) / 2
+        dt = self.frame - track.last_frame
+        measured = (centre - track.centre) / dt
+        a = self.velocity_smoothing
+        track.velocity = measured if track.hits == 1 else (1 - a) * track.velocity + a * measured
+        track.centre, track.size, track.last_frame = centre, box[2:] - box[:2], self.frame
+        track.hits += 1
+
+
+def track_people(boxes_per_frame: Sequence[np.ndarray], max_gap: int = 15) -> list[np.ndarray]:
+    """Track ids for every box of every frame: list of (N_t,) int arrays, same order as the boxes."""
+    tracker = BoxTracker(max_gap=max_gap)
+    return [tracker.update(boxes) for boxes in boxes_per_frame]
+
+
+def prominence(boxes: np.ndarray, image_size: Sequence[float]) -> np.ndarray:
+    """How athlete-like each box (N, 4) is: size relative to the image times closeness to its centre."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    width, height = float(image_size[0]), float(image_size[1])
+    size = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1) / (width * height))
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    off_centre = np.linalg.norm((centre - [width / 2, height / 2]) / [width / 2, height / 2], axis=1)
+    return size * np.clip(1.0 - 0.5 * off_centre, 0.1, None)
+
+
+def choose_athlete(boxes_per_frame: Sequence[np.ndarray], ids_per_frame: Sequence[np.ndarray],
+                   image_size: Sequence[float], athlete: AthleteChoice = None) -> int | None:
+    """The athlete's track id.
+
+    Args:
+        boxes_per_frame, ids_per_frame: per frame (N_t, 4) boxes px and (N_t,) track ids.
+        image_size: (width, height) px.
+        athlete: None = the track with the largest summed prominence (big, central, seen long);
+            an int = that track id; (frame, x, y) = the person whose box holds that pixel in that frame
+            (the smallest such box, else the nearest box centre).
+
+    Returns:
+        The track id, or None when nobody was detected in the whole clip.
+
+    Raises:
+        MvcaptureError: unknown track id, or nobody at the clicked point.
+    """
+    known = np.unique(np.concatenate([np.zeros(0, np.int64)] + [np.asarray(i, np.int64) for i in ids_per_frame]))
+    if athlete is None:
+        if not len(known):
+            return None
+        totals: dict[int, float] = {}
+        for boxes, ids in zip(boxes_per_frame, ids_per_frame):
+            for track_id, p in zip(ids, prominence(boxes, image_size)):
+                totals[int(track_id)] = totals.get(int(track_id), 0.0) + float(p)
+        return max(totals, key=totals.__getitem__)
+    if isinstance(athlete, (int, np.integer)):
+        if int(athlete) not in known:
+            raise MvcaptureError(f"there is no person track {athlete}; tracks found: "
+                                 f"{', '.join(map(str, known)) or 'none'}")
+        return int(athlete)
+    frame, x, y = athlete
+    frame = int(frame)
+    if not 0 <= frame < len(boxes_per_frame) or not len(boxes_per_frame[frame]):
+        raise MvcaptureError(f"nobody was detected in frame {frame}; pick the athlete on another frame")
+    boxes = np.asarray(boxes_per_frame[frame], dtype=np.float64).reshape(-1, 4)
+    inside = (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])
+    if inside.any():
+        areas = np.where(inside, np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), np.inf)
+        return int(ids_per_frame[frame][int(np.argmin(areas))])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    nearest = int(np.argmin(np.linalg.norm(centres - [x, y], axis=1)))
+    return int(ids_per_frame[frame][nearest])
+
+
+class AthleteTracker:
+    """Live (frame by frame) version: track everyone, return the athlete's detection or None.
+
+    Args:
+        image_size: (width, height) px.
+        athlete_id: follow this track id; None = the most prominent person, re-chosen when lost.
+        max_gap: as for `BoxTracker`.
+    """
+
+    def __init__(self, image_size: Sequence[float], athlete_id: int | None = None, max_gap: int = 15):
+        self.image_size = image_size
+        self.athlete_id = athlete_id
+        self.tracker = BoxTracker(max_gap=max_gap)
+        self._last: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 4)), np.zeros(0, np.int64))
+
+    def update(self, people: list[Person]) -> Person | None:
+        """Feed one frame's `Person` list; returns the athlete's `Person`, or None when not seen."""
+        boxes = np.array([p.box for p in people], dtype=np.float64).reshape(-1, 4)
+        ids = self.tracker.update(boxes)
+        self._last = (boxes, ids)
+        alive = {t.id for t in self.tracker.tracks}
+        if (self.athlete_id is None or self.athlete_id not in alive) and len(ids):
+            self.athlete_id = int(ids[int(np.argmax(prominence(boxes, self.image_size)))])
+        hits = np.flatnonzero(ids == self.athlete_id)
+        return people[int(hits[0])] if len(hits) else None
+
+    def pick(self, x: float, y: float) -> int:
+        """Follow the person under pixel (x, y) of the last frame from now on; returns their track id."""
+        boxes, ids = self._last
+        self.athlete_id = choose_athlete([boxes], [ids], self.image_size, (0, x, y))
+        return self.athlete_id
