@@ -30,6 +30,7 @@ class FramePlot(pg.PlotWidget):
         self.fps = fps
         self.setMinimumHeight(110)
         self.setMenuEnabled(False)
+        self.setTitle("disagreement per frame (click to jump)", size="9pt")
         self.setLabel("left", "disagreement", units="mm")
         self.setLabel("bottom", "frame")
         self.showGrid(x=False, y=True, alpha=0.2)
@@ -96,6 +97,7 @@ class JointBars(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
+        self.setTitle("per joint, this frame (dash: recording mean; click to select)", size="9pt")
         self.setLabel("left", "mm")
         x = np.arange(17)
         self.bars = pg.BarGraphItem(x=x, height=np.zeros(17), width=0.7)

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from mvcapture.gui.state import PLAY_SPEEDS, ReviewState
 
+# Transport symbols as polygons on a 16x16 grid: bars (x, y, w, h) and triangles (3 points).
+_SHAPES = {
+    "first": ([(2, 3, 2, 10)], [((13, 3), (13, 13), (5, 8))]),
+    "back": ([(2, 3, 2, 10)], [((12, 3), (12, 13), (5, 8))]),
+    "play": ([], [((4, 2), (4, 14), (13, 8))]),
+    "pause": ([(4, 3, 3, 10), (9, 3, 3, 10)], []),
+    "forward": ([(12, 3, 2, 10)], [((4, 3), (4, 13), (11, 8))]),
+    "last": ([(12, 3, 2, 10)], [((3, 3), (3, 13), (11, 8))]),
+}
 
-def _button(widget: QtWidgets.QWidget, icon: QtWidgets.QStyle.StandardPixmap, tip: str) -> QtWidgets.QToolButton:
+
+def transport_icon(kind: str, color: QtGui.QColor) -> QtGui.QIcon:
+    """A crisp media icon in the palette's text colour (the style's own are dark on dark themes)."""
+    pixmap = QtGui.QPixmap(32, 32)
+    pixmap.fill(QtCore.Qt.GlobalColor.transparent)
+    painter = QtGui.QPainter(pixmap)
+    painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    painter.scale(2, 2)
+    painter.setPen(QtCore.Qt.PenStyle.NoPen)
+    painter.setBrush(color)
+    bars, triangles = _SHAPES[kind]
+    for x, y, w, h in bars:
+        painter.drawRect(QtCore.QRectF(x, y, w, h))
+    for tri in triangles:
+        painter.drawPolygon(QtGui.QPolygonF([QtCore.QPointF(*p) for p in tri]))
+    painter.end()
+    return QtGui.QIcon(pixmap)
+
+
+def _button(widget: QtWidgets.QWidget, kind: str, tip: str) -> QtWidgets.QToolButton:
     button = QtWidgets.QToolButton(widget)
-    button.setIcon(widget.style().standardIcon(icon))
+    button.setProperty("icon_kind", kind)
     button.setToolTip(tip)
     button.setAutoRaise(True)
     button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # keys belong to the window's shortcuts
@@ -22,12 +50,11 @@ class Timeline(QtWidgets.QWidget):
     def __init__(self, state: ReviewState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        SP = QtWidgets.QStyle.StandardPixmap
-        self.first_button = _button(self, SP.SP_MediaSkipBackward, "first frame (Home)")
-        self.back_button = _button(self, SP.SP_MediaSeekBackward, "previous frame (Left)")
-        self.play_button = _button(self, SP.SP_MediaPlay, "play / pause (Space)")
-        self.forward_button = _button(self, SP.SP_MediaSeekForward, "next frame (Right)")
-        self.last_button = _button(self, SP.SP_MediaSkipForward, "last frame (End)")
+        self.first_button = _button(self, "first", "first frame (Home)")
+        self.back_button = _button(self, "back", "previous frame (Left)")
+        self.play_button = _button(self, "play", "play / pause (Space)")
+        self.forward_button = _button(self, "forward", "next frame (Right)")
+        self.last_button = _button(self, "last", "last frame (End)")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, self)
         self.slider.setRange(0, state.last_frame)
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -66,6 +93,7 @@ class Timeline(QtWidgets.QWidget):
         state.events.playing.connect(self._on_playing)
         state.events.loop.connect(self.loop.setChecked)
         self._on_frame(state.frame)
+        self._update_icons()
 
     def _on_frame(self, frame: int) -> None:
         if self.slider.value() != frame:
@@ -76,5 +104,16 @@ class Timeline(QtWidgets.QWidget):
         self.position.setText(f"frame {frame} / {self.state.last_frame}   {seconds:6.2f} s")
 
     def _on_playing(self, playing: bool) -> None:
-        SP = QtWidgets.QStyle.StandardPixmap
-        self.play_button.setIcon(self.style().standardIcon(SP.SP_MediaPause if playing else SP.SP_MediaPlay))
+        self.play_button.setProperty("icon_kind", "pause" if playing else "play")
+        self._update_icons()
+
+    def _update_icons(self) -> None:
+        color = self.palette().color(QtGui.QPalette.ColorRole.ButtonText)
+        for button in (self.first_button, self.back_button, self.play_button, self.forward_button,
+                       self.last_button):
+            button.setIcon(transport_icon(button.property("icon_kind"), color))
+
+    def changeEvent(self, event: QtCore.QEvent) -> None:
+        if event.type() == QtCore.QEvent.Type.PaletteChange:
+            self._update_icons()
+        super().changeEvent(event)

@@ -97,7 +97,7 @@ class Skeleton3DView(gl.GLViewWidget):
             mesh = gl.GLMeshItem(smooth=False, shader=None, glOptions="opaque")  # flat, exact colours
             self.addItem(mesh)
             self.skeletons.append(mesh)
-        self.setCameraPosition(pos=QtGui.QVector3D(0, 0, -0.15), distance=3.4, elevation=14, azimuth=-65)
+        self.setCameraPosition(pos=QtGui.QVector3D(0, 0, -0.15), distance=2.7, elevation=14, azimuth=-65)
         self.set_poses(np.zeros((num_views, 17, 3)), np.zeros(17))
 
     @staticmethod
