@@ -31,9 +31,10 @@ class FrameLoader(QtCore.QThread):
     failed = QtCore.Signal(int, str)
 
     def __init__(self, videos: list[Path | None], max_width: int = 960,
-                 parent: QtCore.QObject | None = None) -> None:
+                 frame_times_s: list[np.ndarray | None] | None = None, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self._paths = list(videos)
+        self._frame_times = list(frame_times_s) if frame_times_s is not None else [None] * len(self._paths)
         self._max_width = max_width
         self._pending: dict[int, float] = {}
         self._wake = threading.Condition()
@@ -66,7 +67,8 @@ class FrameLoader(QtCore.QThread):
                     view, time_s = self._pending.popitem()
                 try:
                     if view not in readers:
-                        readers[view] = VideoFrames(self._paths[view], max_width=self._max_width)
+                        readers[view] = VideoFrames(self._paths[view], max_width=self._max_width,
+                                                    frame_times_s=self._frame_times[view])
                     index = readers[view].index_at(time_s)
                     frame: np.ndarray | None = readers[view].read(index)
                 except MvcaptureError as exc:

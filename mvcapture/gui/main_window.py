@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from mvcapture.paths import data_dir
 log = logging.getLogger(__name__)
 
 TAB_NAMES = ("Capture", "Review", "Fine-tune", "Library")
+
+
+def layer_available(*modules: str) -> bool:
+    """Whether the lower layers a tab needs are installed (they land one by one)."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def app_settings() -> QtCore.QSettings:
@@ -63,7 +69,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     source_opened = QtCore.Signal(object)  # ReviewSource
 
-    def __init__(self, settings: QtCore.QSettings | None = None) -> None:
+    def __init__(self, settings: QtCore.QSettings | None = None, finetune_config: str | None = None) -> None:
         super().__init__()
         self.setObjectName("mvcapture_main")
         self.setWindowTitle("mvcapture")
@@ -75,12 +81,36 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget(self)
         self.tabs.setObjectName("tabs")
         self.tabs.setDocumentMode(True)
-        self.capture_tab = PendingTab("Capture: pick two cameras, live previews, record.\n"
-                                      "(waiting for the capture layer)")
+        if layer_available("mvcapture.capture", "mvcapture.session"):
+            from mvcapture.gui.capture import CaptureTab
+
+            self.capture_tab = CaptureTab()
+            self.capture_tab.message.connect(self.show_message)
+            self.capture_tab.recorded.connect(self._on_recorded)
+            self.capture_tab.imported.connect(self._on_recorded)
+        else:
+            self.capture_tab = PendingTab("Capture: pick two cameras, live previews, record.\n"
+                                          "(needs mvcapture.capture and mvcapture.session, not installed)")
         self.review_tab = ReviewTab()
-        self.finetune_tab = PendingTab("Fine-tune: choose sessions, loss variant and epochs; "
-                                       "start, cancel, live curves.\n(waiting for the job layer)")
-        self.library_tab = PendingTab("Library: sessions and model versions.\n(waiting for the session catalog)")
+        if layer_available("mvcapture.train", "mvcapture.session"):
+            from mvcapture.gui.finetune import FinetuneTab
+
+            self.finetune_tab = FinetuneTab(base_config=finetune_config)
+            self.finetune_tab.message.connect(self.show_message)
+        else:
+            self.finetune_tab = PendingTab("Fine-tune: choose sessions, loss variant and epochs; start, cancel, "
+                                           "live curves.\n(needs mvcapture.train and mvcapture.session, not installed)")
+        if layer_available("mvcapture.session"):
+            from mvcapture.gui.library import LibraryTab
+
+            self.library_tab = LibraryTab()
+            self.library_tab.message.connect(self.show_message)
+            self.library_tab.open_requested.connect(self.open_path)
+        else:
+            self.library_tab = PendingTab("Library: sessions and model versions.\n"
+                                          "(needs mvcapture.session, not installed)")
+        if hasattr(self.finetune_tab, "versions_changed") and hasattr(self.library_tab, "refresh_versions"):
+            self.finetune_tab.versions_changed.connect(self.library_tab.refresh_versions)
         for tab, name in zip((self.capture_tab, self.review_tab, self.finetune_tab, self.library_tab), TAB_NAMES):
             self.tabs.addTab(tab, name)
         self.tabs.setCurrentWidget(self.review_tab)
@@ -139,7 +169,7 @@ class MainWindow(QtWidgets.QMainWindow):
         capture_menu = self.menuBar().addMenu("&Capture")
         self.record_action = self._action("&Record / stop", QtGui.QKeySequence(K.Key_R), self._on_record,
                                           capture_menu, "start or stop recording (Capture tab)")
-        self.record_action.setEnabled(False)
+        self.record_action.setEnabled(hasattr(self.capture_tab, "toggle_record"))
         view_menu = self.menuBar().addMenu("&View")
         for i, name in enumerate(TAB_NAMES):
             self._action(name, f"Ctrl+{i + 1}", lambda i=i: self.tabs.setCurrentIndex(i), view_menu)
@@ -151,7 +181,26 @@ class MainWindow(QtWidgets.QMainWindow):
             fn(state)
 
     def _on_record(self) -> None:
-        self.message_bar.show_message("Recording needs the capture layer, which is not installed yet.")
+        """R: start / stop recording, while the Capture tab is shown."""
+        if self.tabs.currentWidget() is self.capture_tab and hasattr(self.capture_tab, "toggle_record"):
+            self.capture_tab.toggle_record()
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        if error:
+            self.message_bar.show_message(text, error=True)
+        else:
+            self.statusBar().showMessage(text, 8000)
+
+    def _on_recorded(self, session_path: Path) -> None:
+        """A new session (recorded or imported): open it when processed, else say how to process it."""
+        if (Path(session_path) / ANALYSIS_FILE).is_file():
+            self.open_path(session_path)
+            return
+        self.message_bar.show_message(
+            f"Session {Path(session_path).name} saved. Process it (`mvcapture process {Path(session_path).name}`) "
+            "to review it in 3D.", error=False)
+        if hasattr(self.library_tab, "refresh"):
+            self.library_tab.refresh()
 
     def _on_offset_changed(self, view: int, offset_s: float) -> None:
         self.statusBar().showMessage(
@@ -228,4 +277,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.save_layout()
         self.review_tab.close_view()
+        for tab in (self.capture_tab, self.finetune_tab):
+            if hasattr(tab, "shutdown"):
+                tab.shutdown()
         super().closeEvent(event)

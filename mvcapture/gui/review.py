@@ -68,7 +68,7 @@ class ReviewView(QtWidgets.QWidget):
         self.offset_boxes: dict[int, QtWidgets.QDoubleSpinBox] = {}
         self._build_layout()
 
-        self.loader = FrameLoader(source.videos, parent=self)
+        self.loader = FrameLoader(source.videos, frame_times_s=source.frame_times_s, parent=self)
         self.loader.frame_ready.connect(self._on_frame_ready)
         self.loader.failed.connect(self._on_video_failed)
         self.loader.start()

@@ -1,12 +1,17 @@
 """What the review shows, found from a path: a processed `Analysis` and the videos of its views.
 
-Plain Python (no Qt). Accepts an `analysis.npz` (videos passed alongside) or a folder holding one.
+Plain Python (no Qt). Accepts a session (folder, id or name; through `mvcapture.session`), an
+`analysis.npz` (videos passed alongside) or a plain folder holding one with its videos.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import importlib.util
+
+import numpy as np
 
 from mvcapture.analysis import Analysis
 from mvcapture.errors import MvcaptureError
@@ -24,16 +29,19 @@ class ReviewSource:
         analysis: the processed result (2D, 3D per view, alignment, residuals).
         videos: one video path per view, or None where a view has no video (overlay on blank).
         folder: the session folder when opened from one, else None.
+        frame_times_s: per view, the time of each video frame in its file (s), or None (constant rate).
     """
 
     name: str
     analysis: Analysis
     videos: list[Path | None] = field(default_factory=list)
     folder: Path | None = None
+    frame_times_s: list[np.ndarray | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         views = self.analysis.num_views
         self.videos = list(self.videos)[:views] + [None] * max(0, views - len(self.videos))
+        self.frame_times_s = list(self.frame_times_s)[:views] + [None] * max(0, views - len(self.frame_times_s))
 
     def video_time_s(self, view: int, frame: int, offset_s: float) -> float:
         """Time into `view`'s video file of common-time-base `frame`, given that view's offset (s).
@@ -51,9 +59,38 @@ def _videos_in(folder: Path) -> list[Path]:
     return found
 
 
+def _session_api_available() -> bool:
+    return importlib.util.find_spec("mvcapture.session") is not None
+
+
+def _is_session(path: Path) -> bool:
+    return (path / "session.json").is_file()
+
+
+def load_session_source(key: Path | str) -> ReviewSource:
+    """A processed session (folder, id or name) with its views' videos and frame times."""
+    from mvcapture.session import Session
+
+    session = Session.open(key, repair=False)
+    analysis_path = session.path_for("analysis")
+    if not analysis_path.is_file():
+        raise MvcaptureError(f"session '{session.name}' is not processed yet: run `mvcapture process "
+                             f"{session.id}` (or Process in the Capture tab), then open it again")
+    videos, times = [], []
+    for view in session.views:
+        ok = view.media.is_file()
+        videos.append(view.media if ok else None)
+        times.append(view.frame_times() if ok and view.timestamps.is_file() else None)
+    return ReviewSource(name=session.name, analysis=Analysis.load(analysis_path), videos=videos,
+                        folder=session.path, frame_times_s=times)
+
+
 def load_review_source(path: Path | str, videos: list[Path | str] | None = None) -> ReviewSource:
-    """Open an `analysis.npz`, or a folder with `analysis.npz` (and its view videos, in name order)."""
+    """Open a session, an `analysis.npz`, or a folder with `analysis.npz` and its view videos (name order)."""
     path = Path(path).expanduser()
+    if not videos and _session_api_available() and (_is_session(path) or not path.exists()):
+        if path.exists() or len(path.parts) == 1:  # a session folder, or an id / name from the catalog
+            return load_session_source(path)
     if path.is_dir():
         analysis_path = path / ANALYSIS_FILE
         if not analysis_path.is_file():

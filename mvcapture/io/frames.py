@@ -23,9 +23,12 @@ class VideoFrames:
     Args:
         path: a video file OpenCV can read (mp4, avi, mov, mkv ...).
         max_width: frames wider than this are shrunk (keeping the aspect); None keeps full size.
+        frame_times_s: (N,) time of each frame in the file, seconds (variable frame rate videos, e.g. from
+            the session's timestamp table); None = constant rate from the container's fps.
     """
 
-    def __init__(self, path: Path | str, max_width: int | None = None) -> None:
+    def __init__(self, path: Path | str, max_width: int | None = None,
+                 frame_times_s: np.ndarray | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise MvcaptureError(f"video not found: {self.path}")
@@ -36,6 +39,7 @@ class VideoFrames:
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.max_width = max_width
+        self.frame_times_s = None if frame_times_s is None else np.asarray(frame_times_s, float)
         self._next = 0  # index the decoder will return on the next plain read
 
     @property
@@ -46,8 +50,19 @@ class VideoFrames:
         return self.max_width / self.size[0]
 
     def index_at(self, time_s: float) -> int:
-        """Nearest frame index at `time_s` seconds from the start of the file (may be out of range)."""
-        return int(round(time_s * self.fps))
+        """Nearest frame index at `time_s` seconds into the file (may be out of range)."""
+        times = self.frame_times_s
+        if times is None or len(times) == 0:
+            return int(round(time_s * self.fps))
+        step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / self.fps
+        if time_s < times[0] - step / 2:
+            return -1
+        if time_s > times[-1] + step / 2:
+            return len(times)
+        i = int(np.searchsorted(times, time_s))
+        if i > 0 and (i == len(times) or time_s - times[i - 1] <= times[i] - time_s):
+            i -= 1
+        return i
 
     def read(self, index: int) -> np.ndarray | None:
         """Frame `index` as RGB uint8 (H, W, 3); None when the index lies outside the video."""
