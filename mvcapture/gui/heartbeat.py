@@ -32,10 +32,14 @@ class EventLoopMonitor(QtCore.QObject):
         self._clock = QtCore.QElapsedTimer()
         self.worst_stall_ms = 0.0
         self.beats = 0
+        self.stalls: list[tuple[float, float]] = []  # (seconds since start, stall ms) above 20 ms
 
     def start(self) -> None:
         self.worst_stall_ms = 0.0
         self.beats = 0
+        self.stalls = []
+        self._since = QtCore.QElapsedTimer()
+        self._since.start()
         self._clock.start()
         self._timer.start()
 
@@ -52,5 +56,7 @@ class EventLoopMonitor(QtCore.QObject):
         stall = max(0.0, elapsed_ms - self.interval_ms)
         if stall > self.worst_stall_ms:
             self.worst_stall_ms = stall
+        if stall > 20:
+            self.stalls.append((self._since.elapsed() / 1000, stall))
         if self.log_above_ms is not None and stall > self.log_above_ms:
             log.warning("GUI event loop stalled for %.0f ms", stall)

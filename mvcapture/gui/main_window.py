@@ -6,7 +6,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from PySide6 import QtCore, QtGui, QtOpenGLWidgets, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from mvcapture.gui.review import ReviewTab
 from mvcapture.gui.source import ANALYSIS_FILE, ReviewSource, load_review_source
@@ -122,10 +122,6 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.message_bar)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        # The window is created OpenGL-ready: otherwise the first 3D view would recreate the native
-        # window while it is shown (a flicker, and the window loses focus and keyboard shortcuts).
-        self._gl_ready = QtOpenGLWidgets.QOpenGLWidget(central)
-        self._gl_ready.hide()
         self.review_tab.set_theme(self.theme)
         self.review_tab.offset_changed.connect(self._on_offset_changed)
 

@@ -23,6 +23,9 @@ from mvcapture.gui.view3d import Skeleton3DView
 
 log = logging.getLogger(__name__)
 
+# How long a frame waits for its video images before the pose data is shown without them (ms).
+VIDEO_WAIT_MS = 150
+
 
 def _swatch(rgb: tuple[int, int, int], text: str) -> str:
     return f'<span style="color: rgb{tuple(rgb)}">&#9632;</span> {text}'
@@ -69,9 +72,16 @@ class ReviewView(QtWidgets.QWidget):
         self._build_layout()
 
         self.loader = FrameLoader(source.videos, frame_times_s=source.frame_times_s, parent=self)
-        self.loader.frame_ready.connect(self._on_frame_ready)
+        self.loader.frames_ready.connect(self._on_frames_ready)
         self.loader.failed.connect(self._on_video_failed)
         self.loader.start()
+        self.presented_frame: int | None = None  # the frame all views currently show
+        self._wanted: int | None = None  # the frame the state asks for
+        self._in_flight: int | None = None  # the frame whose video images are being decoded
+        self._video_timeout = QtCore.QTimer(self)
+        self._video_timeout.setSingleShot(True)
+        self._video_timeout.setInterval(VIDEO_WAIT_MS)
+        self._video_timeout.timeout.connect(self._on_video_timeout)
 
         self._play_timer = QtCore.QTimer(self)
         self._play_timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -140,15 +150,46 @@ class ReviewView(QtWidgets.QWidget):
 
     # -- reactions to the state --------------------------------------------------------------------
     def _show_frame(self, frame: int) -> None:
+        """Show `frame`: everything is drawn together once its video images are decoded (one repaint),
+        and while a decode is in flight newer frames only replace the wish (playback drops frames)."""
+        self._wanted = frame
+        if not any(v is not None for v in self.source.videos):
+            self._present(frame, {})
+        elif self._in_flight is None:
+            self._request(frame)
+
+    def _request(self, frame: int) -> None:
+        self._in_flight = frame
+        self._video_timeout.start()
+        self.loader.request(frame, {v: self.source.video_time_s(v, frame, self.state.offset_s(v))
+                                    for v, video in enumerate(self.source.videos) if video is not None})
+
+    def _on_frames_ready(self, frame: int, images: dict) -> None:
+        if frame != self._in_flight:
+            return  # a late answer to a request given up on
+        self._in_flight = None
+        self._video_timeout.stop()
+        self._present(frame, images)
+        if self._wanted is not None and self._wanted != frame:
+            self._request(self._wanted)
+
+    def _on_video_timeout(self) -> None:
+        """Decoding is slow: show the pose data now, the videos follow when they arrive."""
+        self._in_flight = None
+        self._present(self._wanted, {})
+        self._request(self._wanted)
+
+    def _present(self, frame: int, images: dict) -> None:
         a = self.analysis
+        for v, (index, rgb) in images.items():
+            self.panels[v].set_frame(rgb, "" if rgb is not None else f"outside the video (frame {index})")
         for v, panel in enumerate(self.panels):
             panel.set_keypoints(a.kp2d[v, frame], a.conf[v, frame])
-            if self.source.videos[v] is not None:
-                self.loader.request(v, self.source.video_time_s(v, frame, self.state.offset_s(v)))
         self.view3d.set_poses(a.aligned[:, frame], a.residual_mm[frame], self.state.selected_joint)
         self.frame_plot.set_frame(frame)
         self.joint_bars.set_frame(frame)
         self._update_info(frame)
+        self.presented_frame = frame
 
     def _update_info(self, frame: int) -> None:
         r = self.analysis.residual_mm
@@ -158,9 +199,6 @@ class ReviewView(QtWidgets.QWidget):
         if joint is not None:
             text += f"   |   {H36M17_JOINTS[joint]}: {r[frame, joint]:.0f} mm (mean {np.nanmean(r[:, joint]):.0f} mm)"
         self.info.setText(text)
-
-    def _on_frame_ready(self, view: int, index: int, rgb) -> None:
-        self.panels[view].set_frame(rgb, "" if rgb is not None else f"outside video (frame {index})")
 
     def _on_video_failed(self, view: int, message: str) -> None:
         self.panels[view].set_frame(None, message)
@@ -181,7 +219,9 @@ class ReviewView(QtWidgets.QWidget):
     def _on_selected_joint(self, joint: int | None) -> None:
         self.frame_plot.set_selected_joint(joint)
         self.joint_bars.set_selected_joint(joint)
-        self._show_frame(self.state.frame)
+        a, frame = self.analysis, self.presented_frame if self.presented_frame is not None else self.state.frame
+        self.view3d.set_poses(a.aligned[:, frame], a.residual_mm[frame], joint)
+        self._update_info(frame)
 
     def _on_offset(self, view: int, offset_s: float) -> None:
         box = self.offset_boxes.get(view)
@@ -190,8 +230,8 @@ class ReviewView(QtWidgets.QWidget):
             box.setValue(offset_s)
             box.blockSignals(False)
         self.offset_changed.emit(view, offset_s)
-        if self.source.videos[view] is not None:
-            self.loader.request(view, self.source.video_time_s(view, self.state.frame, offset_s))
+        self._in_flight = None
+        self._show_frame(self.state.frame)
 
     # -- housekeeping ------------------------------------------------------------------------------
     def set_theme(self, theme: Theme) -> None:

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 
 def wait_until(condition, timeout_s: float = 10.0) -> None:
@@ -31,6 +31,19 @@ def settle(ms: int = 300) -> None:
     while time.monotonic() < end:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
         time.sleep(0.005)
+
+
+def grab_window(window: QtWidgets.QWidget) -> QtGui.QPixmap:
+    """The window as shown, with its native 3D views painted in (a widget grab leaves them blank)."""
+    from mvcapture.gui.view3d import Skeleton3DView
+
+    pixmap = window.grab()
+    painter = QtGui.QPainter(pixmap)
+    for view in window.findChildren(Skeleton3DView):
+        if view.isVisible():
+            painter.drawImage(view.mapTo(window, QtCore.QPoint(0, 0)), view.grab_image())
+    painter.end()
+    return pixmap
 
 
 def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int, int] = (1280, 800),
@@ -65,7 +78,7 @@ def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int
             window.tabs.setCurrentIndex(i)
             settle()
             path = out_dir / f"{name.lower().replace('-', '')}{'_dark' if dark else ''}.png"
-            window.grab().save(str(path))
+            grab_window(window).save(str(path))
             paths.append(path)
         window.close()
     return paths

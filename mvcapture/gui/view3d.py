@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph.opengl as gl
-from PySide6 import QtCore, QtGui
+from pyqtgraph.opengl.GLViewWidget import GLViewMixin
+from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
 from mvcapture.core.skeleton import H36M17_BONES
 from mvcapture.gui.theme import Theme, disagreement_rgba, view_color
@@ -74,30 +75,54 @@ def skeleton_mesh(pose: np.ndarray, bone_rgba: np.ndarray, joint_rgba: np.ndarra
     return verts.astype(np.float32), faces.astype(np.uint32), colors.astype(np.float32)
 
 
-class Skeleton3DView(gl.GLViewWidget):
-    """Orbitable 3D view of V aligned skeletons.
+class GLSceneWindow(GLViewMixin, QtOpenGL.QOpenGLWindow):
+    """pyqtgraph's 3D scene (GLViewWidget's mixin) in its own native GL window.
+
+    Embedded with a window container, it renders only its own rectangle: a QOpenGLWidget instead makes
+    Qt compose the whole main window through OpenGL on every repaint (5x the cost per frame with
+    software GL). It never takes keyboard focus, so the window's shortcuts keep working over it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFlag(QtCore.Qt.WindowType.WindowDoesNotAcceptFocus)
+
+    def devicePixelRatioF(self) -> float:
+        return float(self.devicePixelRatio())
+
+
+class Skeleton3DView(QtWidgets.QWidget):
+    """Orbitable 3D view of V aligned skeletons (drag: orbit, wheel: zoom, middle-drag: pan).
 
     Args:
         num_views: how many skeletons (one colour each).
         floor_m: height of the floor in the display frame (z, metres); the pelvis is at 0.
+
+    Attributes:
+        scene: the `GLSceneWindow` (pyqtgraph GLViewMixin API: setCameraPosition, items, ...).
     """
 
     def __init__(self, num_views: int, floor_m: float = -0.95, parent=None) -> None:
         super().__init__(parent)
         self.setMinimumSize(240, 180)
-        self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+        self.scene = GLSceneWindow()
+        container = QtWidgets.QWidget.createWindowContainer(self.scene, self)
+        container.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(container)
         self.grid = gl.GLGridItem()
         self.grid.setSize(4, 4)
         self.grid.setSpacing(0.5, 0.5)
         self.grid.translate(0, 0, floor_m)
-        self.addItem(self.grid)
+        self.scene.addItem(self.grid)
         self.skeletons: list[gl.GLMeshItem] = []
         self._bone_rgba = [np.array(view_color(v) + (255,), float) / 255 for v in range(num_views)]
         for _ in range(num_views):
             mesh = gl.GLMeshItem(smooth=False, shader=None, glOptions="opaque")  # flat, exact colours
-            self.addItem(mesh)
+            self.scene.addItem(mesh)
             self.skeletons.append(mesh)
-        self.setCameraPosition(pos=QtGui.QVector3D(0, 0, -0.15), distance=2.7, elevation=14, azimuth=-65)
+        self.scene.setCameraPosition(pos=QtGui.QVector3D(0, 0, -0.15), distance=2.7, elevation=14, azimuth=-65)
         self.set_poses(np.zeros((num_views, 17, 3)), np.zeros(17))
 
     @staticmethod
@@ -107,7 +132,7 @@ class Skeleton3DView(gl.GLViewWidget):
         return float(np.nanpercentile(feet, 2)) - 0.03 if np.isfinite(feet).any() else -0.95
 
     def set_theme(self, theme: Theme) -> None:
-        self.setBackgroundColor(theme.view3d_background)
+        self.scene.setBackgroundColor(theme.view3d_background)
         self.grid.setColor(theme.grid)
 
     def set_poses(self, poses_m: np.ndarray, residual_mm: np.ndarray, selected_joint: int | None = None) -> None:
@@ -121,8 +146,12 @@ class Skeleton3DView(gl.GLViewWidget):
             verts, faces, colors = skeleton_mesh(p, self._bone_rgba[v], joint_rgba, radius)
             self.skeletons[v].setMeshData(vertexes=verts, faces=faces, faceColors=colors)
 
+    def grab_image(self) -> QtGui.QImage:
+        """The scene as drawn (the GL window's framebuffer)."""
+        return self.scene.grabFramebuffer()
+
     def render_rgb(self) -> np.ndarray:
-        """The view as last drawn on screen, (H, W, 3) uint8 RGB (tests and screenshots)."""
-        image = self.grabFramebuffer().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        """The scene as drawn, (H, W, 3) uint8 RGB (tests and screenshots)."""
+        image = self.grab_image().convertToFormat(QtGui.QImage.Format.Format_RGB888)
         rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
         return rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 # numerical libraries start from them), so a busy worker cannot starve the event loop of CPU.
 BACKGROUND_NICE = 10
 # How often (s) Python hands the GIL between threads: short, so the GUI thread never waits long
-# behind a worker running Python code (the default is 5 ms per hand-over).
-GIL_SWITCH_INTERVAL_S = 0.001
+# behind a worker running Python code: painting crosses into C++ and back hundreds of times per frame,
+# and every crossing may wait one interval for the GIL (the default is 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 _pool: QtCore.QThreadPool | None = None
 
