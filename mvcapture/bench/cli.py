@@ -7,6 +7,7 @@ import importlib
 # Benchmark modules; each exposes `register(bench_subparsers)`.
 BENCH_MODULES: list[str] = [
     "mvcapture.bench.procrustes",
+    "mvcapture.bench.lifter",
 ]
 
 

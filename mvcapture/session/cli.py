@@ -1,0 +1,182 @@
+"""`mvcapture import`, `mvcapture sessions` and `mvcapture sync`: bring phone videos in, find sessions,
+align the views in time."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mvcapture.cli import add_json_option, write_json
+from mvcapture.errors import MvcaptureError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    imp = subparsers.add_parser(
+        "import", help="import two (or more) videos (e.g. from phones) as a new session",
+        description="Create a session from video files: one view per file, in the order given. Rotation, "
+                    "variable frame rate and audio are handled; files are copied unless --reference.")
+    imp.add_argument("videos", type=Path, nargs="+", metavar="VIDEO")
+    imp.add_argument("--name", help="session name (default: date and time)")
+    imp.add_argument("--athlete", help="athlete's name (for the catalog)")
+    imp.add_argument("--tag", action="append", default=[], help="tag the session (repeatable)")
+    imp.add_argument("--reference", action="store_true",
+                     help="leave the videos where they are instead of copying them into the session")
+    add_json_option(imp)
+    imp.set_defaults(func=run_import)
+
+    ses = subparsers.add_parser(
+        "sessions", help="list or search sessions, or show one",
+        description="List sessions (newest first), search them, or show one session's views, stages and problems.")
+    ses.add_argument("session", nargs="?", help="a session id, name or folder to show in detail")
+    ses.add_argument("--search", metavar="TEXT", help="only sessions whose name, id, athlete or tag contains TEXT")
+    ses.add_argument("--athlete", help="only this athlete's sessions")
+    ses.add_argument("--tag", help="only sessions with this tag")
+    ses.add_argument("--add-tag", action="append", default=[], metavar="TAG",
+                     help="with SESSION: add a tag (repeatable)")
+    ses.add_argument("--rebuild", action="store_true", help="re-index the catalog from the session folders")
+    add_json_option(ses)
+    ses.set_defaults(func=run_sessions)
+
+    syn = subparsers.add_parser(
+        "sync", help="align a session's views in time (audio, else motion)",
+        description="Estimate the time offset (and clock drift) between view 0 and each other view: from the "
+                    "sound when both videos have it, else from the motion of detected keypoints. "
+                    "--manual-offset overrides with a known offset.")
+    syn.add_argument("session", help="session id, name or folder")
+    syn.add_argument("--manual-offset", type=float, metavar="S",
+                     help="use this offset in seconds (t_view = t_view0 + S) instead of estimating it")
+    syn.add_argument("--view", type=int, help="align only this view against view 0 (default: every view; "
+                                              "with --manual-offset: view 1)")
+    add_json_option(syn)
+    syn.set_defaults(func=run_sync)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mvcapture.io.video import probe
+    from mvcapture.session.store import Session
+
+    infos = [probe(p) for p in tqdm(args.videos, desc="checking videos", unit="file", leave=False)]
+    session = Session.create(name=args.name, athlete=args.athlete, kind="import", tags=args.tag)
+    try:
+        session.import_videos(args.videos, copy=not args.reference)
+    except BaseException:
+        session.discard()
+        raise
+    print(f"session {session.id} created in {session.path}")
+    for view, info in zip(session.views, infos):
+        rot = f", rotated {info.rotation_deg} deg" if info.rotation_deg else ""
+        vfr = ", variable frame rate" if info.variable_frame_rate else ""
+        audio = ", with sound" if info.has_audio else ", no sound"
+        print(f"  view {view.index}: {Path(info.path).name}: {info.width}x{info.height}, {info.fps:.2f} fps, "
+              f"{info.frame_count} frames, {info.duration_s:.1f} s{rot}{vfr}{audio}")
+    if len(session.views) < 2:
+        print("  note: a session needs two views for 3D consistency; import the second camera's video too")
+    write_json(args.json, session.summary())
+    return 0
+
+
+def run_sessions(args: argparse.Namespace) -> int:
+    from mvcapture.session.catalog import Catalog
+    from mvcapture.session.store import Session
+
+    catalog = Catalog()
+    if args.rebuild:
+        print(f"indexed {catalog.rebuild()} sessions")
+    if args.session:
+        session = Session.open(args.session)
+        if args.add_tag:
+            session.tag(*args.add_tag)
+        summary = session.summary()
+        print(f"{session.id}  {session.name}  athlete: {session.athlete or '-'}  tags: "
+              f"{', '.join(session.tags) or '-'}\n  {session.path}")
+        for v in summary["views"]:
+            print(f"  view {v['index']}: {v['width']}x{v['height']} {v['fps'] or 0:.2f} fps, "
+                  f"{v['frame_count']} frames  {v['media']}")
+        done = [k for k, val in summary["stages"].items() if (all(val) and val if isinstance(val, list) else val)]
+        print(f"  stages done: {', '.join(done) or 'none'}")
+        for problem in session.problems:
+            print(f"  problem: {problem}")
+        write_json(args.json, summary)
+        return 0
+    if args.add_tag:
+        raise MvcaptureError("--add-tag needs a SESSION to tag")
+    rows = catalog.search(args.search) if args.search else catalog.list(athlete=args.athlete, tag=args.tag)
+    if args.search and (args.athlete or args.tag):
+        rows = [r for r in rows if (not args.athlete or r["athlete"] == args.athlete)
+                and (not args.tag or args.tag in r["tags"])]
+    for r in rows:
+        duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "-"
+        print(f"{r['id']:<36} {r['name'][:24]:<24} {r['athlete'] or '-':<16} {r['n_views']} views {duration:>9} "
+              f"{r['state']:<10} {', '.join(r['tags'])}")
+    if not rows:
+        print("no sessions" + (" match" if args.search or args.athlete or args.tag else " yet"))
+    write_json(args.json, {"sessions": rows})
+    return 0
+
+
+def _sync_method(session, view: int) -> str:
+    """"audio" when both videos have sound, else "motion" when both views have 2D detections, else "clock"
+    for a recording (its views were timestamped by one computer clock); otherwise a clear error."""
+    ref, other = session.views[0], session.views[view]
+    if ref.has_audio and other.has_audio:
+        return "audio"
+    if session.path_for("detections", 0).exists() and session.path_for("detections", view).exists():
+        return "motion"
+    if session.meta.get("kind") == "recording":
+        return "clock"
+    silent = [str(v.index) for v in (ref, other) if not v.has_audio]
+    raise MvcaptureError(
+        f"session {session.id}: view(s) {' and '.join(silent)} have no sound and there are no 2D detections "
+        f"yet, so views 0 and {view} cannot be aligned automatically. Run the 2D detection on the session "
+        f"first (alignment then uses the athlete's motion), or give the offset with --manual-offset SECONDS")
+
+
+def _estimate(session, view: int, method: str) -> dict:
+    if method == "clock":
+        return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 1.0, "low_confidence": False, "method": "clock",
+                "reason": "", "details": {"note": "both views were timestamped by this computer's clock while "
+                                                  "recording; differences in camera latency are not measured"}}
+    try:
+        import mvcapture.sync  # noqa: F401
+    except ImportError:
+        raise MvcaptureError("automatic alignment is not available in this version yet; "
+                             "give the offset with --manual-offset SECONDS") from None
+    raise MvcaptureError(f"{method} alignment is not wired to this command yet; use --manual-offset SECONDS")
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    from mvcapture.session.store import Session
+
+    session = Session.open(args.session)
+    for problem in session.problems:
+        print(f"note: {problem}")
+    n_views = len(session.views)
+    if n_views < 2:
+        raise MvcaptureError(f"session {session.id} has {n_views} view(s); alignment needs two")
+    if args.view is not None and not 1 <= args.view < n_views:
+        raise MvcaptureError(f"--view must be between 1 and {n_views - 1} (view 0 is the reference)")
+    if args.manual_offset is not None:
+        view = args.view or 1
+        results = {view: {"offset_s": float(args.manual_offset), "drift_ppm": 0.0, "confidence": 1.0,
+                          "low_confidence": False, "method": "manual"}}
+    else:
+        views = [args.view] if args.view else list(range(1, n_views))
+        results = {v: _estimate(session, v, _sync_method(session, v)) for v in views}
+    flagged = False
+    for view, result in results.items():
+        session.save_sync(result, view=view)
+        print(f"session {session.id}: view {view} = view 0 {result['offset_s']:+.4f} s, drift "
+              f"{result.get('drift_ppm', 0.0):+.1f} ppm ({result['method']}, confidence "
+              f"{result.get('confidence', 0.0):.2f})")
+        if result.get("low_confidence"):
+            flagged = True
+            print(f"warning: the alignment of view {view} is uncertain ({result.get('reason') or 'low confidence'}):"
+                  f" check it, or give the offset with --manual-offset SECONDS", file=sys.stderr)
+    write_json(args.json, {"session": session.id, "views": {str(v): r for v, r in results.items()}})
+    return 1 if flagged else 0

@@ -1,0 +1,526 @@
+"""Session folders: the single source of truth for one recording or import and everything computed from it.
+
+Layout (paths relative to the session folder; `{v}` is the view index 0, 1, ...):
+
+    session.json                   id, name, athlete, created, kind (recording|import), state, tags,
+                                   views (media, timestamps, source, probe info, recording stats), models used
+    media/view{v}.mp4              the view's video (imports keep their container: view{v}.mov, ...;
+                                   imports made with copy=False reference the original file instead)
+    media/view{v}_timestamps.csv   one row per video frame: frame,t_s[,t_monotonic_ns,segment]
+                                   t_s is the frame's time in seconds; for recordings all views share one clock
+    media/view{v}.segments/        only while recording (or after a crash, until the next open repairs it):
+                                   seg_000000.mp4, ... closed every SEGMENT_S seconds
+    recording.lock                 held (flock) by the recorder while it runs
+    sync.json                      time alignment (Session.save_sync)
+    detections/view{v}.npz         2D keypoints per view (pipeline)
+    lift/view{v}.npz               3D per view (pipeline)
+    analysis.npz, metrics.json     alignment + scores (pipeline)
+
+Every write is atomic (mvcapture.io.atomic). `Session.open` never fails on a damaged folder: it lists what
+is missing or unreadable in `problems` and keeps the rest; an interrupted recording is repaired there.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import logging
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from mvcapture.errors import MvcaptureError
+from mvcapture.io.atomic import atomic_save_npz, atomic_write_json, atomic_write_text
+from mvcapture.paths import data_dir
+
+log = logging.getLogger(__name__)
+
+SESSION_FILE = "session.json"
+LOCK_FILE = "recording.lock"
+FORMAT_VERSION = 1
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".3gp")
+
+# stage name -> path template; "{v}" marks per-view stages
+STAGES: dict[str, str] = {
+    "session": SESSION_FILE,
+    "media": "media/view{v}.mp4",
+    "timestamps": "media/view{v}_timestamps.csv",
+    "segments": "media/view{v}.segments",
+    "sync": "sync.json",
+    "detections": "detections/view{v}.npz",
+    "lift": "lift/view{v}.npz",
+    "analysis": "analysis.npz",
+    "metrics": "metrics.json",
+}
+
+
+def sessions_root() -> Path:
+    """Where new sessions go: data_dir()/sessions."""
+    root = data_dir() / "sessions"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40]
+
+
+@dataclass(frozen=True)
+class View:
+    """One camera of a session: its video, its timestamp table and what we know about it."""
+
+    index: int
+    media: Path
+    timestamps: Path
+    source: str
+    probe: dict
+
+    def frame_times(self) -> np.ndarray:
+        """Frame times in seconds (T,), from the timestamp table (or, if that is missing, from the video)."""
+        if self.timestamps.exists():
+            return read_timestamps(self.timestamps)["t_s"]
+        from mvcapture.io.video import frame_times
+
+        return frame_times(self.media)
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.probe.get("has_audio"))
+
+
+def read_timestamps(path: Path | str) -> dict[str, np.ndarray]:
+    """A timestamp table as columns: frame (int64), t_s (float64), and t_monotonic_ns / segment if present."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise MvcaptureError(f"{path}: empty timestamp table")
+    header, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    cols: dict[str, np.ndarray] = {}
+    for j, name in enumerate(header):
+        dtype = np.float64 if name == "t_s" else np.int64
+        try:
+            cols[name] = np.array([r[j] for r in body], dtype=dtype)
+        except ValueError as exc:
+            raise MvcaptureError(f"{path}: unreadable column {name!r} ({exc})") from exc
+    if "t_s" not in cols:
+        raise MvcaptureError(f"{path}: timestamp table has no t_s column")
+    return cols
+
+
+def write_timestamps(path: Path | str, t_s: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> None:
+    """Atomically write a timestamp table (frame, t_s and optional integer columns)."""
+    extra = extra or {}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["frame", "t_s", *extra])
+    for i, t in enumerate(np.asarray(t_s, np.float64)):
+        writer.writerow([i, f"{t:.6f}", *(int(c[i]) for c in extra.values())])
+    atomic_write_text(path, buf.getvalue())
+
+
+class Session:
+    """A session folder. Create with `Session.create`, open with `Session.open` (check `problems`)."""
+
+    def __init__(self, path: Path, meta: dict, problems: list[str] | None = None):
+        self.path = Path(path)
+        self.meta = meta
+        self.problems: list[str] = problems if problems is not None else []
+
+    # -- creation and opening ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str | None = None, athlete: str | None = None, kind: str = "import",
+               tags: Iterable[str] = (), root: Path | str | None = None) -> "Session":
+        """A new empty session folder (registered in the catalog). `kind` is "import" or "recording"."""
+        created = _dt.datetime.now()
+        base = created.strftime("%Y%m%d-%H%M%S") + (f"-{_slug(name)}" if name and _slug(name) else "")
+        root = Path(root) if root is not None else sessions_root()
+        session_id, n = base, 1
+        while (root / session_id).exists():
+            n += 1
+            session_id = f"{base}-{n}"
+        path = root / session_id
+        path.mkdir(parents=True)
+        meta = {"format": "mvcapture-session", "version": FORMAT_VERSION, "id": session_id,
+                "name": name or session_id, "athlete": athlete, "created": _now(), "kind": kind,
+                "state": "empty", "tags": sorted(set(tags)), "notes": "", "views": [], "models": []}
+        session = cls(path, meta)
+        session.save_meta()
+        return session
+
+    @classmethod
+    def open(cls, key: Path | str, repair: bool = True) -> "Session":
+        """Open a session by folder path, id or name. Damage is listed in `problems`, not raised; an
+        interrupted recording is repaired (unless `repair=False` or it is still being recorded)."""
+        path = resolve_session_path(key)
+        problems: list[str] = []
+        meta_path = path / SESSION_FILE
+        meta: dict | None = None
+        if not meta_path.exists():
+            problems.append(f"{SESSION_FILE} is missing; session details were rebuilt from the files present")
+        else:
+            try:
+                meta = json.loads(meta_path.read_text())
+                if not isinstance(meta, dict) or not isinstance(meta.get("views", []), list):
+                    raise ValueError("not a session description")
+            except (ValueError, OSError) as exc:
+                problems.append(f"{SESSION_FILE} is unreadable ({exc}); session details were rebuilt from the "
+                                f"files present")
+                meta = None
+        if meta is None:
+            meta = _rebuild_meta(path)
+        meta.setdefault("id", path.name)
+        meta.setdefault("name", meta["id"])
+        meta.setdefault("views", [])
+        meta.setdefault("tags", [])
+        meta.setdefault("models", [])
+        session = cls(path, meta, problems)
+        if meta.get("state") == "recording":
+            if session.recording_in_progress():
+                problems.append("this session is being recorded right now; its videos are incomplete")
+            elif repair:
+                from mvcapture.session.repair import repair_recording
+
+                problems.extend(repair_recording(session))
+            else:
+                problems.append("the recording was interrupted and has not been repaired yet")
+        session._check_files()
+        for p in session.problems:
+            log.warning("session %s: %s", session.id, p)
+        return session
+
+    def recording_in_progress(self) -> bool:
+        """True while a recorder (this or another process) holds this session's lock."""
+        lock = self.path / LOCK_FILE
+        if not lock.exists():
+            return False
+        with open(lock, "a") as f:
+            if not try_lock(f):
+                return True
+            unlock(f)
+        return False
+
+    def _check_files(self) -> None:
+        for i, v in enumerate(self.meta["views"]):
+            if self.meta.get("state") == "recording":
+                break
+            media = self._resolve(v.get("media", STAGES["media"].format(v=i)))
+            if not media.exists():
+                self.problems.append(f"view {i}: video {media} is missing")
+            ts = self._resolve(v.get("timestamps", STAGES["timestamps"].format(v=i)))
+            if not ts.exists():
+                self.problems.append(f"view {i}: timestamp table {ts.name} is missing (times are taken from "
+                                     f"the video)")
+            else:
+                try:
+                    read_timestamps(ts)
+                except (MvcaptureError, OSError) as exc:
+                    self.problems.append(f"view {i}: timestamp table is unreadable ({exc})")
+        for stage in ("sync", "metrics"):
+            p = self.path / STAGES[stage]
+            if p.exists():
+                try:
+                    json.loads(p.read_text())
+                except (ValueError, OSError) as exc:
+                    self.problems.append(f"{p.name} is unreadable ({exc}); run that stage again")
+        for p in sorted(self.path.glob("**/*.npz")):
+            if not zipfile.is_zipfile(p):
+                self.problems.append(f"{p.relative_to(self.path)} is unreadable; run that stage again")
+
+    # -- description ---------------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.meta["id"]
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name") or self.id
+
+    @property
+    def athlete(self) -> str | None:
+        return self.meta.get("athlete")
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.meta.get("tags", []))
+
+    @property
+    def views(self) -> list[View]:
+        """The session's views in order (their files may be missing: see `problems`)."""
+        out = []
+        for i, v in enumerate(self.meta["views"]):
+            out.append(View(i, self._resolve(v.get("media", STAGES["media"].format(v=i))),
+                            self._resolve(v.get("timestamps", STAGES["timestamps"].format(v=i))),
+                            v.get("source", ""), v.get("probe", {})))
+        return out
+
+    def _resolve(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.path / p
+
+    def save_meta(self) -> None:
+        """Write session.json atomically and update the catalog."""
+        atomic_write_json(self.path / SESSION_FILE, self.meta)
+        try:
+            from mvcapture.session.catalog import Catalog
+
+            Catalog().upsert(self.meta, self.path)
+        except Exception as exc:  # the folder is the truth; a broken catalog is rebuilt later
+            log.warning("catalog not updated for %s: %s", self.id, exc)
+
+    def discard(self) -> None:
+        """Delete this session's folder and forget it in the catalog (for a recording that never started)."""
+        from mvcapture.session.catalog import Catalog
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        Catalog().remove(self.id)
+
+    def tag(self, *tags: str) -> None:
+        self.meta["tags"] = sorted(set(self.meta.get("tags", [])) | set(tags))
+        self.save_meta()
+
+    def untag(self, *tags: str) -> None:
+        self.meta["tags"] = sorted(set(self.meta.get("tags", [])) - set(tags))
+        self.save_meta()
+
+    def record_model(self, stage: str, model: str, version: str) -> None:
+        """Note that `stage` of this session was computed with model `model` at `version` (provenance)."""
+        entry = {"stage": stage, "model": model, "version": str(version), "used_at": _now()}
+        self.meta.setdefault("models", []).append(entry)
+        self.save_meta()
+
+    # -- importing -----------------------------------------------------------------------------------------
+    def import_videos(self, paths: Iterable[Path | str], copy: bool = True) -> list[View]:
+        """Add one view per video file. Each file is probed first (unreadable ones raise MvcaptureError naming
+        the file, before anything is added); then copied into media/ (or referenced where it is with
+        copy=False), and its frame timestamps (from presentation times, VFR-safe) written to the table."""
+        from mvcapture.io.video import frame_times, probe
+
+        paths = [Path(p) for p in paths]
+        infos = [probe(p) for p in paths]
+        start = len(self.meta["views"])
+        for k, (src, info) in enumerate(zip(paths, infos)):
+            i = start + k
+            if copy:
+                suffix = src.suffix.lower() if src.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+                rel = f"media/view{i}{suffix}"
+                dest = self.path / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.partial")
+                shutil.copyfile(src, tmp)
+                tmp.replace(dest)
+                media = rel
+            else:
+                media = str(src.resolve())
+            ts_rel = STAGES["timestamps"].format(v=i)
+            write_timestamps(self.path / ts_rel, frame_times(src))
+            probe_dict = info.to_dict()
+            probe_dict["path"] = media
+            self.meta["views"].append({"media": media, "timestamps": ts_rel, "source": str(src.resolve()),
+                                       "copied": copy, "probe": probe_dict})
+            self.meta["state"] = "complete"
+            self.save_meta()
+        return self.views[start:]
+
+    def load_audio(self, view: int, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+        """The view's audio as mono float32 and its rate (see mvcapture.io.video.read_audio)."""
+        from mvcapture.io.video import read_audio
+
+        return read_audio(self.views[view].media, sample_rate)
+
+    # -- stage files ---------------------------------------------------------------------------------------
+    def path_for(self, stage: str, view: int | None = None) -> Path:
+        """Where a stage's output lives (see the layout above); per-view stages need `view`."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown session stage {stage!r}; known: {', '.join(STAGES)}")
+        template = STAGES[stage]
+        if "{v}" in template:
+            if view is None:
+                raise ValueError(f"stage {stage!r} is per view: pass view=")
+            if stage in ("media", "timestamps") and view < len(self.meta["views"]):
+                return self.views[view].media if stage == "media" else self.views[view].timestamps
+            return self.path / template.format(v=view)
+        return self.path / template
+
+    def _named(self, name: str, suffix: str) -> Path:
+        if name in STAGES and "{v}" not in STAGES[name] and STAGES[name].endswith(suffix):
+            return self.path / STAGES[name]
+        rel = Path(name if name.endswith(suffix) else name + suffix)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"session file names are relative to the session folder: {name!r}")
+        return self.path / rel
+
+    def save_array(self, name: str, **arrays: np.ndarray) -> Path:
+        """Atomically save arrays to `<name>.npz` in the session ("analysis", "detections/view0", ...)."""
+        path = self._named(name, ".npz")
+        atomic_save_npz(path, **{k: np.asarray(v) for k, v in arrays.items()})
+        return path
+
+    def load_array(self, name: str) -> dict[str, np.ndarray]:
+        """Arrays saved with `save_array` (MvcaptureError if missing or damaged)."""
+        path = self._named(name, ".npz")
+        if not path.exists():
+            raise MvcaptureError(f"session {self.id} has no {path.relative_to(self.path)} yet")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise MvcaptureError(f"{path} is damaged ({exc}); run that stage again") from exc
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        """Atomically save JSON to `<name>.json` in the session ("metrics", "sync", ...)."""
+        path = self._named(name, ".json")
+        atomic_write_json(path, obj)
+        return path
+
+    def load_json(self, name: str) -> Any:
+        path = self._named(name, ".json")
+        if not path.exists():
+            raise MvcaptureError(f"session {self.id} has no {path.relative_to(self.path)} yet")
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            raise MvcaptureError(f"{path} is damaged ({exc}); run that stage again") from exc
+
+    def save_sync(self, result: dict, view: int = 1) -> Path:
+        """Store the time alignment of `view` against view 0 (sync.SyncResult as a dict: offset_s with
+        t_view = t_view0 + offset_s, drift_ppm, confidence, low_confidence, method, ...).
+
+        sync.json holds every view's result under "views" ({"1": {...}, "2": {...}}) and, at the top level,
+        view 1's result (the two-camera case), each with the time it was saved.
+        """
+        if view < 1:
+            raise ValueError("view 0 is the reference; alignments are stored for views 1, 2, ...")
+        try:
+            views = dict((self.load_sync_file() or {}).get("views", {}))
+        except MvcaptureError:
+            views = {}
+        views[str(view)] = {**result, "saved": _now()}
+        return self.save_json("sync", {**views.get("1", {}), "reference_view": 0, "views": views})
+
+    def load_sync_file(self) -> dict | None:
+        """sync.json as stored, or None when the session has not been synchronized."""
+        if not (self.path / STAGES["sync"]).exists():
+            return None
+        return self.load_json("sync")
+
+    def load_sync(self, view: int = 1) -> dict | None:
+        """The stored alignment of `view` against view 0, or None when there is none."""
+        data = self.load_sync_file()
+        if data is None:
+            return None
+        return data.get("views", {}).get(str(view))
+
+    def stage_status(self) -> dict[str, Any]:
+        """What exists: per-view stages map to a list of booleans (one per view), the others to a boolean."""
+        n = len(self.meta["views"])
+        status: dict[str, Any] = {}
+        for stage, template in STAGES.items():
+            if stage in ("session", "segments"):
+                continue
+            if "{v}" in template:
+                status[stage] = [self.path_for(stage, v).exists() for v in range(n)]
+            else:
+                status[stage] = (self.path / template).exists()
+        return status
+
+    def summary(self) -> dict:
+        """A JSON-friendly description for the CLI and the GUI."""
+        return {"id": self.id, "name": self.name, "athlete": self.athlete, "path": str(self.path),
+                "kind": self.meta.get("kind"), "state": self.meta.get("state"), "tags": self.tags,
+                "views": [{"index": v.index, "media": str(v.media), "source": v.source,
+                           **{k: v.probe.get(k) for k in ("width", "height", "fps", "frame_count", "duration_s",
+                                                          "rotation_deg", "has_audio", "variable_frame_rate")},
+                           **({"recording": self.meta["views"][v.index]["recording"]}
+                              if "recording" in self.meta["views"][v.index] else {})}
+                          for v in self.views],
+                "stages": self.stage_status(), "problems": self.problems}
+
+
+def try_lock(f) -> bool:
+    """Take an exclusive, non-blocking lock on an open file (released when the process dies); False if held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def unlock(f) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def resolve_session_path(key: Path | str) -> Path:
+    """A session folder from a path, an id or a name (catalog, then the sessions folder)."""
+    path = Path(key)
+    if path.is_dir():
+        return path
+    candidate = sessions_root() / str(key)
+    if candidate.is_dir():
+        return candidate
+    from mvcapture.session.catalog import Catalog
+
+    row = Catalog().get(str(key))
+    if row is not None and Path(row["path"]).is_dir():
+        return Path(row["path"])
+    raise MvcaptureError(f"no session {key!r}: give a session folder, or an id or name from `mvcapture sessions`")
+
+
+def _rebuild_meta(path: Path) -> dict:
+    """Best-effort session description from the files in a folder whose session.json is lost."""
+    views = []
+    media_dir = path / "media"
+    i = 0
+    while True:
+        found = [p for p in media_dir.glob(f"view{i}.*") if p.suffix.lower() in VIDEO_SUFFIXES] \
+            if media_dir.is_dir() else []
+        segments = media_dir / f"view{i}.segments"
+        if not found and not segments.is_dir():
+            break
+        entry: dict = {"timestamps": STAGES["timestamps"].format(v=i), "source": "", "probe": {}}
+        if found:
+            entry["media"] = str(found[0].relative_to(path))
+            try:
+                from mvcapture.io.video import probe
+
+                entry["probe"] = probe(found[0]).to_dict()
+            except MvcaptureError as exc:
+                log.warning("rebuilding %s: %s", path, exc)
+        else:
+            entry["media"] = STAGES["media"].format(v=i)
+        views.append(entry)
+        i += 1
+    recording = any((media_dir / f"view{j}.segments").is_dir() for j in range(len(views)))
+    return {"format": "mvcapture-session", "version": FORMAT_VERSION, "id": path.name, "name": path.name,
+            "athlete": None, "created": "", "kind": "recording" if recording else "unknown",
+            "state": "recording" if recording else "damaged", "tags": [], "notes": "", "views": views,
+            "models": []}
