@@ -30,6 +30,12 @@ SESSION_VARIANTS = {
 }
 
 
+def _default_lambdas() -> dict:
+    from mvcapture.train.finetune import DEFAULT_LAMBDA_CON
+
+    return DEFAULT_LAMBDA_CON
+
+
 class JobFollower:
     """Reads a job's events in a daemon thread into a queue (`drain()` from the GUI thread)."""
 
@@ -132,6 +138,9 @@ class FinetuneTab(QtWidgets.QWidget):
         self._poll = QtCore.QTimer(self)
         self._poll.setInterval(200)
         self._poll.timeout.connect(self._drain)
+        # the training module imports torch (seconds): read its λ defaults in a worker
+        self._lambda_defaults: dict = {}
+        run_task(_default_lambdas, on_done=self._set_lambda_defaults)
         self._on_variant()
         self._update_buttons()
 
@@ -175,13 +184,13 @@ class FinetuneTab(QtWidgets.QWidget):
 
     # -- choices -----------------------------------------------------------------------------------
     def _on_variant(self) -> None:
-        try:
-            from mvcapture.train.finetune import DEFAULT_LAMBDA_CON
-        except ImportError:
-            DEFAULT_LAMBDA_CON = {}
         variant = self.variant.currentData()
-        self.lambda_con.setValue(DEFAULT_LAMBDA_CON.get(variant, 0.0))
+        self.lambda_con.setValue(self._lambda_defaults.get(variant, 0.0))
         self.lambda_con.setEnabled(variant != "l2d")
+
+    def _set_lambda_defaults(self, defaults: dict) -> None:
+        self._lambda_defaults = dict(defaults)
+        self._on_variant()
 
     def refresh_sessions(self) -> None:
         """List the catalog's sessions; those with an analysis can be ticked (read in a worker)."""

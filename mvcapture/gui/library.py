@@ -48,7 +48,7 @@ def _duration(seconds) -> str:
 class SessionTable(QtWidgets.QTableWidget):
     """Sessions as rows: thumbnail + name, athlete, date, views, duration, state, tags."""
 
-    COLUMNS = ("session", "athlete", "created", "views", "duration", "state", "tags")
+    COLUMNS = ("", "session", "athlete", "created", "views", "duration", "state", "tags")
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(0, len(self.COLUMNS), parent)
@@ -67,17 +67,19 @@ class SessionTable(QtWidgets.QTableWidget):
         self.rows = rows
         self.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            name = QtWidgets.QTableWidgetItem(row["name"])
-            name.setToolTip(row["path"])
+            thumb = QtWidgets.QTableWidgetItem()
             if row["id"] in thumbnails:
-                name.setIcon(QtGui.QIcon(thumbnails[row["id"]]))
-            values = (row.get("athlete") or "", (row.get("created") or "")[:16].replace("T", " "),
+                thumb.setIcon(QtGui.QIcon(thumbnails[row["id"]]))
+            self.setItem(r, 0, thumb)
+            values = (row["name"], row.get("athlete") or "", (row.get("created") or "")[:16].replace("T", " "),
                       str(row.get("n_views", "")), _duration(row.get("duration_s")), row.get("state") or "",
                       ", ".join(row.get("tags", [])))
-            self.setItem(r, 0, name)
             for c, value in enumerate(values, start=1):
-                self.setItem(r, c, QtWidgets.QTableWidgetItem(value))
+                item = QtWidgets.QTableWidgetItem(value)
+                item.setToolTip(row["path"])
+                self.setItem(r, c, item)
         self.resizeColumnsToContents()
+        self.setColumnWidth(0, THUMB_WIDTH + 10)
 
     def set_thumbnail(self, session_id: str, pixmap: QtGui.QPixmap) -> None:
         for r, row in enumerate(self.rows):
@@ -183,6 +185,7 @@ class LibraryTab(QtWidgets.QWidget):
         self.versions.currentRowChanged.connect(self._show_card)
         self.activate_button.clicked.connect(self._activate_selected)
         self._version_list: list = []
+        self.activate_button.setEnabled(False)
         self._on_selection()
 
     # -- sessions ----------------------------------------------------------------------------------

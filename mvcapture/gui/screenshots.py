@@ -7,6 +7,7 @@ Without a session it renders a synthetic two-camera recording first. Run it unde
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -48,16 +49,30 @@ def grab_window(window: QtWidgets.QWidget) -> QtGui.QPixmap:
 
 def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int, int] = (1280, 800),
                      frame: int | None = None, joint: int | None = 13, dark: bool = False) -> list[Path]:
-    """Open the app on `session` (synthetic when None) and save one PNG per tab; returns the paths."""
+    """Open the app on `session` (synthetic when None) and save one PNG per tab; returns the paths.
+
+    Without a session, everything happens in a throw-away data dir (MVCAPTURE_HOME) holding two
+    synthetic sessions, so the Library and Fine-tune tabs have something to show.
+    """
     from mvcapture.gui.app import get_app
-    from mvcapture.gui.main_window import TAB_NAMES, MainWindow
-    from mvcapture.gui.synthetic import write_synthetic_session
+    from mvcapture.gui.main_window import TAB_NAMES, MainWindow, layer_available
+    from mvcapture.gui.synthetic import create_synthetic_session, write_synthetic_session
 
     get_app()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        videos = None
         if session is None:
-            session = write_synthetic_session(Path(tmp) / "synthetic walk", num_frames=150)
+            os.environ["MVCAPTURE_HOME"] = str(Path(tmp) / "home")
+            if layer_available("mvcapture.session"):
+                create_synthetic_session("jump practice", athlete="Sam", tags=("jump",), num_frames=90, seed=3)
+                created = create_synthetic_session("sprint start", athlete="Ann", tags=("sprint", "demo"),
+                                                   num_frames=150)
+                session = created.path
+                videos = [v.media for v in created.views]
+            else:
+                session = write_synthetic_session(Path(tmp) / "synthetic walk", num_frames=150)
+                videos = [session / "view0.mp4", session / "view1.mp4"]
         settings = QtCore.QSettings(str(Path(tmp) / "gui.ini"), QtCore.QSettings.Format.IniFormat)
         window = MainWindow(settings)
         if dark:
@@ -73,14 +88,22 @@ def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int
         wait_until(lambda: all(p.image.image is not None and p.image.image.shape[0] > 8
                                for p, v in zip(view.panels, view.source.videos) if v is not None))
         settle()
+        if videos and hasattr(window.capture_tab, "pickers"):
+            for picker, video in zip(window.capture_tab.pickers, videos):
+                picker.set_file(video)
+            window.tabs.setCurrentWidget(window.capture_tab)
+            window.capture_tab.start_preview()
+            wait_until(lambda: all(p.image.image is not None and p.image.image.shape[0] > 8
+                                   for p in window.capture_tab.panels))
         paths = []
         for i, name in enumerate(TAB_NAMES):
             window.tabs.setCurrentIndex(i)
-            settle()
+            settle(600)
             path = out_dir / f"{name.lower().replace('-', '')}{'_dark' if dark else ''}.png"
             grab_window(window).save(str(path))
             paths.append(path)
         window.close()
+        settle(300)
     return paths
 
 

@@ -136,3 +136,22 @@ def write_synthetic_session(folder: Path | str, num_frames: int = 120, fps: floa
         render_view_video(folder / f"view{v}.mp4", analysis.kp2d[v], image_size, fps, (200, 200, 200))
     analysis.save(folder / "analysis.npz")
     return folder
+
+
+def create_synthetic_session(name: str = "synthetic walk", athlete: str | None = "Demo Athlete",
+                             tags: tuple[str, ...] = ("demo",), num_frames: int = 120, fps: float = 25.0,
+                             image_size: tuple[int, int] = (320, 240), seed: int = 0):
+    """A processed session in the user's session store (catalogued): imported videos + `analysis.npz`.
+
+    Returns the `mvcapture.session.Session`. Stands in for a recorded-and-processed session in GUI tests.
+    """
+    import tempfile
+
+    from mvcapture.session import Session
+
+    session = Session.create(name=name, athlete=athlete, tags=tags)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_synthetic_session(tmp, num_frames, fps, image_size, seed)
+        session.import_videos([folder / "view0.mp4", folder / "view1.mp4"])
+        Analysis.load(folder / "analysis.npz").save(session.path_for("analysis"))
+    return session
