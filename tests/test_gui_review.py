@@ -32,9 +32,9 @@ def window(qtbot, settings):
     w = MainWindow(settings)
     qtbot.addWidget(w)
     w.resize(1100, 700)
-    w.show()
-    w.activateWindow()
-    qtbot.waitActive(w)  # window shortcuts need the active window
+    with qtbot.waitActive(w):  # window shortcuts need the active window
+        w.show()
+        w.activateWindow()
     yield w
     w.close()
 
