@@ -138,3 +138,28 @@ def test_synthetic_analysis_has_one_bad_stretch():
     per_frame = a.residual_mm.mean(axis=1)
     assert per_frame[40:50].mean() > 2 * per_frame[:30].mean()
     assert np.allclose(a.aligned[0], a.pose3d[0])
+
+
+def test_training_progress_follows_job_events():
+    from mvcapture.gui.training import TrainingProgress, format_eta
+
+    p = TrainingProgress()
+    p.feed({"event": "start", "variant": "l2d_con", "epochs": 2, "steps_per_epoch": 2, "device": "cpu"})
+    p.feed({"event": "validation", "epoch": 0, "validation": {"consistency_mm": 30.0, "loss": 2.0}})
+    p.feed({"event": "step", "epoch": 1, "epochs": 2, "global_step": 1, "total_steps": 4, "eta_s": 90,
+            "losses": {"total": 1.5, "reproj": 1.0}})
+    p.feed({"event": "step", "epoch": 1, "epochs": 2, "global_step": 2, "total_steps": 4, "eta_s": 60,
+            "losses": {"total": 1.2, "reproj": 0.9, "con": 0.3}})
+    assert p.status == "running" and p.fraction == 0.5 and format_eta(p.eta_s) == "1 min 00 s"
+    assert p.losses["con"][0] != p.losses["con"][0] and p.losses["con"][1] == 0.3, "late series padded with NaN"
+    p.feed({"event": "epoch", "epoch": 1, "best_epoch": 1, "best": True,
+            "validation": {"consistency_mm": 20.0, "loss": 1.0}})
+    assert p.epoch_x == [0, 1] and p.validation["consistency_mm"] == [30.0, 20.0]
+    p.feed({"event": "cancelled", "epoch": 2})
+    assert p.finished and p.status == "cancelled"
+    p.feed({"event": "resumed", "global_step": 2})
+    assert not p.finished
+    p.feed({"event": "done", "version": "v0003", "activated": False})
+    assert p.status == "done" and p.result["version"] == "v0003" and "v0003" in p.log[-1]
+    p.feed({"event": "failed", "error": "boom"})
+    assert p.error == "boom"

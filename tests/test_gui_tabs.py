@@ -12,6 +12,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("mvcapture.session")
 from PySide6 import QtCore  # noqa: E402
 
+from mvcapture.gui.heartbeat import EventLoopMonitor  # noqa: E402
 from mvcapture.gui.main_window import MainWindow  # noqa: E402
 from mvcapture.gui.synthetic import create_synthetic_session, write_synthetic_session  # noqa: E402
 
@@ -132,3 +133,43 @@ def test_import_phone_files_creates_a_session(qtbot, window, take):
     cap.import_files([take / "view0.mp4"])
     qtbot.waitUntil(lambda: window.message_bar.isVisible(), timeout=3000)
     assert "at least two videos" in window.message_bar.label.text()
+
+
+@pytest.mark.slow  # two training processes (torch start-up each): about a minute on 2 busy cores
+def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, window, tmp_path, record_property):
+    pytest.importorskip("mvcapture.train")
+    from mvcapture.lifter import create_lifter, save_lifter
+    from mvcapture.train import store
+
+    save_lifter(create_lifter("tiny"), tmp_path / "prev.pt", {"name": "previous"})
+    previous = store.register_version(tmp_path / "prev.pt", {"name": "previous"})
+    store.activate(previous.version)
+    create_synthetic_session("training take", num_frames=80, image_size=(160, 120))
+    tab = window.finetune_tab
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.sessions.count() == 1, timeout=10_000)
+    tab.sessions.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+    tab.variant.setCurrentIndex(tab.variant.findData("l2d_con"))
+    tab.epochs.setValue(3)
+    monitor = EventLoopMonitor(interval_ms=10)
+    monitor.start()
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.progress.global_step >= 1, timeout=60_000)  # live progress from the job
+    assert tab.progress.status == "running" and tab.bar.value() > 0
+    assert "ETA" in tab.status.text() and tab._curves, "loss curves drawn"
+    tab.cancel_button.click()
+    qtbot.waitUntil(lambda: tab.progress.status == "cancelled", timeout=60_000)
+    assert tab.resume_button.isEnabled()
+    tab.resume_button.click()
+    qtbot.waitUntil(lambda: tab.progress.status == "done", timeout=120_000)
+    monitor.stop()
+    record_property("worst_stall_during_finetune_ms", monitor.worst_stall_ms)
+    print(f"\nworst GUI event-loop stall while fine-tuning: {monitor.worst_stall_ms:.1f} ms ({monitor.beats} beats)")
+    assert monitor.worst_stall_ms < 100
+    new_version = tab.progress.result["version"]
+    assert tab.compare.rowCount() >= 1, "before/after table filled"
+    assert store.active_version() == previous.version, "a new version is not active until the user says so"
+    tab.activate_button.click()
+    qtbot.waitUntil(lambda: store.active_version() == new_version and tab.rollback_button.isEnabled(), timeout=10_000)
+    tab.rollback_button.click()
+    qtbot.waitUntil(lambda: store.active_version() == previous.version, timeout=10_000)

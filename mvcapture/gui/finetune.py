@@ -8,6 +8,7 @@ into a queue that a GUI timer drains, so nothing here waits on the job.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from mvcapture.gui.training import TrainingProgress, format_eta
-from mvcapture.gui.workers import run_task
+from mvcapture.gui.workers import BACKGROUND_NICE, run_task
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,17 @@ SESSION_VARIANTS = {
     "l2d_con_frame": "2D reprojection + per-frame consistency",
     "l2d": "2D reprojection only (baseline)",
 }
+
+
+def lower_process_priority(process) -> None:
+    """Run the training process below the GUI's priority, so it cannot starve the window of CPU
+    (POSIX; its threads start after this, during the torch import, and inherit it)."""
+    if process is None or not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICE)
+    except OSError:
+        log.debug("could not lower the priority of training process %s", process.pid, exc_info=True)
 
 
 def _default_lambdas() -> dict:
@@ -277,6 +289,7 @@ class FinetuneTab(QtWidgets.QWidget):
 
     def _follow(self, job) -> None:
         self.job = job
+        lower_process_priority(job.process)
         self.follower = JobFollower(job)
         self._poll.start()
         self.status.setText(f"job {job.job_dir.name} started")
