@@ -399,6 +399,7 @@ class FinetuneTab(QtWidgets.QWidget):
         for r, (name, before, after) in enumerate(rows):
             for c, text in enumerate((name, f"{before:.4g}", f"{after:.4g}")):
                 self.compare.setItem(r, c, QtWidgets.QTableWidgetItem(text))
+        self.compare.resizeColumnsToContents()
 
     def showEvent(self, event) -> None:
         self.refresh_sessions()

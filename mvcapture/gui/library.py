@@ -138,6 +138,7 @@ class LibraryTab(QtWidgets.QWidget):
         self.open_button = QtWidgets.QPushButton("Open in Review")
         self.status = QtWidgets.QLabel()
 
+        self.active_label = QtWidgets.QLabel()
         self.versions = QtWidgets.QListWidget()
         self.card = QtWidgets.QTextBrowser()
         self.activate_button = QtWidgets.QPushButton("Make active")
@@ -160,6 +161,7 @@ class LibraryTab(QtWidgets.QWidget):
         box.addWidget(self.status)
         models = QtWidgets.QGroupBox("Lifter versions")
         mbox = QtWidgets.QVBoxLayout(models)
+        mbox.addWidget(self.active_label)
         mbox.addWidget(self.versions, 1)
         mbox.addWidget(self.card, 2)
         mbox.addWidget(self.activate_button)
@@ -283,6 +285,9 @@ class LibraryTab(QtWidgets.QWidget):
             return
         self._version_list = store.list_versions()
         active = store.active_version()
+        self.active_label.setText(f"active lifter: <b>{active}</b>"
+                                  + ("" if any(v.version == active for v in self._version_list)
+                                     else " (its weights are not installed)"))
         current = self.versions.currentRow()
         self.versions.clear()
         for v in self._version_list:

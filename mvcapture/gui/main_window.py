@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from mvcapture.gui.review import ReviewTab
 from mvcapture.gui.source import ANALYSIS_FILE, ReviewSource, load_review_source
-from mvcapture.gui.theme import apply_theme
+from mvcapture.gui.theme import apply_theme, restyle_plots
 from mvcapture.gui.workers import prefer_gui_thread, run_task
 from mvcapture.paths import data_dir
 
@@ -250,6 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Restyle for `scheme` (called when the system switches between light and dark)."""
         self.theme = apply_theme(QtWidgets.QApplication.instance(), scheme)
         self.review_tab.set_theme(self.theme)
+        restyle_plots(self, self.theme)
 
     def restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")

@@ -48,11 +48,13 @@ def grab_window(window: QtWidgets.QWidget) -> QtGui.QPixmap:
 
 
 def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int, int] = (1280, 800),
-                     frame: int | None = None, joint: int | None = 13, dark: bool = False) -> list[Path]:
+                     frame: int | None = None, joint: int | None = 13, dark: bool = False,
+                     finetune: bool = False) -> list[Path]:
     """Open the app on `session` (synthetic when None) and save one PNG per tab; returns the paths.
 
     Without a session, everything happens in a throw-away data dir (MVCAPTURE_HOME) holding two
-    synthetic sessions, so the Library and Fine-tune tabs have something to show.
+    synthetic sessions, so the Library and Fine-tune tabs have something to show; with `finetune` a
+    short fine-tune of a tiny network runs on them first (about a minute on a CPU).
     """
     from mvcapture.gui.app import get_app
     from mvcapture.gui.main_window import TAB_NAMES, MainWindow, layer_available
@@ -74,7 +76,7 @@ def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int
                 session = write_synthetic_session(Path(tmp) / "synthetic walk", num_frames=150)
                 videos = [session / "view0.mp4", session / "view1.mp4"]
         settings = QtCore.QSettings(str(Path(tmp) / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-        window = MainWindow(settings)
+        window = MainWindow(settings, finetune_config="tiny" if finetune else None)
         if dark:
             window.set_color_scheme(QtCore.Qt.ColorScheme.Dark)
         window.resize(*size)
@@ -95,6 +97,16 @@ def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int
             window.capture_tab.start_preview()
             wait_until(lambda: all(p.image.image is not None and p.image.image.shape[0] > 8
                                    for p in window.capture_tab.panels))
+        if finetune and hasattr(window.finetune_tab, "start"):
+            tab = window.finetune_tab
+            window.tabs.setCurrentWidget(tab)
+            wait_until(lambda: tab.sessions.count() > 0)
+            for i in range(tab.sessions.count()):
+                tab.sessions.item(i).setCheckState(QtCore.Qt.CheckState.Checked)
+            tab.epochs.setValue(4)
+            tab.start()
+            wait_until(lambda: tab.progress.finished, timeout_s=300)
+            window.library_tab.refresh_versions()
         paths = []
         for i, name in enumerate(TAB_NAMES):
             window.tabs.setCurrentIndex(i)
@@ -112,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--session", type=Path, default=None, help="session folder or analysis.npz")
     parser.add_argument("--dark", action="store_true", help="force the dark colour scheme")
+    parser.add_argument("--finetune", action="store_true", help="run a short tiny fine-tune first (synthetic data)")
     args = parser.parse_args(argv)
-    for path in take_screenshots(args.out_dir, args.session, dark=args.dark):
+    for path in take_screenshots(args.out_dir, args.session, dark=args.dark, finetune=args.finetune):
         print(path)
     return 0
 

@@ -74,3 +74,22 @@ def apply_theme(app: QtWidgets.QApplication, scheme: QtCore.Qt.ColorScheme | Non
     app.setPalette(_dark_palette() if theme.dark else app.style().standardPalette())
     pg.setConfigOptions(background=theme.background, foreground=theme.foreground, antialias=False)
     return theme
+
+
+def restyle_plots(root: QtWidgets.QWidget, theme: Theme) -> None:
+    """Apply `theme` to every pyqtgraph plot under `root` (those made before a scheme switch)."""
+    fg = pg.mkColor(theme.foreground)
+    for view in root.findChildren(pg.GraphicsView):
+        view.setBackground(theme.background)
+    for plot in root.findChildren(pg.PlotWidget):
+        item = plot.getPlotItem()
+        for name in ("left", "bottom", "right", "top"):
+            axis = item.getAxis(name)
+            axis.setPen(fg)
+            axis.setTextPen(fg)
+        if item.titleLabel.text:
+            item.titleLabel.setText(item.titleLabel.text, color=fg)
+    for layout in root.findChildren(pg.GraphicsLayoutWidget):
+        for item in layout.ci.items:
+            if isinstance(item, pg.LabelItem):
+                item.setText(item.text, color=fg)
