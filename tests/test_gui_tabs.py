@@ -173,3 +173,49 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     qtbot.waitUntil(lambda: store.active_version() == new_version and tab.rollback_button.isEnabled(), timeout=10_000)
     tab.rollback_button.click()
     qtbot.waitUntil(lambda: store.active_version() == previous.version, timeout=10_000)
+
+
+class _FakeDetector:
+    """Stands in for the rtmlib detector (no model files needed): one person, fixed COCO-17 joints."""
+
+    model_id = "fake"
+    provider = "cpu"
+
+    def detect(self, frame_bgr):
+        import numpy as np
+
+        from mvcapture.detect import Person
+
+        h, w = frame_bgr.shape[:2]
+        rng = np.random.default_rng(int(frame_bgr.sum()) % 1000)
+        base = np.array([(0.5, 0.2), (0.52, 0.18), (0.48, 0.18), (0.54, 0.19), (0.46, 0.19), (0.58, 0.3),
+                         (0.42, 0.3), (0.62, 0.42), (0.38, 0.42), (0.64, 0.52), (0.36, 0.52), (0.55, 0.55),
+                         (0.45, 0.55), (0.56, 0.72), (0.44, 0.72), (0.57, 0.9), (0.43, 0.9)])
+        kp = base * (w, h) + rng.normal(0, 1.0, base.shape)
+        return [Person(np.array([0.3 * w, 0.1 * h, 0.7 * w, 0.95 * h]), 0.9, kp, np.full(17, 0.9))]
+
+
+def test_capture_live_pose_overlay_3d_and_camera_angle(qtbot, window, take):
+    pytest.importorskip("mvcapture.capture")
+    from mvcapture.lifter import create_lifter
+    from mvcapture.lifter.runtime import Lifter
+
+    cap = window.capture_tab
+    cap.make_detector = _FakeDetector
+    cap.make_lifter = lambda: Lifter(create_lifter("tiny"), device="cpu")
+    window.tabs.setCurrentWidget(cap)
+    for picker, name in zip(cap.pickers, ("view0.mp4", "view1.mp4")):
+        picker.set_file(take / name)
+    cap.start_preview()
+    qtbot.waitUntil(lambda: cap.last_live is not None and cap.last_live.angle_deg is not None, timeout=30_000)
+    assert "between the cameras" in cap.angle.text()
+    xs, _ = cap.panels[0].bones.getData()
+    assert len(xs) == 32, "2D overlay drawn on the live preview"
+    qtbot.wait(100)
+    rgb = cap.view3d.render_rgb()
+    from mvcapture.gui.theme import view_color
+
+    drawn = sum(int((abs(rgb.astype(int) - view_color(v)).sum(axis=-1) < 40).sum()) for v in range(2))
+    assert drawn > 20, "the live 3D skeletons are drawn (the fake detector gives both views one pose)"
+    cap.stop_preview()
+    qtbot.waitUntil(lambda: cap.live is None and not cap.sources, timeout=10_000)

@@ -14,8 +14,11 @@ import cv2
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from mvcapture.gui.live import LivePose, LivePoseWorker, default_detector, default_lifter
+from mvcapture.gui.state import placement_advice
 from mvcapture.gui.theme import view_color
 from mvcapture.gui.video_panel import VideoPanel
+from mvcapture.gui.view3d import Skeleton3DView
 from mvcapture.gui.workers import run_task
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,10 @@ class CaptureTab(QtWidgets.QWidget):
 
     def __init__(self, num_views: int = 2, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.make_detector = default_detector  # live pose models, built in the live worker
+        self.make_lifter = default_lifter
+        self.live: LivePoseWorker | None = None
+        self.last_live: LivePose | None = None
         self.pickers = [SourcePicker(v) for v in range(num_views)]
         self.panels = [VideoPanel(f"View {v}", (640, 480), view_color(v)) for v in range(num_views)]
         self.counters = [QtWidgets.QLabel("–") for _ in range(num_views)]
@@ -132,6 +139,15 @@ class CaptureTab(QtWidgets.QWidget):
         self.athlete = QtWidgets.QLineEdit()
         self.athlete.setPlaceholderText("athlete (optional)")
         self.state = QtWidgets.QLabel("not recording")
+        self.live_check = QtWidgets.QCheckBox("live pose")
+        self.live_check.setChecked(True)
+        self.live_check.setToolTip("detect and lift both views while previewing / recording (2D overlay, 3D, angle)")
+        self.view3d = Skeleton3DView(num_views)
+        self.angle = QtWidgets.QLabel("camera angle: –")
+        self.angle.setWordWrap(True)
+        self.angle.setObjectName("angle_gauge")
+        self.live_status = QtWidgets.QLabel("")
+        self.live_status.setWordWrap(True)
 
         pick_row = QtWidgets.QHBoxLayout()
         for p in self.pickers:
@@ -143,11 +159,17 @@ class CaptureTab(QtWidgets.QWidget):
             col.addWidget(panel, 1)
             col.addWidget(counter)
             panels.addLayout(col, 1)
+        live_col = QtWidgets.QVBoxLayout()
+        live_col.addWidget(self.angle)
+        live_col.addWidget(self.view3d, 1)
+        live_col.addWidget(self.live_status)
+        panels.addLayout(live_col, 1)
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(self.session_name)
         controls.addWidget(self.athlete)
         controls.addWidget(self.preview_button)
         controls.addWidget(self.record_button)
+        controls.addWidget(self.live_check)
         controls.addWidget(self.state, 1)
         controls.addWidget(self.import_button)
         layout = QtWidgets.QVBoxLayout(self)
@@ -165,6 +187,7 @@ class CaptureTab(QtWidgets.QWidget):
         self.import_button.clicked.connect(self.import_dialog)
         for p in self.pickers:
             p.changed.connect(self._on_choice_changed)
+        self.live_check.toggled.connect(self._on_live_toggled)
         self._cameras_listed = False
         self._update_controls()
 
@@ -230,6 +253,7 @@ class CaptureTab(QtWidgets.QWidget):
             self._last_index = [-1] * len(started)
             self._timer.start()
             self._set_busy(False)
+            self._start_live()
 
         def failed(msg: str) -> None:
             self._set_busy(False)
@@ -238,6 +262,7 @@ class CaptureTab(QtWidgets.QWidget):
         run_task(open_all, on_done=done, on_error=failed)
 
     def stop_preview(self, restart: bool = False) -> None:
+        self._stop_live()
         sources, self.sources = self.sources, []
         self._timer.stop()
         self._set_busy(True)
@@ -293,6 +318,7 @@ class CaptureTab(QtWidgets.QWidget):
         if any(s is None for s in sources):
             self.message.emit("choose a camera or a video file for every view first", True)
             return
+        self._stop_live()
         previews, self.sources = self.sources, []
         self._timer.stop()
         name = self.session_name.text().strip() or None
@@ -319,6 +345,7 @@ class CaptureTab(QtWidgets.QWidget):
             self._set_busy(False)
             self.recording_changed.emit(True)
             self.state.setText(f"● recording {self.session.id}")
+            self._start_live()
 
         def failed(msg: str) -> None:
             self._set_busy(False)
@@ -335,6 +362,7 @@ class CaptureTab(QtWidgets.QWidget):
         recorder, session = self.recorder, self.session
         if recorder is None:
             return
+        self._stop_live()
         self._timer.stop()
         self._set_busy(True)
         self.state.setText("finishing the recording…")
@@ -359,6 +387,47 @@ class CaptureTab(QtWidgets.QWidget):
             self.message.emit(msg, True)
 
         run_task(recorder.stop, on_done=done, on_error=failed)
+
+    def set_theme(self, theme) -> None:
+        self.view3d.set_theme(theme)
+
+    # -- live pose ---------------------------------------------------------------------------------
+    def _on_live_toggled(self, on: bool) -> None:
+        if on:
+            self._start_live()
+        else:
+            self._stop_live()
+
+    def _start_live(self) -> None:
+        if self.live is not None or not self.sources or not self.live_check.isChecked():
+            return
+        self.live_status.setText("live pose: loading the models…")
+        self.live = LivePoseWorker(self.sources, self.make_detector, self.make_lifter, parent=self)
+        self.live.pose_ready.connect(self._on_live_pose)
+        self.live.failed.connect(self._on_live_failed)
+        self.live.start()
+
+    def _stop_live(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _on_live_failed(self, message: str) -> None:
+        self.live_status.setText(message)
+        self.live_check.setChecked(False)
+
+    def _on_live_pose(self, pose: LivePose) -> None:
+        self.last_live = pose
+        self.live_status.setText("live pose: on")
+        for v, panel in enumerate(self.panels):
+            panel.set_keypoints(pose.kp2d[v], pose.conf[v])
+        if pose.aligned is not None:
+            self.view3d.set_poses(pose.aligned, pose.residual_mm)
+        if pose.angle_deg is not None:
+            good = 60 <= pose.angle_deg <= 120
+            color = "rgb(40, 170, 80)" if good else "rgb(220, 140, 0)"
+            self.angle.setText(f"<span style='font-size: 16pt; color: {color}'><b>{pose.angle_deg:.0f}°</b></span>"
+                               f" between the cameras — {placement_advice(pose.angle_deg)}")
 
     # -- import ------------------------------------------------------------------------------------
     def import_dialog(self) -> None:
@@ -424,6 +493,7 @@ class CaptureTab(QtWidgets.QWidget):
 
     def shutdown(self) -> None:
         """Stop previews and finish a running recording (window closing): waits for the recorder."""
+        self._stop_live()
         self._timer.stop()
         if self.recorder is not None:
             self.recorder.stop()

@@ -123,6 +123,8 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.review_tab.set_theme(self.theme)
+        if hasattr(self.capture_tab, "set_theme"):
+            self.capture_tab.set_theme(self.theme)
         self.review_tab.offset_changed.connect(self._on_offset_changed)
 
         self._make_actions()
@@ -250,6 +252,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """Restyle for `scheme` (called when the system switches between light and dark)."""
         self.theme = apply_theme(QtWidgets.QApplication.instance(), scheme)
         self.review_tab.set_theme(self.theme)
+        if hasattr(self.capture_tab, "set_theme"):
+            self.capture_tab.set_theme(self.theme)
         restyle_plots(self, self.theme)
 
     def restore_layout(self) -> None:
