@@ -34,16 +34,19 @@ def read_index(image: np.ndarray) -> int:
 
 
 def make_video(path: Path, seconds: float = 2.0, fps: float = 30.0, size: tuple[int, int] = (160, 120),
-               audio_rate: int | None = None, rotation_deg: int = 0, times: np.ndarray | None = None) -> Path:
+               audio_rate: int | None = None, rotation_deg: int = 0, times: np.ndarray | None = None,
+               audio: np.ndarray | None = None) -> Path:
     """Write a test video; `times` (s) gives explicit presentation times (VFR), else a constant `fps`.
-    With `audio_rate`, a mono track with a click every 0.5 s is added."""
+    With `audio_rate`, a mono track is added: `audio` (float32 samples) or a click every 0.5 s."""
     width, height = size
     if times is None:
         times = np.arange(int(round(seconds * fps))) / fps
     with VideoWriter(path, width, height, fps, audio_rate=audio_rate, rotation_deg=rotation_deg) as writer:
         for i, t in enumerate(times):
             writer.write(draw_frame(i, width, height), t_s=float(t))
-        if audio_rate:
+        if audio_rate and audio is not None:
+            writer.write_audio(audio)
+        elif audio_rate:
             n = int(round((times[-1] + 1.0 / fps) * audio_rate))
             samples = 0.01 * np.sin(np.arange(n) * 2 * np.pi * 440 / audio_rate).astype(np.float32)
             for c in np.arange(0.25, n / audio_rate, 0.5):

@@ -172,3 +172,65 @@ def test_import_the_real_four_camera_recording(shared_data):
         assert view.probe["frame_count"] == 100 and view.probe["fps"] == pytest.approx(60.0, abs=0.01)
         np.testing.assert_allclose(view.frame_times(), np.arange(100) / 60, atol=1e-3)
     assert Session.open(session.path).problems == []
+
+
+def _scene_audio(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """Room noise with claps: what two phones filming the same scene both hear."""
+    rng = np.random.default_rng(seed)
+    audio = 0.02 * rng.standard_normal(int(seconds * rate)).astype(np.float32)
+    for t in rng.uniform(0.2, seconds - 0.2, size=8):
+        k = int(t * rate)
+        audio[k:k + 400] += 0.6 * rng.standard_normal(400).astype(np.float32) * np.exp(-np.arange(400) / 80)
+    return audio
+
+
+def test_sync_command_aligns_imported_phone_videos_by_sound(tmp_path):
+    from tests.capture_media import make_video
+
+    rate, offset_s = 16000, -0.3125  # B started 0.3125 s after A: t_B = t_A - 0.3125
+    scene = _scene_audio(4.0, rate, seed=1)
+    cut = int(-offset_s * rate)
+    a = make_video(tmp_path / "a.mp4", seconds=3.0, fps=30, audio_rate=rate, audio=scene[: 3 * rate])
+    b = make_video(tmp_path / "b.mp4", seconds=3.0, fps=25, audio_rate=rate, audio=scene[cut: cut + 3 * rate])
+    assert main(["import", str(a), str(b), "--name", "claps"]) == 0
+    out = tmp_path / "sync.json"
+    assert main(["sync", "claps", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())["views"]["1"]
+    assert result["method"].startswith("audio") and not result["low_confidence"]
+    assert abs(result["offset_s"] - offset_s) < 1e-3
+    assert Session.open("claps").load_sync()["offset_s"] == result["offset_s"]
+
+
+def test_sync_command_uses_detections_without_sound_and_flags_doubt(tmp_path, capsys):
+    from tests.capture_media import make_video
+
+    offset_s = 0.137  # t_B = t_A + 0.137
+    rng = np.random.default_rng(3)
+    knots = rng.standard_normal((40, 17, 2)).cumsum(axis=0) * 20 + 300
+
+    def scene(t):  # smooth, non-periodic 2D motion of 17 joints
+        x = np.clip(t / 12.0 * 39, 0, 39)
+        i = np.minimum(x.astype(int), 38)
+        w = (x - i)[:, None, None]
+        return knots[i] * (1 - w) + knots[i + 1] * w
+
+    session = Session.create(name="silent")
+    session.import_videos([make_video(tmp_path / f"{n}.mp4", seconds=0.2) for n in "ab"])
+    t_a, t_b = np.arange(0, 10, 1 / 30), np.arange(0, 10, 1 / 25)
+    for view, times, shift in ((0, t_a, 0.0), (1, t_b, offset_s)):
+        session.save_array(f"detections/view{view}", kp2d_px=scene(times + 1.0 - shift).astype(np.float32),
+                           conf=np.ones((len(times), 17), np.float32), frame_times_s=times)
+    out = tmp_path / "sync.json"
+    assert main(["sync", session.id, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())["views"]["1"]
+    assert result["method"].startswith("motion") and not result["low_confidence"]
+    assert abs(result["offset_s"] - offset_s) < 0.25 / 30
+
+    noise = Session.create(name="unrelated sound")  # two recordings of different scenes
+    noise.import_videos([make_video(tmp_path / f"n{s}.mp4", seconds=2.0, audio_rate=16000,
+                                    audio=0.3 * np.random.default_rng(s).standard_normal(32000).astype(np.float32))
+                         for s in (5, 6)])
+    capsys.readouterr()
+    assert main(["sync", noise.id]) == 1
+    assert "is uncertain" in capsys.readouterr().err
+    assert noise.load_sync()["low_confidence"] is True

@@ -8,6 +8,7 @@ import importlib
 BENCH_MODULES: list[str] = [
     "mvcapture.bench.procrustes",
     "mvcapture.bench.lifter",
+    "mvcapture.bench.sync",
 ]
 
 

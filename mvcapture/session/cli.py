@@ -120,38 +120,47 @@ def run_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sync_method(session, view: int) -> str:
-    """"audio" when both videos have sound, else "motion" when both views have 2D detections, else "clock"
-    for a recording (its views were timestamped by one computer clock); otherwise a clear error."""
-    ref, other = session.views[0], session.views[view]
-    if ref.has_audio and other.has_audio:
-        return "audio"
-    if session.path_for("detections", 0).exists() and session.path_for("detections", view).exists():
-        return "motion"
+def _signals(session, view: int):
+    """What view `view` offers for alignment: its sound, and its athlete's 2D keypoints when detected."""
+    from mvcapture.sync import RecordingSignals
+
+    v = session.views[view]
+    signals = RecordingSignals()
+    if v.has_audio:
+        signals.audio, signals.audio_rate_hz = session.load_audio(view)
+    if session.path_for("detections", view).exists():
+        det = session.load_array(f"detections/view{view}")
+        if "kp2d_px" in det and "conf" in det:
+            signals.kp2d_px, signals.conf = det["kp2d_px"], det["conf"]
+            signals.frame_times_s = det["frame_times_s"] if "frame_times_s" in det else v.frame_times()
+            signals.skeleton = str(det["skeleton"]) if "skeleton" in det else "coco17"
+    return signals
+
+
+def _estimate(session, view: int) -> dict:
+    """Alignment of `view` against view 0: sound, else motion; a recording without either uses its one clock."""
+    from mvcapture.sync import estimate_offset
+
+    a, b = _signals(session, 0), _signals(session, view)
+    if (a.has_audio and b.has_audio) or (a.has_motion and b.has_motion):
+        return estimate_offset(a, b).to_dict()
     if session.meta.get("kind") == "recording":
-        return "clock"
-    silent = [str(v.index) for v in (ref, other) if not v.has_audio]
-    raise MvcaptureError(
-        f"session {session.id}: view(s) {' and '.join(silent)} have no sound and there are no 2D detections "
-        f"yet, so views 0 and {view} cannot be aligned automatically. Run the 2D detection on the session "
-        f"first (alignment then uses the athlete's motion), or give the offset with --manual-offset SECONDS")
-
-
-def _estimate(session, view: int, method: str) -> dict:
-    if method == "clock":
-        return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 1.0, "low_confidence": False, "method": "clock",
+        return {"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 1.0, "method": "clock", "low_confidence": False,
                 "reason": "", "details": {"note": "both views were timestamped by this computer's clock while "
                                                   "recording; differences in camera latency are not measured"}}
-    try:
-        import mvcapture.sync  # noqa: F401
-    except ImportError:
-        raise MvcaptureError("automatic alignment is not available in this version yet; "
-                             "give the offset with --manual-offset SECONDS") from None
-    raise MvcaptureError(f"{method} alignment is not wired to this command yet; use --manual-offset SECONDS")
+    lacking = [str(i) for i, sig in ((0, a), (view, b)) if not sig.has_audio]
+    raise MvcaptureError(
+        f"session {session.id}: view(s) {' and '.join(lacking)} have no sound and there are no 2D detections "
+        f"of both views yet, so views 0 and {view} cannot be aligned automatically. Run the 2D detection on "
+        f"the session first (alignment then uses the athlete's motion), or give the offset with "
+        f"--manual-offset SECONDS")
 
 
 def run_sync(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from mvcapture.session.store import Session
+    from mvcapture.sync import manual_offset
 
     session = Session.open(args.session)
     for problem in session.problems:
@@ -163,15 +172,14 @@ def run_sync(args: argparse.Namespace) -> int:
         raise MvcaptureError(f"--view must be between 1 and {n_views - 1} (view 0 is the reference)")
     if args.manual_offset is not None:
         view = args.view or 1
-        results = {view: {"offset_s": float(args.manual_offset), "drift_ppm": 0.0, "confidence": 1.0,
-                          "low_confidence": False, "method": "manual"}}
+        results = {view: manual_offset(args.manual_offset, note="set by the user").to_dict()}
     else:
         views = [args.view] if args.view else list(range(1, n_views))
-        results = {v: _estimate(session, v, _sync_method(session, v)) for v in views}
+        results = {v: _estimate(session, v) for v in tqdm(views, desc="aligning", unit="view", leave=False)}
     flagged = False
     for view, result in results.items():
         session.save_sync(result, view=view)
-        print(f"session {session.id}: view {view} = view 0 {result['offset_s']:+.4f} s, drift "
+        print(f"session {session.id}: t(view {view}) = t(view 0) {result['offset_s']:+.4f} s, drift "
               f"{result.get('drift_ppm', 0.0):+.1f} ppm ({result['method']}, confidence "
               f"{result.get('confidence', 0.0):.2f})")
         if result.get("low_confidence"):

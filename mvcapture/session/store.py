@@ -11,11 +11,14 @@ Layout (paths relative to the session folder; `{v}` is the view index 0, 1, ...)
     media/view{v}.segments/        only while recording (or after a crash, until the next open repairs it):
                                    seg_000000.mp4, ... closed every SEGMENT_S seconds
     recording.lock                 held (flock) by the recorder while it runs
-    sync.json                      time alignment (Session.save_sync)
-    detections/view{v}.npz         2D keypoints per view (pipeline)
+    sync.json                      time alignment of each view against view 0 (Session.save_sync):
+                                   {"views": {"1": SyncResult dict, ...}, ...view 1's result at top level}
+    detections/view{v}.npz         2D keypoints per view (pipeline); `mvcapture sync` reads kp2d_px (T, 17, 2)
+                                   COCO-17 px, conf (T, 17), frame_times_s (T,) (detect.VideoDetections keys)
     lift/view{v}.npz               3D per view (pipeline)
     analysis.npz, metrics.json     alignment + scores (pipeline)
 
+Sound is read from each view's video when needed (`Session.load_audio`), not stored twice.
 Every write is atomic (mvcapture.io.atomic). `Session.open` never fails on a damaged folder: it lists what
 is missing or unreadable in `problems` and keeps the rest; an interrupted recording is repaired there.
 """
