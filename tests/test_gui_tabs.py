@@ -219,3 +219,20 @@ def test_capture_live_pose_overlay_3d_and_camera_angle(qtbot, window, take):
     assert drawn > 20, "the live 3D skeletons are drawn (the fake detector gives both views one pose)"
     cap.stop_preview()
     qtbot.waitUntil(lambda: cap.live is None and not cap.sources, timeout=10_000)
+
+
+def test_review_shows_the_stored_sync_and_keeps_a_manual_offset(qtbot, window):
+    pytest.importorskip("mvcapture.sync")
+    from mvcapture.session import Session
+
+    session = create_synthetic_session("synced", num_frames=30, image_size=(160, 120))
+    session.save_sync({"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 0.2, "method": "motion",
+                       "low_confidence": True, "reason": "flat motion"}, 1)
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.path)
+    view = window.review_tab.view
+    assert view.source.sync[1]["method"] == "motion"
+    view.offset_boxes[1].setValue(0.12)
+    view.offset_save_requested.emit(1, view.state.offset_s(1))  # the "Keep offset" button
+    qtbot.waitUntil(lambda: (Session.open(session.path).load_sync(1) or {}).get("method") == "manual", timeout=5000)
+    assert Session.open(session.path).load_sync(1)["offset_s"] == pytest.approx(0.12)

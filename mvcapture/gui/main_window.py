@@ -126,6 +126,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if hasattr(self.capture_tab, "set_theme"):
             self.capture_tab.set_theme(self.theme)
         self.review_tab.offset_changed.connect(self._on_offset_changed)
+        self.review_tab.offset_save_requested.connect(self.save_manual_offset)
 
         self._make_actions()
         self.statusBar().showMessage("Ready")
@@ -203,6 +204,24 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_offset_changed(self, view: int, offset_s: float) -> None:
         self.statusBar().showMessage(
             f"sync offset of view {view} set to {offset_s:+.3f} s (video preview only; re-process to update 3D)")
+
+    def save_manual_offset(self, view: int, offset_s: float) -> None:
+        """Store the offset as the open session's manual alignment of `view` (in a worker)."""
+        review = self.review_tab.view
+        if review is None or review.source.folder is None:
+            return
+        folder = review.source.folder
+
+        def save() -> None:
+            from mvcapture.session import Session
+            from mvcapture.sync import manual_offset
+
+            Session.open(folder, repair=False).save_sync(
+                manual_offset(offset_s, note="set in the review").to_dict(), view)
+
+        run_task(save, on_done=lambda _: self.show_message(
+            f"offset of view {view} kept ({offset_s:+.3f} s, manual); re-process the session to update the 3D",
+            error=False), on_error=self.show_message)
 
     # -- opening -----------------------------------------------------------------------------------
     def open_dialog(self) -> None:

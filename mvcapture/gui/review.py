@@ -34,11 +34,13 @@ def _swatch(rgb: tuple[int, int, int], text: str) -> str:
 class ReviewView(QtWidgets.QWidget):
     """Review of one processed recording.
 
-    Signals: `offset_changed(view, offset_s)` -- the user corrected a view's sync offset (intent for
-    the session layer to re-sync / re-process; the video preview follows at once).
+    Signals: `offset_changed(view, offset_s)` -- the user corrected a view's sync offset (the video
+    preview follows at once); `offset_save_requested(view, offset_s)` -- keep it as the session's manual
+    alignment (then re-process).
     """
 
     offset_changed = QtCore.Signal(int, float)
+    offset_save_requested = QtCore.Signal(int, float)
 
     def __init__(self, source: ReviewSource, theme: Theme | None = None,
                  parent: QtWidgets.QWidget | None = None) -> None:
@@ -140,6 +142,20 @@ class ReviewView(QtWidgets.QWidget):
             self.offset_boxes[v] = box
             info_row.addWidget(QtWidgets.QLabel(f"sync offset view {v}:"))
             info_row.addWidget(box)
+            sync = self.source.sync[v]
+            if sync:
+                flag = sync.get("low_confidence")
+                text = (f"{'⚠ ' if flag else ''}{sync.get('method', '?')}, confidence "
+                        f"{float(sync.get('confidence', 0)):.2f}")
+                label = QtWidgets.QLabel(f"<span style='color: {'rgb(220,120,0)' if flag else 'gray'}'>{text}</span>")
+                label.setToolTip(sync.get("reason") or "time alignment stored in the session")
+                info_row.addWidget(label)
+            if self.source.folder is not None:
+                save = QtWidgets.QPushButton("Keep offset")
+                save.setToolTip("store this offset as the session's manual time alignment (then re-process)")
+                save.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+                save.clicked.connect(lambda _=False, v=v: self.offset_save_requested.emit(v, self.state.offset_s(v)))
+                info_row.addWidget(save)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -249,6 +265,7 @@ class ReviewTab(QtWidgets.QStackedWidget):
     """Holds the review of the open recording, or a hint how to open one."""
 
     offset_changed = QtCore.Signal(int, float)
+    offset_save_requested = QtCore.Signal(int, float)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -266,6 +283,7 @@ class ReviewTab(QtWidgets.QStackedWidget):
         self.close_view()
         self.view = ReviewView(source, self._theme)
         self.view.offset_changed.connect(self.offset_changed)
+        self.view.offset_save_requested.connect(self.offset_save_requested)
         self.addWidget(self.view)
         self.setCurrentWidget(self.view)
         return self.view

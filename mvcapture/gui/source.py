@@ -30,6 +30,8 @@ class ReviewSource:
         videos: one video path per view, or None where a view has no video (overlay on blank).
         folder: the session folder when opened from one, else None.
         frame_times_s: per view, the time of each video frame in its file (s), or None (constant rate).
+        sync: per view, the session's stored time alignment against view 0 (sync.SyncResult as a dict:
+            offset_s, drift_ppm, confidence, method, low_confidence, reason), or None.
     """
 
     name: str
@@ -37,18 +39,22 @@ class ReviewSource:
     videos: list[Path | None] = field(default_factory=list)
     folder: Path | None = None
     frame_times_s: list[np.ndarray | None] = field(default_factory=list)
+    sync: list[dict | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         views = self.analysis.num_views
         self.videos = list(self.videos)[:views] + [None] * max(0, views - len(self.videos))
         self.frame_times_s = list(self.frame_times_s)[:views] + [None] * max(0, views - len(self.frame_times_s))
+        self.sync = list(self.sync)[:views] + [None] * max(0, views - len(self.sync))
 
     def video_time_s(self, view: int, frame: int, offset_s: float) -> float:
         """Time into `view`'s video file of common-time-base `frame`, given that view's offset (s).
 
-        Convention: a moment at common time t appears in view v's file at t + offset_s[v].
+        Convention (mvcapture.sync): a moment at common time t appears in view v's file at
+        (1 + drift) t + offset_s[v], drift from the session's stored alignment (0 without one).
         """
-        return float(self.analysis.times_s[frame]) + offset_s
+        drift = float((self.sync[view] or {}).get("drift_ppm", 0.0)) * 1e-6
+        return (1.0 + drift) * float(self.analysis.times_s[frame]) + offset_s
 
 
 def _videos_in(folder: Path) -> list[Path]:
@@ -77,12 +83,13 @@ def load_session_source(key: Path | str) -> ReviewSource:
         raise MvcaptureError(f"session '{session.name}' is not processed yet: run `mvcapture process "
                              f"{session.id}` (or Process in the Capture tab), then open it again")
     videos, times = [], []
+    sync = [None] + [session.load_sync(v) for v in range(1, len(session.views))]
     for view in session.views:
         ok = view.media.is_file()
         videos.append(view.media if ok else None)
         times.append(view.frame_times() if ok and view.timestamps.is_file() else None)
     return ReviewSource(name=session.name, analysis=Analysis.load(analysis_path), videos=videos,
-                        folder=session.path, frame_times_s=times)
+                        folder=session.path, frame_times_s=times, sync=sync)
 
 
 def load_review_source(path: Path | str, videos: list[Path | str] | None = None) -> ReviewSource:

@@ -26,7 +26,7 @@ class VideoPanel(pg.GraphicsLayoutWidget):
                  parent=None) -> None:
         super().__init__(parent)
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.setMinimumSize(200, 150)
+        self.setMinimumSize(160, 120)
         self.ci.setContentsMargins(2, 2, 2, 2)
         self.title = self.addLabel(title, row=0, col=0)
         self.view = self.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=True)

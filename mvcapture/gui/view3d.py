@@ -104,7 +104,7 @@ class Skeleton3DView(QtWidgets.QWidget):
 
     def __init__(self, num_views: int, floor_m: float = -0.95, parent=None) -> None:
         super().__init__(parent)
-        self.setMinimumSize(240, 180)
+        self.setMinimumSize(200, 150)
         self.scene = GLSceneWindow()
         container = QtWidgets.QWidget.createWindowContainer(self.scene, self)
         container.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
