@@ -163,3 +163,13 @@ def test_training_progress_follows_job_events():
     assert p.status == "done" and p.result["version"] == "v0003" and "v0003" in p.log[-1]
     p.feed({"event": "failed", "error": "boom"})
     assert p.error == "boom"
+
+
+def test_gui_command_is_registered_and_rejects_missing_paths(tmp_path):
+    from mvcapture.cli import build_parser
+    from mvcapture.gui.cli import run_gui
+
+    args = build_parser().parse_args(["gui", str(tmp_path / "a.npz"), "--video", "v0.mp4", "--video", "v1.mp4"])
+    assert args.func is run_gui and [p.name for p in args.videos] == ["v0.mp4", "v1.mp4"]
+    with pytest.raises(MvcaptureError, match="nothing to open"):
+        run_gui(args)

@@ -413,7 +413,8 @@ class CaptureTab(QtWidgets.QWidget):
             self.live = None
 
     def _on_live_failed(self, message: str) -> None:
-        self.live_status.setText(message)
+        self.live_status.setText(message.splitlines()[0] + (" (details: hover)" if "\n" in message else ""))
+        self.live_status.setToolTip(message)
         self.live_check.setChecked(False)
 
     def _on_live_pose(self, pose: LivePose) -> None:

@@ -10,7 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("gui", help="open the desktop app (the default with no command)",
                                    description=__doc__)
     parser.add_argument("session", nargs="?", type=Path, default=None,
-                        help="session folder or analysis.npz to open (default: the last one)")
+                        help="session (folder, id or name) or analysis.npz to open (default: the last one)")
     parser.add_argument("--video", dest="videos", type=Path, action="append", default=None, metavar="PATH",
                         help="video of a view, in view order (repeat; with an analysis.npz)")
     parser.set_defaults(func=run_gui)
@@ -20,6 +20,7 @@ def run_gui(args: argparse.Namespace) -> int:
     from mvcapture.errors import MvcaptureError
     from mvcapture.gui.app import run
 
-    if args.session is not None and not args.session.exists():
-        raise MvcaptureError(f"nothing to open at {args.session}: give a session folder or an analysis.npz")
-    return run(args.session, args.videos)
+    session = args.session
+    if session is not None and not session.exists() and len(session.parts) > 1:
+        raise MvcaptureError(f"nothing to open at {session}: give a session (folder, id or name) or an analysis.npz")
+    return run(session, args.videos)

@@ -97,6 +97,7 @@ def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int
             window.capture_tab.start_preview()
             wait_until(lambda: all(p.image.image is not None and p.image.image.shape[0] > 8
                                    for p in window.capture_tab.panels))
+            wait_until(lambda: "loading" not in window.capture_tab.live_status.text(), timeout_s=30)
         if finetune and hasattr(window.finetune_tab, "start"):
             tab = window.finetune_tab
             window.tabs.setCurrentWidget(tab)

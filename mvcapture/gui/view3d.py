@@ -124,6 +124,8 @@ class Skeleton3DView(QtWidgets.QWidget):
             self.skeletons.append(mesh)
         self.scene.setCameraPosition(pos=QtGui.QVector3D(0, 0, -0.15), distance=2.7, elevation=14, azimuth=-65)
         self.set_poses(np.zeros((num_views, 17, 3)), np.zeros(17))
+        for mesh in self.skeletons:  # nothing to show until the first real poses arrive
+            mesh.setVisible(False)
 
     @staticmethod
     def floor_height(aligned_m: np.ndarray) -> float:
@@ -145,6 +147,7 @@ class Skeleton3DView(QtWidgets.QWidget):
             p = np.nan_to_num(camera_to_display(pose))
             verts, faces, colors = skeleton_mesh(p, self._bone_rgba[v], joint_rgba, radius)
             self.skeletons[v].setMeshData(vertexes=verts, faces=faces, faceColors=colors)
+            self.skeletons[v].setVisible(True)
 
     def grab_image(self) -> QtGui.QImage:
         """The scene as drawn (the GL window's framebuffer)."""
