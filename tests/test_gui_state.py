@@ -173,3 +173,11 @@ def test_gui_command_is_registered_and_rejects_missing_paths(tmp_path):
     assert args.func is run_gui and [p.name for p in args.videos] == ["v0.mp4", "v1.mp4"]
     with pytest.raises(MvcaptureError, match="nothing to open"):
         run_gui(args)
+
+
+def test_progress_is_read_from_tqdm_output():
+    from mvcapture.gui.processing import parse_progress
+
+    assert parse_progress("detect view 0:  42%|####      | 42/100 [00:01<00:02]") == (42, "detect view 0")
+    assert parse_progress("a: 10%|#| 1/10\rb: 55%|#####| 5/10") == (55, "b")
+    assert parse_progress("no bar here") is None

@@ -80,10 +80,30 @@ def test_review_opens_a_session_by_id_and_reports_unprocessed_ones(qtbot, window
     assert "not processed yet" in window.message_bar.label.text()
 
 
-def test_capture_previews_records_with_counters_and_the_session_opens_in_review(qtbot, window, take):
+FAKE_PIPELINE = """
+import sys
+from mvcapture.gui.synthetic import synthetic_analysis
+from mvcapture.session import Session
+session = Session.open(sys.argv[1])
+n = min(len(v.frame_times()) for v in session.views)
+for p in range(0, 101, 25):
+    print(f"lift: {p}%|###| {p}/100", file=sys.stderr, flush=True)
+analysis = synthetic_analysis(n, fps=25.0, image_size=(160, 120))
+analysis.times_s = session.views[0].frame_times()[:n]
+analysis.save(session.path_for("analysis"))
+"""
+
+
+def test_capture_previews_records_with_counters_and_the_session_opens_in_review(qtbot, window, take, monkeypatch):
     pytest.importorskip("mvcapture.capture")
-    from mvcapture.analysis import Analysis
+    import sys
+
+    from mvcapture.gui import processing
     from mvcapture.session import Session
+
+    monkeypatch.setattr(processing, "process_command", lambda s: [sys.executable, "-c", FAKE_PIPELINE, str(s)])
+    progress_seen = []
+    window.processor.progress.connect(lambda p, label: progress_seen.append((p, label)))
 
     cap = window.capture_tab
     window.tabs.setCurrentWidget(cap)
@@ -108,15 +128,10 @@ def test_capture_previews_records_with_counters_and_the_session_opens_in_review(
         assert st["frames_captured"] == st["frames_written"] + st["frames_dropped"]
         assert st["frames_written"] >= 10
     assert "dropped" in cap.state.text() and not cap.recording
-    assert "Process it" in window.message_bar.label.text()  # not processed yet: the window says how
-    # the pipeline would write the analysis now; stand in for it and open the recording in Review
-    n = min(len(v.frame_times()) for v in session.views)
-    from mvcapture.gui.synthetic import synthetic_analysis
-
-    synth = synthetic_analysis(n, fps=25.0, image_size=(160, 120))
-    Analysis(**{**synth.__dict__, "times_s": session.views[0].frame_times()[:n]}).save(session.path_for("analysis"))
-    with qtbot.waitSignal(window.source_opened, timeout=10_000):
-        window.open_path(session.path)
+    # the recording is processed at once (`mvcapture process`, stood in for here) and opens in Review
+    qtbot.waitUntil(lambda: window.review_tab.view is not None, timeout=60_000)
+    assert window.review_tab.view.source.folder == session.path
+    assert progress_seen, "processing progress reached the status bar"
     view = window.review_tab.view
     qtbot.waitUntil(lambda: all(p.image.image.shape[0] > 8 for p in view.panels), timeout=10_000)
 
@@ -236,3 +251,17 @@ def test_review_shows_the_stored_sync_and_keeps_a_manual_offset(qtbot, window):
     view.offset_save_requested.emit(1, view.state.offset_s(1))  # the "Keep offset" button
     qtbot.waitUntil(lambda: (Session.open(session.path).load_sync(1) or {}).get("method") == "manual", timeout=5000)
     assert Session.open(session.path).load_sync(1)["offset_s"] == pytest.approx(0.12)
+
+
+def test_processing_failures_and_cancel_reach_the_user(qtbot, window, tmp_path):
+    import sys
+
+    proc = window.processor
+    with qtbot.waitSignal(proc.finished, timeout=20_000) as blocker:
+        proc.start(tmp_path, [sys.executable, "-c", "import sys; print('error: no videos in this session'); sys.exit(2)"])
+    assert blocker.args[1:] == [False, "no videos in this session"]
+    with qtbot.waitSignal(proc.finished, timeout=20_000) as blocker:
+        proc.start(tmp_path, [sys.executable, "-c", "import time; time.sleep(30)"])
+        qtbot.wait(300)
+        proc.cancel()
+    assert blocker.args[1] is False and "cancelled" in blocker.args[2]

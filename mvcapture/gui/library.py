@@ -118,6 +118,7 @@ class LibraryTab(QtWidgets.QWidget):
     """
 
     open_requested = QtCore.Signal(object)
+    process_requested = QtCore.Signal(object)
     message = QtCore.Signal(str, bool)
     versions_changed = QtCore.Signal()
 
@@ -136,6 +137,8 @@ class LibraryTab(QtWidgets.QWidget):
         self.tags_edit = QtWidgets.QLineEdit()
         self.tags_edit.setPlaceholderText("tags of the selected session, comma separated (Enter saves)")
         self.open_button = QtWidgets.QPushButton("Open in Review")
+        self.process_button = QtWidgets.QPushButton("Process")
+        self.process_button.setToolTip("sync, detect, lift and align this session (again)")
         self.status = QtWidgets.QLabel()
 
         self.active_label = QtWidgets.QLabel()
@@ -152,6 +155,7 @@ class LibraryTab(QtWidgets.QWidget):
         bottom = QtWidgets.QHBoxLayout()
         bottom.addWidget(QtWidgets.QLabel("tags:"))
         bottom.addWidget(self.tags_edit, 1)
+        bottom.addWidget(self.process_button)
         bottom.addWidget(self.open_button)
         sessions = QtWidgets.QGroupBox("Sessions")
         box = QtWidgets.QVBoxLayout(sessions)
@@ -183,6 +187,7 @@ class LibraryTab(QtWidgets.QWidget):
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.itemDoubleClicked.connect(lambda _: self._open_selected())
         self.open_button.clicked.connect(self._open_selected)
+        self.process_button.clicked.connect(self._process_selected)
         self.tags_edit.returnPressed.connect(self._save_tags)
         self.versions.currentRowChanged.connect(self._show_card)
         self.activate_button.clicked.connect(self._activate_selected)
@@ -249,6 +254,7 @@ class LibraryTab(QtWidgets.QWidget):
     def _on_selection(self) -> None:
         row = self.table.selected_row()
         self.open_button.setEnabled(row is not None)
+        self.process_button.setEnabled(row is not None)
         self.tags_edit.setEnabled(row is not None)
         self.tags_edit.setText(", ".join(row.get("tags", [])) if row else "")
 
@@ -256,6 +262,11 @@ class LibraryTab(QtWidgets.QWidget):
         row = self.table.selected_row()
         if row is not None:
             self.open_requested.emit(Path(row["path"]))
+
+    def _process_selected(self) -> None:
+        row = self.table.selected_row()
+        if row is not None:
+            self.process_requested.emit(Path(row["path"]))
 
     def _save_tags(self) -> None:
         row = self.table.selected_row()

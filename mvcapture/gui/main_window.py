@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from mvcapture.gui import processing
 from mvcapture.gui.review import ReviewTab
 from mvcapture.gui.source import ANALYSIS_FILE, ReviewSource, load_review_source
 from mvcapture.gui.theme import apply_theme, restyle_plots
@@ -128,6 +129,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review_tab.offset_changed.connect(self._on_offset_changed)
         self.review_tab.offset_save_requested.connect(self.save_manual_offset)
 
+        self.processor = processing.SessionProcessor(self)
+        self.processor.progress.connect(self._on_process_progress)
+        self.processor.finished.connect(self._on_processed)
+        self.process_bar = QtWidgets.QProgressBar()
+        self.process_bar.setMaximumWidth(220)
+        self.process_bar.setRange(0, 100)
+        self.process_cancel = QtWidgets.QToolButton()
+        self.process_cancel.setText("Cancel")
+        self.process_cancel.clicked.connect(self.processor.cancel)
+        self.process_label = QtWidgets.QLabel()
+        for w in (self.process_label, self.process_bar, self.process_cancel):
+            self.statusBar().addPermanentWidget(w)
+            w.hide()
+        if hasattr(self.library_tab, "process_requested"):
+            self.library_tab.process_requested.connect(self.process_session)
+
         self._make_actions()
         self.statusBar().showMessage("Ready")
         self._loading: Path | None = None
@@ -191,15 +208,44 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(text, 8000)
 
     def _on_recorded(self, session_path: Path) -> None:
-        """A new session (recorded or imported): open it when processed, else say how to process it."""
+        """A new session (recorded or imported): process it, then open it in Review."""
+        if hasattr(self.library_tab, "refresh"):
+            self.library_tab.refresh()
         if (Path(session_path) / ANALYSIS_FILE).is_file():
             self.open_path(session_path)
             return
-        self.message_bar.show_message(
-            f"Session {Path(session_path).name} saved. Process it (`mvcapture process {Path(session_path).name}`) "
-            "to review it in 3D.", error=False)
+        self.message_bar.show_message(f"Session {Path(session_path).name} saved; processing it for the review…",
+                                      error=False)
+        self.process_session(session_path)
+
+    # -- processing (`mvcapture process` in a child process) ------------------------------------------
+    def process_session(self, session_path: Path) -> None:
+        if self.processor.running:
+            self.message_bar.show_message("another session is being processed: wait for it or cancel it")
+            return
+        self.process_label.setText(f"processing {Path(session_path).name}")
+        self.process_bar.setValue(0)
+        for w in (self.process_label, self.process_bar, self.process_cancel):
+            w.show()
+        self.processor.start(session_path, processing.process_command(session_path))
+
+    def _on_process_progress(self, percent: int, label: str) -> None:
+        self.process_bar.setValue(percent)
+        if label:
+            self.process_label.setText(f"processing: {label}")
+
+    def _on_processed(self, session_path: Path, ok: bool, message: str) -> None:
+        for w in (self.process_label, self.process_bar, self.process_cancel):
+            w.hide()
         if hasattr(self.library_tab, "refresh"):
             self.library_tab.refresh()
+        if ok:
+            self.message_bar.hide()
+            self.open_path(session_path)
+        else:
+            name = Path(session_path).name
+            self.message_bar.show_message(f"Session {name} was not processed: {message}. "
+                                          f"(From a terminal: mvcapture process {name})")
 
     def _on_offset_changed(self, view: int, offset_s: float) -> None:
         self.statusBar().showMessage(
@@ -300,4 +346,5 @@ class MainWindow(QtWidgets.QMainWindow):
         for tab in (self.capture_tab, self.finetune_tab):
             if hasattr(tab, "shutdown"):
                 tab.shutdown()
+        self.processor.cancel()
         super().closeEvent(event)
