@@ -258,7 +258,8 @@ def test_processing_failures_and_cancel_reach_the_user(qtbot, window, tmp_path):
 
     proc = window.processor
     with qtbot.waitSignal(proc.finished, timeout=20_000) as blocker:
-        proc.start(tmp_path, [sys.executable, "-c", "import sys; print('error: no videos in this session'); sys.exit(2)"])
+        fail = "import sys; print('error: no videos in this session'); sys.exit(2)"
+        proc.start(tmp_path, [sys.executable, "-c", fail])
     assert blocker.args[1:] == [False, "no videos in this session"]
     with qtbot.waitSignal(proc.finished, timeout=20_000) as blocker:
         proc.start(tmp_path, [sys.executable, "-c", "import time; time.sleep(30)"])

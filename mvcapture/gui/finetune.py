@@ -11,7 +11,6 @@ import logging
 import os
 import queue
 import threading
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg

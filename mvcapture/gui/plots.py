@@ -131,7 +131,3 @@ class JointBars(pg.PlotWidget):
         if 0 <= joint < 17:
             event.accept()
             self.joint_clicked.emit(None if joint == self._selected else joint)
-
-    @staticmethod
-    def joint_name(joint: int) -> str:
-        return H36M17_JOINTS[joint]

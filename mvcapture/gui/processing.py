@@ -92,7 +92,8 @@ class SessionProcessor(QtCore.QObject):
             if any("invalid choice: 'process'" in ln for ln in lines):
                 message = "session processing is not installed yet (no `mvcapture process` command)"
             else:
-                message = errors[-1][len("error:"):].strip() if errors else (lines[-1] if lines else f"exit code {code}")
+                last = lines[-1] if lines else f"exit code {code}"
+                message = errors[-1][len("error:"):].strip() if errors else last
             log.warning("processing %s failed (%s): %s", session, code, self._output[-2000:])
             self.finished.emit(session, False, message)
 

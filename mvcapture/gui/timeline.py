@@ -60,7 +60,8 @@ class Timeline(QtWidgets.QWidget):
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.slider.setToolTip("drag to scrub")
         self.position = QtWidgets.QLabel(self)
-        self.position.setFixedWidth(self.position.fontMetrics().horizontalAdvance("frame 000000 / 000000   00000.00 s") + 8)
+        widest = "frame 000000 / 000000   00000.00 s"
+        self.position.setFixedWidth(self.position.fontMetrics().horizontalAdvance(widest) + 8)
         self.position.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.speed = QtWidgets.QComboBox(self)
         self.speed.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)

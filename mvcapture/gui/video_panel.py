@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore
 
 from mvcapture.core.skeleton import H36M17_BONES
 
@@ -66,10 +66,3 @@ class VideoPanel(pg.GraphicsLayoutWidget):
 
     def set_title(self, text: str) -> None:
         self.title.setText(text)
-
-    def grab_rgb(self) -> np.ndarray:
-        """The panel as drawn, (H, W, 3) uint8 (tests and screenshots)."""
-        image = self.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
-        ptr = image.constBits()
-        arr = np.frombuffer(ptr, np.uint8, count=image.sizeInBytes()).reshape(image.height(), image.bytesPerLine())
-        return arr[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
