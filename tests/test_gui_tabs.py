@@ -266,3 +266,26 @@ def test_processing_failures_and_cancel_reach_the_user(qtbot, window, tmp_path):
         qtbot.wait(300)
         proc.cancel()
     assert blocker.args[1] is False and "cancelled" in blocker.args[2]
+
+
+def test_two_3d_views_share_gl_resources(qtbot, window, capfd):
+    from PySide6 import QtGui
+
+    from mvcapture.gui.theme import view_color
+
+    assert QtGui.QOpenGLContext.globalShareContext() is not None
+    session = create_synthetic_session("two views", num_frames=30, image_size=(160, 120))
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.path)
+    view = window.review_tab.view
+    qtbot.waitUntil(lambda: view.presented_frame == 0, timeout=5000)
+    for tab in (window.capture_tab, window.review_tab, window.capture_tab, window.review_tab):
+        window.tabs.setCurrentWidget(tab)  # both scenes draw the grid with pyqtgraph's shared programs
+        qtbot.wait(150)
+    contexts = [view.view3d.scene.context(), window.capture_tab.view3d.scene.context()]
+    assert all(c is not None for c in contexts)
+    assert QtGui.QOpenGLContext.areSharing(*contexts), "each scene would use programs compiled elsewhere"
+    rgb = view.view3d.render_rgb()
+    for v in range(2):
+        assert (abs(rgb.astype(int) - view_color(v)).sum(axis=-1) < 40).sum() > 20
+    assert "Error while drawing item" not in capfd.readouterr().err

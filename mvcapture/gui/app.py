@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from mvcapture import __version__
 
@@ -17,6 +17,8 @@ def get_app() -> QtWidgets.QApplication:
     """The running QApplication, created on first use."""
     app = QtWidgets.QApplication.instance()
     if app is None:
+        # 3D views share GL resources (pyqtgraph's shader programs): must be asked before the app exists
+        QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
         app = QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("mvcapture")
     app.setOrganizationName("mvcapture")
