@@ -289,3 +289,20 @@ def test_two_3d_views_share_gl_resources(qtbot, window, capfd):
     for v in range(2):
         assert (abs(rgb.astype(int) - view_color(v)).sum(axis=-1) < 40).sum() > 20
     assert "Error while drawing item" not in capfd.readouterr().err
+
+
+def test_camera_picker_offers_the_modes_the_os_lists(qtbot, window):
+    pytest.importorskip("mvcapture.capture")
+    from mvcapture.capture import CameraInfo, CameraMode
+
+    picker = window.capture_tab.pickers[0]
+    modes = (CameraMode(1280, 720, 30.0), CameraMode(640, 480, 60.0))
+    picker.set_cameras([CameraInfo(0, "Desk cam", "/dev/video0", modes), CameraInfo(2, "USB cam")])
+    picker.combo.setCurrentIndex(picker.combo.findData("camera:0"))
+    assert [picker.mode.itemText(i) for i in range(picker.mode.count())] == [
+        "camera default", "1280×720 @ 30 fps", "640×480 @ 60 fps"]
+    picker.mode.setCurrentIndex(2)
+    source = picker.make_source()
+    assert source.index == 0 and source.requested == (640, 480, 60.0)
+    picker.combo.setCurrentIndex(picker.combo.findData("camera:2"))
+    assert picker.mode.isHidden() and picker.make_source().requested == (None, None, None)

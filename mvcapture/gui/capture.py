@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 PREVIEW_MAX_WIDTH = 640
 PREVIEW_INTERVAL_MS = 40
-FILE_ITEM = "file"
+# Source choices are stored in the combo box as strings (Qt compares them reliably): "camera:INDEX",
+# "file:PATH", and "file:" for the entry that opens a file dialog.
+CAMERA_PREFIX, FILE_PREFIX = "camera:", "file:"
 
 
 def preview_image(bgr: np.ndarray, max_width: int = PREVIEW_MAX_WIDTH) -> np.ndarray:
@@ -45,37 +47,56 @@ class SourcePicker(QtWidgets.QWidget):
         super().__init__(parent)
         self.view = view
         self.combo = QtWidgets.QComboBox()
-        self.combo.setMinimumWidth(220)
+        self.combo.setMinimumWidth(180)
+        self.mode = QtWidgets.QComboBox()
+        self.mode.setToolTip("resolution and frame rate to ask the camera for (it may offer less)")
         self.file_path: Path | None = None
+        self._cameras: dict[int, object] = {}
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QtWidgets.QLabel(f"View {view}:"))
         row.addWidget(self.combo, 1)
+        row.addWidget(self.mode)
         self.combo.activated.connect(self._on_activated)
+        self.combo.currentIndexChanged.connect(lambda _: self._update_modes())
+        self._update_modes()
 
     def set_cameras(self, cameras: list) -> None:
+        self._cameras = {cam.index: cam for cam in cameras}
         current = self.combo.currentData()
         self.combo.clear()
         for cam in cameras:
-            self.combo.addItem(f"{cam.name} (#{cam.index})", ("camera", cam.index))
-        self.combo.addItem("video file…", (FILE_ITEM, None))
+            self.combo.addItem(f"{cam.name} (#{cam.index})", f"{CAMERA_PREFIX}{cam.index}")
+        self.combo.addItem("video file…", FILE_PREFIX)
         if self.file_path is not None:
             self.combo.insertItem(self.combo.count() - 1, f"file: {self.file_path.name}",
-                                  (FILE_ITEM, str(self.file_path)))
+                                  f"{FILE_PREFIX}{self.file_path}")
         index = self.combo.findData(current) if current is not None else -1
         self.combo.setCurrentIndex(index if index >= 0 else min(self.view, max(0, len(cameras) - 1)))
 
     def set_file(self, path: Path) -> None:
         self.file_path = Path(path)
-        item = (FILE_ITEM, str(self.file_path))
+        item = f"{FILE_PREFIX}{self.file_path}"
         if self.combo.findData(item) < 0:
             self.combo.insertItem(self.combo.count() - 1, f"file: {self.file_path.name}", item)
         self.combo.setCurrentIndex(self.combo.findData(item))
         self.changed.emit()
 
+    def _update_modes(self) -> None:
+        """The chosen camera's modes as the OS lists them (hidden for files and cameras without a list)."""
+        self.mode.clear()
+        data = self.combo.currentData() or ""
+        cam = self._cameras.get(int(data[len(CAMERA_PREFIX):])) if data.startswith(CAMERA_PREFIX) else None
+        modes = list(getattr(cam, "modes", ()) or ())
+        self.mode.addItem("camera default", None)
+        for m in modes:
+            rate = f" @ {m.fps:g} fps" if m.fps else ""
+            self.mode.addItem(f"{m.width}×{m.height}{rate}" + (f" {m.pixel_format}" if m.pixel_format else ""),
+                              (m.width, m.height, m.fps))
+        self.mode.setVisible(bool(modes))
+
     def _on_activated(self, index: int) -> None:
-        kind, value = self.combo.itemData(index)
-        if kind == FILE_ITEM and value is None:
+        if self.combo.itemData(index) == FILE_PREFIX:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(self, f"Video for view {self.view}", "",
                                                             "Videos (*.mp4 *.mov *.avi *.mkv *.m4v *.webm)")
             if path:
@@ -83,11 +104,10 @@ class SourcePicker(QtWidgets.QWidget):
             return
         self.changed.emit()
 
-    def choice(self) -> tuple[str, object] | None:
+    def choice(self) -> str | None:
+        """"camera:INDEX" or "file:PATH"; None when nothing usable is chosen."""
         data = self.combo.currentData()
-        if data is None or (data[0] == FILE_ITEM and data[1] is None):
-            return None
-        return data
+        return data if data and data != FILE_PREFIX else None
 
     def make_source(self):
         """A new, not yet started source for the current choice (None when nothing is chosen)."""
@@ -96,10 +116,11 @@ class SourcePicker(QtWidgets.QWidget):
         choice = self.choice()
         if choice is None:
             return None
-        kind, value = choice
-        if kind == FILE_ITEM:
-            return FileSource(value, loop=True, name=f"view{self.view}")
-        return CameraSource(int(value), name=f"view{self.view}")
+        if choice.startswith(FILE_PREFIX):
+            return FileSource(choice[len(FILE_PREFIX):], loop=True, name=f"view{self.view}")
+        width, height, fps = self.mode.currentData() or (None, None, None)
+        return CameraSource(int(choice[len(CAMERA_PREFIX):]), width=width, height=height, fps=fps,
+                            name=f"view{self.view}")
 
 
 class CaptureTab(QtWidgets.QWidget):
