@@ -117,7 +117,7 @@ def test_capture_previews_records_with_counters_and_the_session_opens_in_review(
         window.activateWindow()
     qtbot.keyClick(window, QtCore.Qt.Key.Key_R)  # R starts recording on the Capture tab
     qtbot.waitUntil(lambda: cap.recording, timeout=10_000)
-    qtbot.waitUntil(lambda: "captured" in cap.counters[1].text(), timeout=5000)
+    qtbot.waitUntil(lambda: "captured" in cap.counters[1].text(), timeout=15_000)
     qtbot.wait(1200)
     with qtbot.waitSignal(cap.recorded, timeout=20_000) as blocker:
         cap.record_button.click()
