@@ -274,3 +274,19 @@ def test_the_installed_qt_binding_keeps_reference_counts_sound():
 
     assert none_refcount_drift() == 0
     check_qt_binding()
+
+
+def test_task_callbacks_skip_widgets_that_are_gone(qtbot):
+    import time
+
+    from PySide6 import QtWidgets
+
+    widget = QtWidgets.QLabel()
+    calls, ended = [], []
+    task = run_task(lambda: time.sleep(0.3) or 1, on_done=calls.append, owner=widget)
+    task.done.connect(lambda: ended.append(1))
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: bool(ended), timeout=5000)
+    assert calls == []
+    run_task(lambda: 2, on_done=calls.append)
+    qtbot.waitUntil(lambda: calls == [2], timeout=5000)

@@ -229,7 +229,7 @@ class CaptureTab(QtWidgets.QWidget):
             self.refresh_button.setEnabled(True)
             self.message.emit(msg, True)
 
-        run_task(list_cameras, on_done=done, on_error=failed)
+        run_task(list_cameras, on_done=done, on_error=failed, owner=self)
 
     def _on_choice_changed(self) -> None:
         if self.sources and self.recorder is None:
@@ -280,7 +280,7 @@ class CaptureTab(QtWidgets.QWidget):
             self._set_busy(False)
             self.message.emit(msg, True)
 
-        run_task(open_all, on_done=done, on_error=failed)
+        run_task(open_all, on_done=done, on_error=failed, owner=self)
 
     def stop_preview(self, restart: bool = False) -> None:
         self._stop_live()
@@ -293,7 +293,8 @@ class CaptureTab(QtWidgets.QWidget):
             if restart:
                 self.start_preview()
 
-        run_task(lambda: [s.stop() for s in sources], on_done=done, on_error=lambda m: self._set_busy(False))
+        run_task(lambda: [s.stop() for s in sources], on_done=done, on_error=lambda m: self._set_busy(False),
+                 owner=self)
 
     def _tick(self) -> None:
         for v, source in enumerate(self.sources):
@@ -372,7 +373,7 @@ class CaptureTab(QtWidgets.QWidget):
             self._set_busy(False)
             self.message.emit(msg, True)
 
-        run_task(begin, on_done=done, on_error=failed)
+        run_task(begin, on_done=done, on_error=failed, owner=self)
 
     def _on_source_event(self, event) -> None:
         """From capture threads: only log here; the counters show the status on the next tick."""
@@ -407,7 +408,7 @@ class CaptureTab(QtWidgets.QWidget):
             self.recording_changed.emit(False)
             self.message.emit(msg, True)
 
-        run_task(recorder.stop, on_done=done, on_error=failed)
+        run_task(recorder.stop, on_done=done, on_error=failed, owner=self)
 
     def set_theme(self, theme) -> None:
         self.view3d.set_theme(theme)
@@ -490,7 +491,7 @@ class CaptureTab(QtWidgets.QWidget):
             self.state.setText("import failed")
             self.message.emit(msg, True)
 
-        run_task(work, on_done=done, on_error=failed)
+        run_task(work, on_done=done, on_error=failed, owner=self)
 
     # -- state -------------------------------------------------------------------------------------
     def _set_busy(self, busy: bool) -> None:

@@ -151,7 +151,7 @@ class FinetuneTab(QtWidgets.QWidget):
         self._poll.timeout.connect(self._drain)
         # the training module imports torch (seconds): read its λ defaults in a worker
         self._lambda_defaults: dict = {}
-        run_task(_default_lambdas, on_done=self._set_lambda_defaults)
+        run_task(_default_lambdas, on_done=self._set_lambda_defaults, owner=self)
         self._on_variant()
         self._update_buttons()
 
@@ -215,7 +215,8 @@ class FinetuneTab(QtWidgets.QWidget):
                 rows.append({**row, "analysis": str(analysis) if analysis.is_file() else None})
             return rows
 
-        run_task(load, on_done=self._show_sessions, on_error=lambda msg: self.message.emit(msg, True))
+        run_task(load, on_done=self._show_sessions, on_error=lambda msg: self.message.emit(msg, True),
+                 owner=self)
 
     def _show_sessions(self, rows: list[dict]) -> None:
         checked = set(self.checked_analyses())
@@ -261,7 +262,7 @@ class FinetuneTab(QtWidgets.QWidget):
 
         spec = self.job_spec([str(c) for c in clips])
         self._begin(TrainingProgress(status="starting"))
-        run_task(start_job, spec, on_done=self._follow, on_error=self._start_failed)
+        run_task(start_job, spec, on_done=self._follow, on_error=self._start_failed, owner=self)
 
     def resume(self) -> None:
         if self.job is None:
@@ -272,7 +273,7 @@ class FinetuneTab(QtWidgets.QWidget):
         progress = self.progress
         progress.status = "starting"
         self._begin(progress)
-        run_task(resume_job, job_dir, on_done=self._follow, on_error=self._start_failed)
+        run_task(resume_job, job_dir, on_done=self._follow, on_error=self._start_failed, owner=self)
 
     def cancel(self) -> None:
         """Ask the job to checkpoint and stop (it ends after its current step)."""
@@ -329,7 +330,7 @@ class FinetuneTab(QtWidgets.QWidget):
 
         self.previous_active = store.active_version()
         run_task(store.activate, version, on_done=lambda _: self._activated(version),
-                 on_error=lambda msg: self.message.emit(msg, True))
+                 on_error=lambda msg: self.message.emit(msg, True), owner=self)
 
     def roll_back(self) -> None:
         if not self.previous_active:
@@ -338,7 +339,7 @@ class FinetuneTab(QtWidgets.QWidget):
 
         version = self.previous_active
         run_task(store.activate, version, on_done=lambda _: self._activated(version, rolled_back=True),
-                 on_error=lambda msg: self.message.emit(msg, True))
+                 on_error=lambda msg: self.message.emit(msg, True), owner=self)
 
     def _activated(self, version: str, rolled_back: bool = False) -> None:
         if rolled_back:

@@ -249,7 +249,7 @@ class LibraryTab(QtWidgets.QWidget):
                 self._thumbnails[session_id] = rgb_to_pixmap(rgb)
                 self.table.set_thumbnail(session_id, self._thumbnails[session_id])
 
-        run_task(load, on_done=done, on_error=lambda msg: self._thumbs_pending.discard(session_id))
+        run_task(load, on_done=done, on_error=lambda msg: self._thumbs_pending.discard(session_id), owner=self)
 
     def _on_selection(self) -> None:
         row = self.table.selected_row()
@@ -285,7 +285,7 @@ class LibraryTab(QtWidgets.QWidget):
                 session.tag(*(wanted - old))
 
         run_task(save, on_done=lambda _: self.refresh_sessions(),
-                 on_error=lambda msg: self.message.emit(msg, True))
+                 on_error=lambda msg: self.message.emit(msg, True), owner=self)
 
     # -- model versions ----------------------------------------------------------------------------
     def refresh_versions(self) -> None:
@@ -332,7 +332,8 @@ class LibraryTab(QtWidgets.QWidget):
             self.versions_changed.emit()
             self.message.emit(f"lifter {version} is now active", False)
 
-        run_task(store.activate, version, on_done=done, on_error=lambda msg: self.message.emit(msg, True))
+        run_task(store.activate, version, on_done=done, on_error=lambda msg: self.message.emit(msg, True),
+                 owner=self)
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         self.refresh()

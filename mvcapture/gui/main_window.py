@@ -267,7 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         run_task(save, on_done=lambda _: self.show_message(
             f"offset of view {view} kept ({offset_s:+.3f} s, manual); re-process the session to update the 3D",
-            error=False), on_error=self.show_message)
+            error=False), on_error=self.show_message, owner=self)
 
     # -- opening -----------------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -284,7 +284,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._loading = path
         self.statusBar().showMessage(f"opening {path} …")
         run_task(load_review_source, path, videos, on_done=self.show_source,
-                 on_error=lambda msg: self._open_failed(path, msg))
+                 on_error=lambda msg: self._open_failed(path, msg), owner=self)
 
     def _open_failed(self, path: Path, message: str) -> None:
         self._loading = None

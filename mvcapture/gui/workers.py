@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6 import QtCore
 
 from mvcapture.errors import MvcaptureError
@@ -93,11 +94,20 @@ class Task(QtCore.QObject):
 
 
 def run_task(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
-             on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Task:
-    """Start `fn(*args, **kwargs)` in a worker thread; callbacks run in the GUI thread."""
+             on_error: Callable[[str], None] | None = None, owner: QtCore.QObject | None = None,
+             **kwargs: Any) -> Task:
+    """Start `fn(*args, **kwargs)` in a worker thread; callbacks run in the GUI thread.
+
+    With `owner` (the widget that asked), the callbacks are skipped once that widget is gone (a window
+    closed while its task still ran).
+    """
     task = Task(fn, *args, **kwargs)
+
+    def guarded(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        return lambda value: callback(value) if owner is None or shiboken6.isValid(owner) else None
+
     if on_done is not None:
-        task.finished.connect(on_done)
+        task.finished.connect(guarded(on_done))
     if on_error is not None:
-        task.failed.connect(on_error)
+        task.failed.connect(guarded(on_error))
     return task.start()
