@@ -26,8 +26,10 @@ COMMAND_MODULES = [
     "mvcapture.session.cli",
     "mvcapture.detect.cli",
     "mvcapture.lifter.cli",
+    "mvcapture.train.cli",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
+    "mvcapture.export",
 ]
 
 

@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,182 @@ def test_bvh_of_varying_bone_lengths_keeps_directions(tmp_path):
         d1 = back[:, j] - back[:, p]
         cos = np.sum(d0 * d1, -1) / np.linalg.norm(d0, axis=-1) / np.linalg.norm(d1, axis=-1)
         assert cos.min() > 0.999
+
+
+# -- MP4 and session exports -------------------------------------------------------------------------------
+
+SRC_W, SRC_H, SRC_GREY = 160, 120, 50
+
+
+def _code_level(i):
+    """Brightness that marks source frame i in the bottom-right corner of the generated videos."""
+    return 30 + 20 * i
+
+
+def _write_video(path, n_frames, fps=10.0):
+    from mvcapture.io.video import VideoWriter
+
+    with VideoWriter(path, SRC_W, SRC_H, fps) as w:
+        for i in range(n_frames):
+            img = np.full((SRC_H, SRC_W, 3), SRC_GREY, np.uint8)
+            img[80:, 120:] = _code_level(i)
+            w.write(img)
+
+
+def _standing_kp2d():
+    """A stick figure in the left part of a 160×120 image (h36m17 order), pixels."""
+    return np.array([
+        [60, 60], [52, 60], [52, 80], [52, 100], [68, 60], [68, 80], [68, 100], [60, 45], [60, 30],
+        [60, 24], [60, 15], [70, 30], [80, 40], [90, 45], [50, 30], [40, 40], [30, 45]], float)
+
+
+def _session_with_videos(tmp_path, T=10, offset_frames=2):
+    """A session of two generated 10 fps videos; view 1 started `offset_frames` earlier (offset_s > 0)."""
+    from mvcapture.session import Session
+
+    v0, v1 = tmp_path / "v0.mp4", tmp_path / "v1.mp4"
+    _write_video(v0, T)
+    _write_video(v1, T + offset_frames)
+    session = Session.create("export test", root=tmp_path / "sessions")
+    session.import_videos([v0, v1])
+    a = _analysis(T)
+    a.kp2d = np.broadcast_to(_standing_kp2d(), (2, T, 17, 2)).copy()
+    a.conf = np.ones((2, T, 17))
+    a.image_size = np.array([[SRC_W, SRC_H], [SRC_W, SRC_H]])
+    a.times_s = np.arange(T) / 10.0
+    a.fps = 10.0
+    a.offset_s = np.array([0.0, offset_frames / 10.0])
+    return session, a
+
+
+def test_source_frames_follow_the_offset_and_stop_outside_the_video():
+    from mvcapture.io.export_video import source_frame_indices
+
+    view_times = np.arange(5) / 10.0
+    idx = source_frame_indices(np.arange(8) / 10.0, 0.2, view_times)
+    assert idx.tolist() == [2, 3, 4, -1, -1, -1, -1, -1]
+    idx = source_frame_indices(np.arange(3) / 10.0, -0.1, view_times)
+    assert idx.tolist() == [-1, 0, 1]
+
+
+def test_mp4_export_is_synchronized_with_overlay(tmp_path):
+    from mvcapture.io.export_video import export_mp4, panel_layout
+    from mvcapture.io.render import VIEW_COLOURS_BGR
+    from mvcapture.io.video import probe, read_frames
+
+    session, a = _session_with_videos(tmp_path)
+    calls = []
+    out = export_mp4(a, [v.media for v in session.views], tmp_path / "out.mp4", height=240,
+                     progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (10, 10) and len(calls) == 10
+    info = probe(out)
+    widths = panel_layout(a.image_size, 240)
+    assert widths == [320, 320, 240]
+    assert (info.width, info.height, info.frame_count) == (880, 240, 10)
+    assert info.fps == pytest.approx(10.0, rel=1e-3)
+    _, frames = read_frames(out, "bgr24")
+    scale = 240 / SRC_H
+    for t in (0, 5, 9):
+        for v, x0 in ((0, 0), (1, 320)):
+            # synchronization: view 1 shows its source frame t + 2 (it started 0.2 s earlier)
+            corner = frames[t, int(90 * scale):int(110 * scale), x0 + int(130 * scale):x0 + int(150 * scale)]
+            levels = _code_level(np.arange(12))
+            assert np.argmin(np.abs(corner.astype(float).mean() - levels)) == t + 2 * v
+            # the 2D overlay: a white joint on the l_wrist, the view's colour along the l_elbow-l_wrist bone
+            wrist = frames[t, int(45 * scale), x0 + int(90 * scale)].astype(int)
+            assert wrist.min() > 200
+            bone = frames[t, int(42.5 * scale) - 1:int(42.5 * scale) + 2,
+                          x0 + int(85 * scale) - 1:x0 + int(85 * scale) + 2].reshape(-1, 3).mean(0)
+            colour = np.array(VIEW_COLOURS_BGR[v]) * 0.6  # left bones are drawn darker
+            assert np.abs(bone - colour).max() < 45, (t, v, bone, colour)
+            assert np.abs(frames[t, 5, x0 + 300].astype(float) - SRC_GREY).max() < 15  # plain video elsewhere
+
+
+def test_mp4_export_can_be_cancelled_and_leaves_no_file(tmp_path):
+    import threading
+
+    from mvcapture.io.export_video import ExportCancelled, export_mp4
+
+    session, a = _session_with_videos(tmp_path)
+    cancel = threading.Event()
+
+    def progress(done, total):
+        if done == 3:
+            cancel.set()
+
+    with pytest.raises(ExportCancelled, match="cancelled at frame 3"):
+        export_mp4(a, [v.media for v in session.views], tmp_path / "out.mp4", height=120, progress=progress,
+                   cancel=cancel)
+    assert list(tmp_path.glob("*out*")) == []
+
+
+def test_cli_export_writes_the_documented_files_and_lists_them(tmp_path, capsys):
+    from mvcapture.cli import main
+
+    session, a = _session_with_videos(tmp_path)
+    a.save(session.path_for("analysis"))
+    report = tmp_path / "report.json"
+    assert main(["export", str(session.path), "--json", str(report)]) == 0
+    exports = session.path / "exports"
+    names = {f"{session.id}.json"} | {f"{session.id}_{track}.{ext}" for track in ("view0", "view1", "aligned")
+                                      for ext in ("csv", "trc", "bvh")}
+    assert {p.name for p in exports.iterdir()} == names
+    doc = json.loads(report.read_text())
+    assert doc["formats"] == ["csv", "json", "trc", "bvh"]
+    assert {Path(p).name for p in doc["files"]} == names and all(Path(p).is_file() for p in doc["files"])
+
+    out = tmp_path / "elsewhere"
+    assert main(["export", str(session.path), "--format", "mp4,csv", "--out", str(out), "--height", "120",
+                 "--json", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["formats"] == ["csv", "mp4"]
+    assert {Path(p).name for p in doc["files"]} == {f"{session.id}_{t}.csv" for t in ("view0", "view1", "aligned")} \
+        | {f"{session.id}.mp4"}
+    from mvcapture.io.video import probe
+
+    assert probe(out / f"{session.id}.mp4").frame_count == 10
+
+
+def test_export_without_analysis_says_to_process_first(tmp_path, capsys):
+    from mvcapture.cli import main
+    from mvcapture.errors import MvcaptureError
+    from mvcapture.export import export_session
+
+    session, _ = _session_with_videos(tmp_path, T=3)
+    with pytest.raises(MvcaptureError, match="no analysis yet: run `mvcapture process"):
+        export_session(session.path)
+    assert main(["export", str(session.path)]) == 2
+    assert "run `mvcapture process" in capsys.readouterr().err
+    assert main(["export", str(session.path), "--format", "csv,fbx"]) == 2
+    assert "unknown export format(s) fbx" in capsys.readouterr().err
+
+
+def test_readme_documents_the_export_columns():
+    from mvcapture.export import ALL_FORMATS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Exports", 1)[1].split("\n## ", 1)[0]
+    for column in ("frame", "time_s", "<joint>_x_m", "<joint>_y_m", "<joint>_z_m", "<joint>_u_px", "<joint>_v_px",
+                   "<joint>_conf", "<joint>_residual_mm"):
+        assert f"`{column}`" in section, column
+    for key in ("joints", "fps", "times_s", "camera_angle_deg", "tracks", "pose3d", "kp2d", "conf", "residual_mm"):
+        assert f"`{key}`" in section, key
+    assert ", ".join(H36M17_JOINTS) in section
+    for fmt in ALL_FORMATS:  # every format's file names
+        assert f"<track>.{fmt}`" in section or f"`<id>.{fmt}`" in section, fmt
+    # the documented columns are the ones written
+    cols = ex.csv_columns(with_2d=True)
+    assert cols[:2] == ["frame", "time_s"]
+    assert cols[2:9] == [f"pelvis_{s}" for s in ("x_m", "y_m", "z_m", "u_px", "v_px", "conf", "residual_mm")]
+
+
+def test_mp4_frame_with_missing_joints_and_views():
+    """NaN keypoints, 3D and residuals (joints not seen) and views without a frame still give a frame."""
+    from mvcapture.io.export_video import compose_frame
+
+    a = _analysis(3)
+    a.kp2d[0, 1, 3] = np.nan
+    a.aligned[1, 1, 5] = np.nan
+    a.residual_mm[1, :] = np.nan
+    frame = compose_frame(a, 1, [None, np.zeros((480, 640, 3), np.uint8)], height=120)
+    assert frame.shape == (120, 160 + 160 + 120, 3) and frame.dtype == np.uint8

@@ -9,6 +9,7 @@ BENCH_MODULES: list[str] = [
     "mvcapture.bench.procrustes",
     "mvcapture.bench.lifter",
     "mvcapture.bench.sync",
+    "mvcapture.bench.finetune",
 ]
 
 

@@ -22,6 +22,7 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[io.IOBase]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the user's normal mode
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -33,6 +34,16 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[io.IOBase]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import (single-threaded then): os.umask is process-wide and not thread-safe to probe.
+_UMASK = _read_umask()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -51,7 +51,8 @@ def render_skeletons_3d(poses_m: np.ndarray, size: tuple[int, int] = (480, 480),
     Args:
         poses_m: (N, 17, 3) metres, root-relative, camera frame (x right, y down, z forward).
         size: (width, height) of the output image in pixels.
-        joint_error_mm: optional (17,) per-joint disagreement; joints drawn green → red (0 → 100 mm).
+        joint_error_mm: optional (17,) per-joint disagreement; joints drawn green → red (0 → 100 mm), grey
+            where it is NaN.
         extent_m: half the visible height in metres.
 
     Returns:
@@ -80,7 +81,9 @@ def render_skeletons_3d(poses_m: np.ndarray, size: tuple[int, int] = (480, 480),
         for a, b in H36M17_BONES:
             cv2.line(img, tuple(pts[a]), tuple(pts[b]), colour, 3, cv2.LINE_AA)
         for j in range(17):
-            if joint_error_mm is not None:
+            if joint_error_mm is not None and not np.isfinite(joint_error_mm[j]):
+                jc = (160, 160, 160)  # no residual for this joint (not seen in some view)
+            elif joint_error_mm is not None:
                 r = float(np.clip(joint_error_mm[j] / 100.0, 0, 1))
                 jc = (0, int(255 * (1 - r)), int(255 * r))
             else:
@@ -95,7 +98,9 @@ def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (max(1, int(round(w * height / h))), height), interpolation=cv2.INTER_AREA)
 
 
-def put_label(image: np.ndarray, text: str, origin=(10, 28), colour=(255, 255, 255)) -> np.ndarray:
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+def put_label(image: np.ndarray, text: str, origin=(10, 28), colour=(255, 255, 255), scale: float = 0.7) -> np.ndarray:
+    """Write `text` with a dark outline (readable on any background); `scale` is OpenCV's font scale."""
+    thickness = max(1, int(round(2 * scale / 0.7)))
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
     return image

@@ -21,7 +21,7 @@ def default_output_path(clip_path: Path | str) -> Path:
     return clip_path.with_name(clip_path.stem + ".lift.npz")
 
 
-def lift_file(clip_path: Path | str, model: str = "default", out: Path | str | None = None, flip: bool = False,
+def lift_file(clip_path: Path | str, model: str = "active", out: Path | str | None = None, flip: bool = False,
               device: str | None = None, height_m: float = DEFAULT_ATHLETE_HEIGHT_M, lifter=None,
               progress=None) -> dict:
     """Lift every view of a clip file and write the predictions.
@@ -64,8 +64,10 @@ def lift_file(clip_path: Path | str, model: str = "default", out: Path | str | N
 def register(subparsers) -> None:
     parser = subparsers.add_parser("lift", help="lift the 2D keypoints of a clip to 3D, view by view")
     parser.add_argument("clip", type=Path, help="multi-view clip .npz (FORMATS.md)")
-    parser.add_argument("--model", default="default",
-                        help="'default', a weights file, a MotionBERT checkpoint or a model directory")
+    parser.add_argument("--model", default="active",
+                        help="'active' (the version chosen with `mvcapture models activate`; the shipped "
+                             "'default' until then), 'default', a version (v0003), a weights file, a MotionBERT "
+                             "checkpoint or a model directory")
     parser.add_argument("--out", type=Path, default=None, help="output .npz (default: CLIP.lift.npz)")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (twice the work)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")

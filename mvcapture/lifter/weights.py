@@ -112,7 +112,8 @@ def read_card(weights_path: Path | str) -> dict[str, Any] | None:
 
 
 def resolve_weights(spec: str | Path = "default") -> Path:
-    """A model spec → weights file: "default", a weights file, or a model directory holding weights.pt."""
+    """A model spec → weights file: "default", a weights file, a model directory holding weights.pt, or a
+    model-store version ("active", "v0003"; resolved by mvcapture.train.store.resolve_model)."""
     if str(spec) == "default":
         path = default_weights_path()
         if not path.is_file():
@@ -123,6 +124,11 @@ def resolve_weights(spec: str | Path = "default") -> Path:
                 f"checkpoint with --model PATH.")
         return path
     path = Path(spec).expanduser()
+    if not path.exists():
+        from mvcapture.train.store import is_version_name, resolve_model
+
+        if is_version_name(spec):  # "active" or "vNNNN" in the user's model store
+            return resolve_model(spec)
     if path.is_dir():
         weights = path / WEIGHTS_FILE_NAME
         if not weights.is_file():

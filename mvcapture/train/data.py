@@ -1,0 +1,98 @@
+"""Training clips for fine-tuning: gather clip files, hold out the tail of each clip for validation.
+
+Fine-tuning has no 3D ground truth to select epochs with, so validation uses held-out windows of the
+same footage (the last `val_fraction` of every clip, never overlapping the training windows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from mvcapture.errors import MvcaptureError
+from mvcapture.io.clip import MultiViewClip, load_clip
+
+
+def clip_files(paths: list[Path | str]) -> list[Path]:
+    """Expand clip files and folders of clips (`*.npz`) into a sorted list of files."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.npz"))
+            if not found:
+                raise MvcaptureError(f"{p}: no .npz clips in this folder")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise MvcaptureError(f"{p}: no such clip file or folder")
+    return files
+
+
+def load_training_clips(paths: list[Path | str], min_frames: int = 1) -> list[MultiViewClip]:
+    """Load multi-view clips for training (at least two views each)."""
+    return [load_clip(f, min_views=2, min_frames=min_frames) for f in clip_files(paths)]
+
+
+def slice_clip(clip: MultiViewClip, start: int, stop: int) -> MultiViewClip:
+    """Frames [start, stop) of a clip (per-frame keys sliced, per-view keys kept)."""
+    sl = slice(start, stop)
+    return replace(clip, kp2d=clip.kp2d[:, sl], conf=clip.conf[:, sl],
+                   gt3d=None if clip.gt3d is None else clip.gt3d[:, sl],
+                   name=f"{clip.name}[{start}:{stop}]", extras=dict(clip.extras))
+
+
+def split_tail(clips: list[MultiViewClip], val_fraction: float, window: int
+               ) -> tuple[list[MultiViewClip], list[MultiViewClip]]:
+    """Hold out the last `val_fraction` of each clip (at least one window) for validation.
+
+    A clip too short for both a training and a validation window goes to training only.
+    """
+    train, val = [], []
+    for clip in clips:
+        T = clip.num_frames
+        n_val = max(window, int(round(T * val_fraction)))
+        if T - n_val >= window:
+            train.append(slice_clip(clip, 0, T - n_val))
+            val.append(slice_clip(clip, T - n_val, T))
+        else:
+            train.append(clip)
+    if not val:
+        raise MvcaptureError(f"clips are too short to hold out validation windows: need at least {2 * window} "
+                             f"frames in one clip (longest has {max(c.num_frames for c in clips)})")
+    return train, val
+
+
+def make_datasets(train_clips: list[MultiViewClip], val_clips: list[MultiViewClip], window: int,
+                  stride: int | None = None, min_views: int = 2):
+    """Window datasets for training (overlapping windows, `stride` default window // 3) and validation.
+
+    No flip augmentation: batches must depend only on (seed, epoch, step) for exact resume and DDP.
+    """
+    from mvcapture.data.dataset import WindowDataset
+
+    stride = stride or max(1, window // 3)
+    return (WindowDataset(train_clips, window=window, stride=stride, min_views=min_views),
+            WindowDataset(val_clips, window=window, stride=window, min_views=min_views))
+
+
+def data_sources(clips: list[MultiViewClip], files: list[Path] | None = None) -> list[dict]:
+    """Model-card entries for training data: source and license of each clip (grouped)."""
+    seen: dict[tuple, dict] = {}
+    for i, clip in enumerate(clips):
+        source = str(_extra(clip, "source") or (files[i] if files else clip.name))
+        license_ = str(_extra(clip, "license") or "unknown (user recording)")
+        key = (source, license_)
+        entry = seen.setdefault(key, {"source": source, "license": license_, "clips": 0})
+        entry["clips"] += 1
+    return list(seen.values())
+
+
+def _extra(clip: MultiViewClip, key: str):
+    value = clip.extras.get(key)
+    if value is None:
+        return None
+    value = np.asarray(value)
+    return value.item() if value.ndim == 0 else None

@@ -1,0 +1,127 @@
+"""Monocular evaluation of a lifter on multi-view clips with ground truth, and `mvcapture eval`.
+
+Every view of every test clip is lifted on its own and compared with its `gt3d` (root-relative, mm):
+MPJPE, PA-MPJPE (per-frame similarity), N-MPJPE (scale), plus the mean two-view consistency residual
+L_c (one similarity per sequence, PAPER.md). Predictions become metres exactly when the clip stores
+`focal_px` (synthetic data), otherwise through the athlete-height prior.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import numpy as np
+
+from mvcapture.errors import MvcaptureError
+from mvcapture.io.clip import MultiViewClip
+from mvcapture.train.variants import EVAL_VARIANTS
+
+log = logging.getLogger(__name__)
+
+METRICS = ("mpjpe", "pa_mpjpe", "n_mpjpe", "consistency")
+
+
+def prediction_metres(pred_norm: np.ndarray, clip: MultiViewClip, view: int) -> np.ndarray:
+    """(T, 17, 3) normalized 2.5D of one view → root-relative metres in that camera's frame."""
+    from mvcapture.core.normalize import norm25d_to_camera, norm25d_to_metres
+
+    focal = clip.extras.get("focal_px")
+    if focal is not None and clip.gt3d is not None:
+        return norm25d_to_camera(pred_norm, np.float64(np.asarray(focal)[view]),
+                                 clip.image_size[view].astype(np.float64), clip.gt3d[view, :, 0, :])
+    return norm25d_to_metres(pred_norm)
+
+
+def evaluate_lifter(lifter, clips: list[MultiViewClip]) -> dict:
+    """Frame-weighted means over all views of all clips (mm): mpjpe, pa_mpjpe, n_mpjpe, consistency."""
+    from mvcapture.core import metrics
+
+    sums = dict.fromkeys(METRICS, 0.0)
+    frames = dict.fromkeys(METRICS, 0)
+    for clip in clips:
+        if clip.gt3d is None:
+            raise MvcaptureError(f"test clip {clip.name} has no gt3d; evaluation needs 3D ground truth")
+        pred = np.asarray(lifter.lift_views(clip), dtype=np.float64)
+        pred_m = np.stack([prediction_metres(pred[v], clip, v) for v in range(clip.num_views)])
+        gt = clip.gt3d.astype(np.float64)
+        gt = gt - gt[:, :, :1]
+        T = clip.num_frames
+        for v in range(clip.num_views):
+            for name, fn in (("mpjpe", metrics.mpjpe), ("pa_mpjpe", metrics.pa_mpjpe), ("n_mpjpe", metrics.n_mpjpe)):
+                sums[name] += float(fn(pred_m[v], gt[v])) * T
+                frames[name] += T
+        for a, b in itertools.combinations(range(clip.num_views), 2):
+            sums["consistency"] += float(metrics.consistency_residual(pred_m[a], pred_m[b]).mean_mm) * T
+            frames["consistency"] += T
+    return {k: sums[k] / frames[k] if frames[k] else float("nan") for k in METRICS}
+
+
+def evaluate_model(model, clips: list[MultiViewClip], device=None) -> dict:
+    """`evaluate_lifter` for a bare network (wrapped as a Lifter on `device`, default the best one)."""
+    from mvcapture.lifter import Lifter
+
+    return evaluate_lifter(Lifter(model, device=device), clips)
+
+
+def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIANTS, epochs: int = 30,
+             lambda_con: float | None = None, seed: int = 0, batch_size: int = 8,
+             emit=lambda variant, event: None) -> dict:
+    """`mvcapture eval`: fine-tune one model per variant on `train_dir`, evaluate each on `test_dir`.
+
+    Returns the results.json payload of FORMATS.md.
+    """
+    import copy
+    import time
+
+    import torch
+
+    from mvcapture.io.clip import load_dataset
+    from mvcapture.lifter import Lifter, load_lifter, select_device
+    from mvcapture.train.data import split_tail
+    from mvcapture.train.finetune import TrainConfig, fit, seed_everything
+
+    unknown = [v for v in variants if v not in EVAL_VARIANTS]
+    if unknown:
+        raise MvcaptureError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(EVAL_VARIANTS)}")
+    test_clips = load_dataset(test_dir, min_views=1)
+    train_clips = load_dataset(train_dir, min_views=2) if any(v != "baseline" for v in variants) else []
+    model_name = model or "default"
+    base = load_lifter(model_name)
+    device = select_device()
+    results = {}
+    for variant in variants:
+        t0 = time.perf_counter()
+        if variant == "baseline":
+            lifter, entry = base, {"epochs": 0}
+        else:
+            config = TrainConfig(variant=variant, epochs=epochs, seed=seed, batch_size=batch_size,
+                                 **({"lambda_con": lambda_con} if lambda_con is not None and "con" in variant else {}))
+            net = copy.deepcopy(base.model)
+            seed_everything(seed)
+            window = config.window or int(net.maxlen)
+            train, val = split_tail(train_clips, config.val_fraction, window)
+            result = fit(net, train, val, config, emit=lambda event, v=variant: emit(v, event), device=device)
+            lifter = Lifter(net, device=device)
+            entry = {"epochs": epochs, "best_epoch": result.best_epoch, "stopped": result.status,
+                     "lambda_con": config.lambda_con if "con" in variant else None}
+        train_seconds = time.perf_counter() - t0
+        metrics = evaluate_lifter(lifter, test_clips)
+        results[variant] = {**metrics, "epochs": entry.pop("epochs"),
+                            "train_seconds": round(train_seconds if variant != "baseline" else 0.0, 2), **entry}
+        emit(variant, {"event": "evaluated", **results[variant]})
+    return {"variants": results, "model": model_name, "n_train_clips": len(train_clips),
+            "n_test_clips": len(test_clips),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type}
+
+
+def format_table(payload: dict) -> str:
+    """The eval results as a plain-text table (mm)."""
+    head = f"{'variant':<15}{'MPJPE':>9}{'PA-MPJPE':>10}{'N-MPJPE':>9}{'L_c':>8}{'epochs':>8}{'train s':>9}"
+    lines = [head, "-" * len(head)]
+    for name, r in payload["variants"].items():
+        lines.append(f"{name:<15}{r['mpjpe']:>9.1f}{r['pa_mpjpe']:>10.1f}{r['n_mpjpe']:>9.1f}"
+                     f"{r['consistency']:>8.1f}{r['epochs']:>8}{r['train_seconds']:>9.1f}")
+    lines.append(f"model {payload['model']}, {payload['n_train_clips']} train / {payload['n_test_clips']} test "
+                 f"clips, device {payload['device']} (mm; monocular, every view of every test clip)")
+    return "\n".join(lines)

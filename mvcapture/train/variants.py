@@ -1,0 +1,14 @@
+"""Names of the training variants and their loss terms (no torch import: the CLI lists them cheaply)."""
+
+# Loss terms of each variant: 2D reprojection, 3D supervision (MotionBERT), consistency mode.
+VARIANTS: dict[str, dict] = {
+    "l2d": {"reproj": True, "sup3d": False, "con": None},
+    "l2d_con": {"reproj": True, "sup3d": False, "con": "sequence"},
+    "l2d_con_frame": {"reproj": True, "sup3d": False, "con": "frame"},
+    "l3d": {"reproj": False, "sup3d": True, "con": None},
+    "l3d_con": {"reproj": False, "sup3d": True, "con": "sequence"},
+}
+# The paper's best λ_con: 0.3 with 2D supervision, 0.2 with 3D supervision.
+DEFAULT_LAMBDA_CON = {"l2d_con": 0.3, "l2d_con_frame": 0.3, "l3d_con": 0.2}
+# `mvcapture eval` (FORMATS.md): the starting model without fine-tuning, then one model per variant.
+EVAL_VARIANTS = ("baseline", *VARIANTS)

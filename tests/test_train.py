@@ -1,0 +1,286 @@
+"""Training loop: loss assembly, deterministic batches, resume, collapse guard, model store, eval."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mvcapture.train import store
+from mvcapture.train.finetune import (Trainer, TrainConfig, compute_losses, epoch_batches, rank_share,
+                                      seed_everything)
+from tests.train_helpers import make_clip, tiny_weights, write_clips
+
+
+def _procrustes_residual_np(a: np.ndarray, b: np.ndarray) -> float:
+    """Paper's L_c by hand: one similarity for all frames, mean per-joint Euclidean residual."""
+    X, Y = a.reshape(-1, 3), b.reshape(-1, 3)
+    mx, my = X.mean(0), Y.mean(0)
+    X0, Y0 = X - mx, Y - my
+    U, S, Vt = np.linalg.svd(X0.T @ Y0)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1, 1, d])
+    R = U @ D @ Vt
+    s = np.trace(np.diag(S) @ D) / (X0 ** 2).sum()
+    aligned = s * X0 @ R + my
+    return float(np.linalg.norm(aligned - Y, axis=-1).mean())
+
+
+def _hand_batch(seed=0, V=3, T=5):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(scale=0.3, size=(T, 17, 3))
+    views = []
+    for v in range(V):
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        q *= np.sign(np.linalg.det(q))
+        views.append((0.8 + 0.2 * v) * base @ q + rng.normal(size=3) + rng.normal(scale=0.02, size=base.shape))
+    pred = torch.tensor(np.stack(views)[None], dtype=torch.float64)  # (1, V, T, 17, 3)
+    pred = pred - pred[..., :1, :]
+    kp = pred[..., :2] + torch.tensor(rng.normal(scale=0.05, size=pred.shape[:-1] + (2,)))
+    conf = torch.ones(pred.shape[:-1], dtype=torch.float64)
+    batch = {"input": torch.cat([kp, conf[..., None]], -1), "kp2d_norm": kp, "conf": conf,
+             "target": pred + torch.tensor(rng.normal(scale=0.03, size=pred.shape))}
+    return pred, batch
+
+
+def test_consistency_term_matches_paper_formula_by_hand():
+    pred, batch = _hand_batch()
+    config = TrainConfig(variant="l2d_con", lambda_reproj=0.0, lambda_con=1.0)
+    total, parts = compute_losses(pred, batch, config)
+    a = pred[0].numpy()
+    pairs = list(itertools.combinations(range(a.shape[0]), 2))
+    expected = np.mean([_procrustes_residual_np(a[i], a[j]) for i, j in pairs])
+    assert parts["con"] == pytest.approx(expected, rel=1e-4)
+    assert float(total) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con"])
+def test_loss_assembly_weights_each_term(variant):
+    from mvcapture.core import losses
+
+    pred, batch = _hand_batch(seed=1)
+    config = TrainConfig(variant=variant, lambda_reproj=1.5, lambda_pos=0.7, lambda_vel=20.0, lambda_scale=0.5)
+    total, parts = compute_losses(pred, batch, config)
+    flat = pred.flatten(0, 1)
+    expected = 0.0
+    if variant.startswith("l2d"):
+        expected += 1.5 * float(losses.reprojection_loss(flat, batch["kp2d_norm"].flatten(0, 1),
+                                                         batch["conf"].flatten(0, 1)))
+    else:
+        t = batch["target"].flatten(0, 1)
+        expected += (0.7 * float(losses.loss_pos(flat, t)) + 20 * float(losses.loss_vel(flat, t))
+                     + 0.5 * float(losses.loss_scale(flat, t)))
+    if "con" in variant:
+        mode = "frame" if variant.endswith("frame") else "sequence"
+        lam = {"l2d_con": 0.3, "l2d_con_frame": 0.3, "l3d_con": 0.2}[variant]
+        expected += lam * float(losses.consistency_loss(pred, batch["conf"], mode=mode))
+    assert float(total) == pytest.approx(expected, rel=1e-6)
+    assert parts["total"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_mirrored_window_is_the_mirror_image_and_stays_consistent():
+    from mvcapture.core.losses import consistency_loss
+    from mvcapture.core.normalize import camera_to_norm25d
+    from mvcapture.train.data import make_datasets
+    from mvcapture.train.finetune import collate, mirror_batch
+
+    clip = make_clip(T=40, seed=5)
+    data, _ = make_datasets([clip], [clip], 27, stride=13)
+    batch = collate([data[0], data[1]])
+    out = mirror_batch(batch, torch.tensor([True, False]))
+    torch.testing.assert_close(out["input"][1], batch["input"][1])
+    torch.testing.assert_close(out["input"][0, ..., 1, 0], -batch["input"][0, ..., 4, 0])  # r_hip ← −l_hip x
+    torch.testing.assert_close(out["conf"][0, ..., 1], batch["conf"][0, ..., 4])
+    # the mirrored target is the target of the mirrored camera-frame ground truth
+    gt = out["gt3d"][0] + out["root_m"][0][..., None, :]
+    torch.testing.assert_close(camera_to_norm25d(gt, out["focal_px"][0], out["image_size"][0]), out["target"][0],
+                               atol=1e-5, rtol=1e-4)
+    # views of the same motion stay consistent after mirroring (ground truth: L_con ≈ 0)
+    assert float(consistency_loss(out["gt3d"][:1], mode="sequence")) < 1e-5
+
+
+def test_paper_defaults():
+    c = TrainConfig(variant="l2d_con")
+    assert (c.lr, c.epochs, c.lambda_reproj, c.lambda_con, c.lr_decay) == (2e-4, 30, 1.0, 0.3, 0.99)
+    c = TrainConfig(variant="l3d_con")
+    assert (c.lambda_pos, c.lambda_vel, c.lambda_scale, c.lambda_con) == (1.0, 20.0, 0.5, 0.2)
+    assert TrainConfig(variant="l2d").loss_weights() == {"reproj": 1.0}
+
+
+def test_epoch_batches_deterministic_and_shared_exactly_by_ranks():
+    a = epoch_batches(50, 8, seed=3, epoch=2)
+    assert [list(x) for x in a] == [list(x) for x in epoch_batches(50, 8, seed=3, epoch=2)]
+    assert [list(x) for x in a] != [list(x) for x in epoch_batches(50, 8, seed=3, epoch=3)]
+    assert len(a) == 6 and all(len(x) == 8 for x in a)
+    for world in (1, 2, 3):
+        shares = [rank_share(a[0], r, world) for r in range(world)]
+        assert sorted(np.concatenate(shares).tolist()) == sorted(a[0].tolist())
+    assert len(epoch_batches(5, 8, seed=0, epoch=0)) == 1
+
+
+@pytest.mark.parametrize("variant", ["l2d_con", "l3d_con"])
+def test_share_weighted_rank_gradients_average_to_the_global_batch_gradient(variant):
+    """What DDP computes (mean over ranks of share-weighted gradients) equals the single-process gradient."""
+    from mvcapture.lifter import create_lifter
+    from mvcapture.train.data import make_datasets
+    from mvcapture.train.finetune import collate, loss_confidence, share_weights
+
+    torch.manual_seed(0)
+    model = create_lifter("tiny")
+    clip = make_clip(T=60, seed=3)
+    data, _ = make_datasets([clip], [clip], 27, stride=8)
+    config = TrainConfig(variant=variant)
+    global_idx = np.arange(5)
+
+    def grads(batch, shares):
+        model.zero_grad()
+        x = batch["input"]
+        pred = model(x.flatten(0, 1)).reshape(x.shape)
+        compute_losses(pred, batch, config, shares)[0].backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    full = grads(collate([data[int(i)] for i in global_idx]), None)
+    world = 3
+    batches = [collate([data[int(i)] for i in rank_share(global_idx, r, world)]) for r in range(world)]
+    conf = [float(loss_confidence(b).sum()) for b in batches]
+    ranks = [grads(b, share_weights(len(b["conf"]), c, len(global_idx), sum(conf), world))
+             for b, c in zip(batches, conf)]
+    for i, g in enumerate(full):
+        torch.testing.assert_close(sum(r[i] for r in ranks) / world, g, rtol=1e-4, atol=1e-7)
+
+
+def _trainer(clips, config, seed=0):
+    from mvcapture.lifter import create_lifter
+    from mvcapture.train.data import make_datasets, split_tail
+
+    seed_everything(seed)
+    model = create_lifter("tiny")
+    train, val = split_tail(clips, config.val_fraction, int(model.maxlen))
+    train_set, val_set = make_datasets(train, val, int(model.maxlen), config.stride)
+    return Trainer(model, train_set, val_set, config, device="cpu")
+
+
+def test_resume_from_any_step_ends_with_same_weights():
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    config = TrainConfig(variant="l2d_con", epochs=2, batch_size=4, lr=1e-3, flip=True)
+    full = _trainer(clips, config)
+    assert full.run().status == "finished"
+
+    first = _trainer(clips, config)
+    calls = {"n": 0}
+
+    def stop_after_3():
+        calls["n"] += 1
+        return calls["n"] >= 3
+
+    saved = {}
+    result = first.run(stop_after_3, save_checkpoint=lambda state: saved.update(state=state))
+    assert result.status == "cancelled" and first.global_step == 3 < full.global_step
+    buf = __import__("io").BytesIO()
+    torch.save(saved["state"], buf)
+    buf.seek(0)
+    resumed = _trainer(clips, config, seed=123)  # different init: everything must come from the checkpoint
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    assert resumed.run().status == "finished"
+    assert resumed.best_epoch == full.best_epoch
+    for key, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_collapse_is_detected_and_stops_the_run():
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    config = TrainConfig(variant="l2d_con", epochs=30, batch_size=4, lr=5e-3, lambda_reproj=0.0,
+                         lambda_con=100.0, lambda_guard=0.0)
+    events = []
+    trainer = _trainer(clips, config)
+    trainer._emit = events.append
+    result = trainer.run()
+    assert result.status == "collapsed"
+    assert any(e["event"] == "collapse" for e in events)
+    assert trainer.epoch < config.epochs
+
+
+def test_3d_supervision_is_never_called_a_collapse():
+    trainer = _trainer([make_clip(T=80, seed=0), make_clip(T=80, seed=1)], TrainConfig(variant="l3d"))
+    trainer.initial = {"body_size": 10.0}
+    assert not trainer.collapsed(0.1)
+    trainer.config = TrainConfig(variant="l2d_con")
+    assert trainer.collapsed(0.1) and not trainer.collapsed(6.0)
+
+
+def test_clips_without_ground_truth_train_2d_variants_and_refuse_3d_ones():
+    from mvcapture.errors import MvcaptureError
+
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    for clip in clips:
+        clip.gt3d = None
+        clip.extras = {}
+    trainer = _trainer(clips, TrainConfig(variant="l2d_con", epochs=1, batch_size=4))
+    result = trainer.run()
+    assert result.status == "finished" and result.best_epoch == 1
+    assert "consistency_mm" in result.best_metrics and "mpjpe_mm" not in result.best_metrics
+    with pytest.raises(MvcaptureError, match="needs 3D ground truth"):
+        _trainer(clips, TrainConfig(variant="l3d", epochs=1, batch_size=4)).run()
+
+
+def test_store_versions_are_never_overwritten_and_activation_rolls_back(tmp_path):
+    weights = tiny_weights(tmp_path / "w.pt")
+    assert store.active_version() == "default"
+    v1 = store.register_version(weights, {"name": "first", "parent_version": "default"})
+    v2 = store.register_version(weights, {"name": "second", "parent_version": v1.version})
+    assert (v1.version, v2.version) == ("v0001", "v0002")
+    assert v1.card["sha256"] == store.sha256_file(v1.weights)
+    for key in store.CARD_KEYS:
+        assert key in v2.card
+    before = v1.weights.read_bytes()
+    store.activate(v2.version)
+    assert store.active_version() == "v0002"
+    assert store.resolve_model("active") == v2.weights
+    store.activate(v1.version)  # rollback
+    assert store.active_version() == "v0001"
+    assert v1.weights.read_bytes() == before
+    assert [v.version for v in store.list_versions() if v.version != "default"] == ["v0001", "v0002"]
+    with pytest.raises(Exception):
+        store.activate("v0099")
+    out = store.export_version("v0002", tmp_path / "exported.pt")
+    assert json.loads(out.with_suffix(".json").read_text())["name"] == "second"
+    from mvcapture.lifter import load_lifter
+
+    assert load_lifter(out).card["version"] == "v0002"  # the exported pair loads (sha256 checked)
+    with pytest.raises(Exception):
+        store.export_version("v0002", out)
+
+
+def test_load_lifter_resolves_store_versions(tmp_path):
+    from mvcapture.lifter import load_lifter
+
+    version = store.register_version(tiny_weights(tmp_path / "w.pt"), {"name": "x"})
+    lifter = load_lifter(version.version)
+    clip = make_clip(T=30)
+    out = lifter.lift_clip(clip.kp2d[0], clip.conf[0], clip.image_size[0])
+    assert np.asarray(out).shape == (30, 17, 3)
+    store.activate(version.version)
+    assert load_lifter("active").card["version"] == version.version  # what `mvcapture lift` uses by default
+
+
+def test_eval_writes_formats_keys(tmp_path, capsys):
+    from mvcapture.cli import main
+
+    write_clips(tmp_path / "train", n=2, T=80)
+    write_clips(tmp_path / "test", n=1, T=40, first_seed=10)
+    weights = tiny_weights(tmp_path / "w.pt")
+    out = tmp_path / "results.json"
+    code = main(["eval", "--train", str(tmp_path / "train"), "--test", str(tmp_path / "test"), "--out", str(out),
+                 "--model", str(weights), "--variants", "baseline", "l2d_con", "--epochs", "1"])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert set(payload) >= {"variants", "model", "n_train_clips", "n_test_clips", "device"}
+    assert set(payload["variants"]) == {"baseline", "l2d_con"}
+    for entry in payload["variants"].values():
+        assert set(entry) >= {"mpjpe", "pa_mpjpe", "n_mpjpe", "consistency", "epochs", "train_seconds"}
+        assert all(np.isfinite(entry[k]) for k in ("mpjpe", "pa_mpjpe", "n_mpjpe", "consistency"))
+    assert payload["variants"]["l2d_con"]["epochs"] == 1
+    assert "PA-MPJPE" in capsys.readouterr().out
