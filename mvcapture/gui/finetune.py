@@ -22,7 +22,7 @@ from mvcapture.gui.workers import BACKGROUND_NICE, run_task
 log = logging.getLogger(__name__)
 
 LOSS_COLORS = [(120, 170, 255), (255, 140, 0), (80, 200, 120), (230, 70, 200), (200, 200, 80), (150, 150, 150)]
-# Variants offered without 3D ground truth (real sessions have none), and their meaning.
+# Variants offered for sessions (they have no 3D ground truth, so no `l3d*`), and what they mean.
 SESSION_VARIANTS = {
     "l2d_con": "2D reprojection + sequence consistency (recommended)",
     "l2d_con_frame": "2D reprojection + per-frame consistency",
@@ -39,12 +39,6 @@ def lower_process_priority(process) -> None:
         os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICE)
     except OSError:
         log.debug("could not lower the priority of training process %s", process.pid, exc_info=True)
-
-
-def _default_lambdas() -> dict:
-    from mvcapture.train.finetune import DEFAULT_LAMBDA_CON
-
-    return DEFAULT_LAMBDA_CON
 
 
 class JobFollower:
@@ -149,9 +143,6 @@ class FinetuneTab(QtWidgets.QWidget):
         self._poll = QtCore.QTimer(self)
         self._poll.setInterval(200)
         self._poll.timeout.connect(self._drain)
-        # the training module imports torch (seconds): read its λ defaults in a worker
-        self._lambda_defaults: dict = {}
-        run_task(_default_lambdas, on_done=self._set_lambda_defaults, owner=self)
         self._on_variant()
         self._update_buttons()
 
@@ -195,13 +186,11 @@ class FinetuneTab(QtWidgets.QWidget):
 
     # -- choices -----------------------------------------------------------------------------------
     def _on_variant(self) -> None:
-        variant = self.variant.currentData()
-        self.lambda_con.setValue(self._lambda_defaults.get(variant, 0.0))
-        self.lambda_con.setEnabled(variant != "l2d")
+        from mvcapture.train.variants import DEFAULT_LAMBDA_CON, VARIANTS
 
-    def _set_lambda_defaults(self, defaults: dict) -> None:
-        self._lambda_defaults = dict(defaults)
-        self._on_variant()
+        variant = self.variant.currentData()
+        self.lambda_con.setValue(DEFAULT_LAMBDA_CON.get(variant, 0.0))
+        self.lambda_con.setEnabled(VARIANTS[variant]["con"] is not None)
 
     def refresh_sessions(self) -> None:
         """List the catalog's sessions; those with an analysis can be ticked (read in a worker)."""
@@ -245,7 +234,7 @@ class FinetuneTab(QtWidgets.QWidget):
     def job_spec(self, clips: list[str]) -> dict:
         """The job the current choices describe (JobSpec fields)."""
         train = {"variant": self.variant.currentData(), "epochs": int(self.epochs.value())}
-        if self.variant.currentData() != "l2d":
+        if self.lambda_con.isEnabled():
             train["lambda_con"] = float(self.lambda_con.value())
         return {"clips": clips, "train": train, "config": self.base_config,
                 "activate": self.activate_when_done.isChecked(),
