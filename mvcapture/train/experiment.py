@@ -20,12 +20,11 @@ Writes `results.json` and `results.md` (the tables) into the output folder.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mvcapture.cli import add_json_option, write_json
