@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "mvcapture.detect.cli",
     "mvcapture.lifter.cli",
     "mvcapture.train.cli",
+    "mvcapture.train.experiment",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
     "mvcapture.export",
