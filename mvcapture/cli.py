@@ -21,11 +21,13 @@ log = logging.getLogger(__name__)
 
 # Modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
+    "mvcapture.gui.cli",
     "mvcapture.capture.cli",
     "mvcapture.session.cli",
     "mvcapture.detect.cli",
     "mvcapture.lifter.cli",
     "mvcapture.train.cli",
+    "mvcapture.train.experiment",
     "mvcapture.bench.cli",
     "mvcapture.data.cli",
     "mvcapture.pipeline.cli",

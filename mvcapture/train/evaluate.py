@@ -66,10 +66,11 @@ def evaluate_model(model, clips: list[MultiViewClip], device=None) -> dict:
 
 def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIANTS, epochs: int = 30,
              lambda_con: float | None = None, seed: int = 0, batch_size: int = 8,
-             emit=lambda variant, event: None) -> dict:
+             emit=lambda variant, event: None, train_overrides: dict | None = None) -> dict:
     """`mvcapture eval`: fine-tune one model per variant on `train_dir`, evaluate each on `test_dir`.
 
-    Returns the results.json payload of FORMATS.md.
+    `train_overrides` are further TrainConfig fields for every fine-tune (e.g. lr, stride; used by
+    `mvcapture experiment`). Returns the results.json payload of FORMATS.md.
     """
     import copy
     import time
@@ -96,6 +97,7 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
             lifter, entry = base, {"epochs": 0}
         else:
             config = TrainConfig(variant=variant, epochs=epochs, seed=seed, batch_size=batch_size,
+                                 **(train_overrides or {}),
                                  **({"lambda_con": lambda_con} if lambda_con is not None and "con" in variant else {}))
             net = copy.deepcopy(base.model)
             seed_everything(seed)

@@ -1,0 +1,39 @@
+"""`mvcapture experiment --quick`: the README experiment end to end in miniature (the real run is not a test)."""
+
+from __future__ import annotations
+
+import json
+
+from mvcapture.cli import main
+
+
+def test_experiment_quick_end_to_end(shared_data, tmp_path):
+    out, js = tmp_path / "exp", tmp_path / "exp.json"
+    rc = main(["experiment", "--quick", "--out", str(out), "--json", str(js),
+               "--bvh", str(shared_data / "mocap" / "cmu")])
+    assert rc == 0
+    payload = json.loads(js.read_text())
+    assert payload == json.loads((out / "results.json").read_text())
+    assert list(payload["variants"]) == ["baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con"]
+    for r in payload["variants"].values():
+        assert {"mpjpe", "pa_mpjpe", "n_mpjpe", "consistency", "epochs", "train_seconds"} <= set(r)
+        assert r["mpjpe"] > 0 and r["pa_mpjpe"] > 0
+    assert payload["variants"]["baseline"]["epochs"] == 0
+    assert payload["variants"]["l2d"]["epochs"] == 1
+    assert set(payload["lambda_sweep"]) == {"0.3", "1"}
+    assert set(payload["angle_sweep"]) == {"45", "90"}
+    assert payload["lambda_sweep"]["0.3"] == payload["variants"]["l2d_con"]   # reused, not retrained
+    assert {"l2d_con_over_l2d_mpjpe", "l2d_con_over_baseline_mpjpe"} <= set(payload["ratios"])
+    assert payload["source"]["epochs"] == 1 and (out / "source_lifter.pt").is_file()
+    # target-test clips are held out by clip and never among the target-train clips
+    test = set(payload["data"]["target_test"]["files"])
+    assert test and not test & set(payload["data"]["target_train"]["90"]["files"])
+    assert all(f.split("_")[0] in ("003", "007") for f in payload["data"]["source"]["files"])
+    md = (out / "results.md").read_text()
+    assert "l2d_con / l2d MPJPE" in md and "λ_con sweep" in md
+
+
+def test_experiment_missing_bvh_is_a_clear_error(tmp_path, capsys):
+    rc = main(["experiment", "--quick", "--out", str(tmp_path / "o"), "--bvh", str(tmp_path / "nope")])
+    assert rc == 2
+    assert "--bvh" in capsys.readouterr().err

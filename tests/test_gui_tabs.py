@@ -1,0 +1,308 @@
+"""The Library, Capture and Fine-tune tabs driven through the real window (pytest-qt under Xvfb).
+
+They use the session store, capture sources and training jobs of the lower layers; each test is skipped
+while its layer is not installed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("mvcapture.session")
+from PySide6 import QtCore  # noqa: E402
+
+from mvcapture.gui.heartbeat import EventLoopMonitor  # noqa: E402
+from mvcapture.gui.main_window import MainWindow  # noqa: E402
+from mvcapture.gui.synthetic import create_synthetic_session, write_synthetic_session  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings, finetune_config="tiny")
+    qtbot.addWidget(w)
+    w.resize(1100, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def take(tmp_path_factory):
+    """Two videos of one synthetic take (a stand-in for two cameras or two phones)."""
+    return write_synthetic_session(tmp_path_factory.mktemp("take") / "take", num_frames=50, image_size=(160, 120))
+
+
+def test_library_lists_searches_tags_and_opens_sessions(qtbot, window):
+    create_synthetic_session("sprint start", athlete="Ann", tags=("sprint",), num_frames=40, image_size=(160, 120))
+    create_synthetic_session("high jump", athlete="Sam", tags=("jump",), num_frames=40, image_size=(160, 120))
+    lib = window.library_tab
+    window.tabs.setCurrentWidget(lib)  # showing the tab reads the catalog
+    qtbot.waitUntil(lambda: lib.table.rowCount() == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(lib._thumbnails) == 2, timeout=10_000)
+    assert not lib.table.item(0, 0).icon().isNull(), "thumbnail shown"
+    lib.search.setText("sam")
+    qtbot.waitUntil(lambda: lib.table.rowCount() == 1, timeout=3000)
+    assert lib.table.item(0, 1).text() == "high jump"
+    lib.search.clear()
+    qtbot.waitUntil(lambda: lib.table.rowCount() == 2, timeout=3000)
+    lib.tag_filter.setCurrentIndex(lib.tag_filter.findData("sprint"))
+    assert [r["name"] for r in lib.table.rows] == ["sprint start"]
+    lib.table.selectRow(0)
+    lib.tags_edit.setText("sprint, good take")
+    qtbot.keyClick(lib.tags_edit, QtCore.Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "good take" in lib.table.rows[0]["tags"], timeout=5000)
+    from mvcapture.session import Catalog
+
+    assert Catalog().get(lib.table.rows[0]["id"])["tags"] == ["good take", "sprint"]
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        lib.open_button.click()
+    assert window.tabs.currentWidget() is window.review_tab
+    assert window.review_tab.view.source.name == "sprint start"
+    assert all(v is not None for v in window.review_tab.view.source.videos)
+
+
+def test_review_opens_a_session_by_id_and_reports_unprocessed_ones(qtbot, window, take):
+    from mvcapture.session import Session
+
+    session = create_synthetic_session("by id", num_frames=30, image_size=(160, 120))
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.id)
+    view = window.review_tab.view
+    qtbot.waitUntil(lambda: view.presented_frame == 0 and view.panels[0].image.image.shape[0] > 8, timeout=5000)
+    assert view.source.frame_times_s[0] is not None, "frame times come from the session's timestamp table"
+    raw = Session.create(name="not processed")
+    raw.import_videos([take / "view0.mp4", take / "view1.mp4"])
+    window.open_path(raw.path)
+    qtbot.waitUntil(lambda: window.message_bar.isVisible(), timeout=5000)
+    assert "not processed yet" in window.message_bar.label.text()
+
+
+FAKE_PIPELINE = """
+import sys
+from mvcapture.gui.synthetic import synthetic_analysis
+from mvcapture.session import Session
+session = Session.open(sys.argv[1])
+n = min(len(v.frame_times()) for v in session.views)
+for p in range(0, 101, 25):
+    print(f"lift: {p}%|###| {p}/100", file=sys.stderr, flush=True)
+analysis = synthetic_analysis(n, fps=25.0, image_size=(160, 120))
+analysis.times_s = session.views[0].frame_times()[:n]
+analysis.save(session.path_for("analysis"))
+"""
+
+
+def test_capture_previews_records_with_counters_and_the_session_opens_in_review(qtbot, window, take, monkeypatch):
+    pytest.importorskip("mvcapture.capture")
+    import sys
+
+    from mvcapture.gui import processing
+    from mvcapture.session import Session
+
+    monkeypatch.setattr(processing, "process_command", lambda s: [sys.executable, "-c", FAKE_PIPELINE, str(s)])
+    progress_seen = []
+    window.processor.progress.connect(lambda p, label: progress_seen.append((p, label)))
+
+    cap = window.capture_tab
+    window.tabs.setCurrentWidget(cap)
+    for picker, name in zip(cap.pickers, ("view0.mp4", "view1.mp4")):
+        picker.set_file(take / name)  # file-backed sources play the videos like live cameras
+    cap.start_preview()
+    qtbot.waitUntil(lambda: all(p.image.image.shape[0] > 8 for p in cap.panels), timeout=10_000)
+    assert "running" in cap.counters[0].text()
+    cap.session_name.setText("capture test")
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_R)  # R starts recording on the Capture tab
+    qtbot.waitUntil(lambda: cap.recording, timeout=10_000)
+    qtbot.waitUntil(lambda: "captured" in cap.counters[1].text(), timeout=15_000)
+    qtbot.wait(1200)
+    with qtbot.waitSignal(cap.recorded, timeout=20_000) as blocker:
+        cap.record_button.click()
+    session = Session.open(blocker.args[0])
+    assert session.name == "capture test" and len(session.views) == 2
+    stats = [v["recording"] for v in session.meta["views"]]
+    for st in stats:
+        assert st["frames_captured"] == st["frames_written"] + st["frames_dropped"]
+        assert st["frames_written"] >= 10
+    assert "dropped" in cap.state.text() and not cap.recording
+    # the recording is processed at once (`mvcapture process`, stood in for here) and opens in Review
+    qtbot.waitUntil(lambda: window.review_tab.view is not None, timeout=60_000)
+    assert window.review_tab.view.source.folder == session.path
+    assert progress_seen, "processing progress reached the status bar"
+    view = window.review_tab.view
+    qtbot.waitUntil(lambda: all(p.image.image.shape[0] > 8 for p in view.panels), timeout=10_000)
+
+
+def test_import_phone_files_creates_a_session(qtbot, window, take):
+    cap = window.capture_tab
+    cap.athlete.setText("Ann")
+    with qtbot.waitSignal(cap.imported, timeout=20_000) as blocker:
+        cap.import_files([take / "view0.mp4", take / "view1.mp4"])
+    from mvcapture.session import Session
+
+    session = Session.open(blocker.args[0])
+    assert session.athlete == "Ann" and len(session.views) == 2 and session.views[0].media.is_file()
+    cap.import_files([take / "view0.mp4"])
+    qtbot.waitUntil(lambda: window.message_bar.isVisible(), timeout=3000)
+    assert "at least two videos" in window.message_bar.label.text()
+
+
+@pytest.mark.slow  # two training processes (torch start-up each): about a minute on 2 busy cores
+def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, window, tmp_path, record_property):
+    pytest.importorskip("mvcapture.train")
+    from mvcapture.lifter import create_lifter, save_lifter
+    from mvcapture.train import store
+
+    save_lifter(create_lifter("tiny"), tmp_path / "prev.pt", {"name": "previous"})
+    previous = store.register_version(tmp_path / "prev.pt", {"name": "previous"})
+    store.activate(previous.version)
+    create_synthetic_session("training take", num_frames=80, image_size=(160, 120))
+    tab = window.finetune_tab
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.sessions.count() == 1, timeout=10_000)
+    tab.sessions.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+    tab.variant.setCurrentIndex(tab.variant.findData("l2d_con"))
+    tab.epochs.setValue(3)
+    monitor = EventLoopMonitor(interval_ms=10)
+    monitor.start()
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.progress.global_step >= 1, timeout=60_000)  # live progress from the job
+    assert tab.progress.status == "running" and tab.bar.value() > 0
+    assert "ETA" in tab.status.text() and tab._curves, "loss curves drawn"
+    tab.cancel_button.click()
+    qtbot.waitUntil(lambda: tab.progress.status == "cancelled", timeout=60_000)
+    assert tab.resume_button.isEnabled()
+    tab.resume_button.click()
+    qtbot.waitUntil(lambda: tab.progress.status == "done", timeout=120_000)
+    monitor.stop()
+    record_property("worst_stall_during_finetune_ms", monitor.worst_stall_ms)
+    print(f"\nworst GUI event-loop stall while fine-tuning: {monitor.worst_stall_ms:.1f} ms ({monitor.beats} beats)")
+    assert monitor.worst_stall_ms < 100
+    new_version = tab.progress.result["version"]
+    assert tab.compare.rowCount() >= 1, "before/after table filled"
+    assert store.active_version() == previous.version, "a new version is not active until the user says so"
+    tab.activate_button.click()
+    qtbot.waitUntil(lambda: store.active_version() == new_version and tab.rollback_button.isEnabled(), timeout=10_000)
+    tab.rollback_button.click()
+    qtbot.waitUntil(lambda: store.active_version() == previous.version, timeout=10_000)
+
+
+class _FakeDetector:
+    """Stands in for the rtmlib detector (no model files needed): one person, fixed COCO-17 joints."""
+
+    model_id = "fake"
+    provider = "cpu"
+
+    def detect(self, frame_bgr):
+        import numpy as np
+
+        from mvcapture.detect import Person
+
+        h, w = frame_bgr.shape[:2]
+        rng = np.random.default_rng(int(frame_bgr.sum()) % 1000)
+        base = np.array([(0.5, 0.2), (0.52, 0.18), (0.48, 0.18), (0.54, 0.19), (0.46, 0.19), (0.58, 0.3),
+                         (0.42, 0.3), (0.62, 0.42), (0.38, 0.42), (0.64, 0.52), (0.36, 0.52), (0.55, 0.55),
+                         (0.45, 0.55), (0.56, 0.72), (0.44, 0.72), (0.57, 0.9), (0.43, 0.9)])
+        kp = base * (w, h) + rng.normal(0, 1.0, base.shape)
+        return [Person(np.array([0.3 * w, 0.1 * h, 0.7 * w, 0.95 * h]), 0.9, kp, np.full(17, 0.9))]
+
+
+def test_capture_live_pose_overlay_3d_and_camera_angle(qtbot, window, take):
+    pytest.importorskip("mvcapture.capture")
+    from mvcapture.lifter import create_lifter
+    from mvcapture.lifter.runtime import Lifter
+
+    cap = window.capture_tab
+    cap.make_detector = _FakeDetector
+    cap.make_lifter = lambda: Lifter(create_lifter("tiny"), device="cpu")
+    window.tabs.setCurrentWidget(cap)
+    for picker, name in zip(cap.pickers, ("view0.mp4", "view1.mp4")):
+        picker.set_file(take / name)
+    cap.start_preview()
+    qtbot.waitUntil(lambda: cap.last_live is not None and cap.last_live.angle_deg is not None, timeout=30_000)
+    assert "between the cameras" in cap.angle.text()
+    xs, _ = cap.panels[0].bones.getData()
+    assert len(xs) == 32, "2D overlay drawn on the live preview"
+    qtbot.wait(100)
+    rgb = cap.view3d.render_rgb()
+    from mvcapture.gui.theme import view_color
+
+    drawn = sum(int((abs(rgb.astype(int) - view_color(v)).sum(axis=-1) < 40).sum()) for v in range(2))
+    assert drawn > 20, "the live 3D skeletons are drawn (the fake detector gives both views one pose)"
+    cap.stop_preview()
+    qtbot.waitUntil(lambda: cap.live is None and not cap.sources, timeout=10_000)
+
+
+def test_review_shows_the_stored_sync_and_keeps_a_manual_offset(qtbot, window):
+    pytest.importorskip("mvcapture.sync")
+    from mvcapture.session import Session
+
+    session = create_synthetic_session("synced", num_frames=30, image_size=(160, 120))
+    session.save_sync({"offset_s": 0.0, "drift_ppm": 0.0, "confidence": 0.2, "method": "motion",
+                       "low_confidence": True, "reason": "flat motion"}, 1)
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.path)
+    view = window.review_tab.view
+    assert view.source.sync[1]["method"] == "motion"
+    view.offset_boxes[1].setValue(0.12)
+    view.offset_save_requested.emit(1, view.state.offset_s(1))  # the "Keep offset" button
+    qtbot.waitUntil(lambda: (Session.open(session.path).load_sync(1) or {}).get("method") == "manual", timeout=5000)
+    assert Session.open(session.path).load_sync(1)["offset_s"] == pytest.approx(0.12)
+
+
+def test_processing_failures_and_cancel_reach_the_user(qtbot, window, tmp_path):
+    import sys
+
+    proc = window.processor
+    with qtbot.waitSignal(proc.finished, timeout=20_000) as blocker:
+        fail = "import sys; print('error: no videos in this session'); sys.exit(2)"
+        proc.start(tmp_path, [sys.executable, "-c", fail])
+    assert blocker.args[1:] == [False, "no videos in this session"]
+    with qtbot.waitSignal(proc.finished, timeout=20_000) as blocker:
+        proc.start(tmp_path, [sys.executable, "-c", "import time; time.sleep(30)"])
+        qtbot.wait(300)
+        proc.cancel()
+    assert blocker.args[1] is False and "cancelled" in blocker.args[2]
+
+
+def test_two_3d_views_share_gl_resources(qtbot, window, capfd):
+    from PySide6 import QtGui
+
+    from mvcapture.gui.theme import view_color
+
+    assert QtGui.QOpenGLContext.globalShareContext() is not None
+    session = create_synthetic_session("two views", num_frames=30, image_size=(160, 120))
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.path)
+    view = window.review_tab.view
+    qtbot.waitUntil(lambda: view.presented_frame == 0, timeout=5000)
+    for tab in (window.capture_tab, window.review_tab, window.capture_tab, window.review_tab):
+        window.tabs.setCurrentWidget(tab)  # both scenes draw the grid with pyqtgraph's shared programs
+        qtbot.wait(150)
+    contexts = [view.view3d.scene.context(), window.capture_tab.view3d.scene.context()]
+    assert all(c is not None for c in contexts)
+    assert QtGui.QOpenGLContext.areSharing(*contexts), "each scene would use programs compiled elsewhere"
+    rgb = view.view3d.render_rgb()
+    for v in range(2):
+        assert (abs(rgb.astype(int) - view_color(v)).sum(axis=-1) < 40).sum() > 20
+    assert "Error while drawing item" not in capfd.readouterr().err
+
+
+def test_camera_picker_offers_the_modes_the_os_lists(qtbot, window):
+    pytest.importorskip("mvcapture.capture")
+    from mvcapture.capture import CameraInfo, CameraMode
+
+    picker = window.capture_tab.pickers[0]
+    modes = (CameraMode(1280, 720, 30.0), CameraMode(640, 480, 60.0))
+    picker.set_cameras([CameraInfo(0, "Desk cam", "/dev/video0", modes), CameraInfo(2, "USB cam")])
+    picker.combo.setCurrentIndex(picker.combo.findData("camera:0"))
+    assert [picker.mode.itemText(i) for i in range(picker.mode.count())] == [
+        "camera default", "1280×720 @ 30 fps", "640×480 @ 60 fps"]
+    picker.mode.setCurrentIndex(2)
+    source = picker.make_source()
+    assert source.index == 0 and source.requested == (640, 480, 60.0)
+    picker.combo.setCurrentIndex(picker.combo.findData("camera:2"))
+    assert picker.mode.isHidden() and picker.make_source().requested == (None, None, None)
