@@ -306,3 +306,16 @@ def test_camera_picker_offers_the_modes_the_os_lists(qtbot, window):
     assert source.index == 0 and source.requested == (640, 480, 60.0)
     picker.combo.setCurrentIndex(picker.combo.findData("camera:2"))
     assert picker.mode.isHidden() and picker.make_source().requested == (None, None, None)
+
+
+def test_export_menu_writes_the_session_exports(qtbot, window):
+    session = create_synthetic_session("exported", num_frames=20, image_size=(160, 120))
+    window.export_current(("csv", "json", "trc", "bvh"))  # nothing open yet: a message, no crash
+    assert "open a processed session" in window.message_bar.label.text()
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.path)
+    window.export_actions[("csv", "json", "trc", "bvh")].trigger()
+    qtbot.waitUntil(lambda: bool(getattr(window, "exported_files", None)), timeout=20_000)
+    names = {p.name for p in window.exported_files}
+    assert any(n.endswith("_aligned.bvh") for n in names) and any(n.endswith(".json") for n in names)
+    assert all((session.path / "exports" / n).is_file() for n in names)

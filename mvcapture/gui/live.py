@@ -49,7 +49,7 @@ def default_detector():
 def default_lifter():
     from mvcapture.lifter import load_lifter
 
-    return load_lifter("default")
+    return load_lifter("active")  # the model store's active version (the shipped default until one is activated)
 
 
 class LivePoseWorker(QtCore.QThread):

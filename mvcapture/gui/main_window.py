@@ -169,6 +169,13 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = self._action("&Open session…", SK.Open, self.open_dialog, file_menu,
                                         "open a session folder or an analysis.npz")
+        export_menu = file_menu.addMenu("&Export")
+        self.export_actions = {}
+        for formats, label, shortcut in ((("csv", "json", "trc", "bvh"), "&Tables and motion (CSV, JSON, TRC, BVH)",
+                                          "Ctrl+E"), (("mp4",), "&Video with overlay (MP4)", "Ctrl+Shift+E")):
+            self.export_actions[formats] = self._action(
+                label, shortcut, lambda _=False, f=formats: self.export_current(f), export_menu,
+                "export the open session into its exports/ folder")
         file_menu.addSeparator()
         self.quit_action = self._action("&Quit", "Ctrl+Q", self.close, file_menu)
         play_menu = self.menuBar().addMenu("&Playback")
@@ -270,6 +277,25 @@ class MainWindow(QtWidgets.QMainWindow):
             error=False), on_error=self.show_message, owner=self)
 
     # -- opening -----------------------------------------------------------------------------------
+    def export_current(self, formats: tuple[str, ...]) -> None:
+        """Export the session open in Review (in a worker); the files go to SESSION/exports/."""
+        review = self.review_tab.view
+        folder = None if review is None else review.source.folder
+        if folder is None:
+            self.message_bar.show_message("open a processed session first (File → Open session…) to export it")
+            return
+        from mvcapture.export import export_session
+
+        self.statusBar().showMessage(f"exporting {Path(folder).name} ({', '.join(formats)}) …")
+        run_task(export_session, folder, formats, on_done=self._exported,
+                 on_error=lambda msg: self.message_bar.show_message(f"export failed: {msg}"), owner=self)
+
+    def _exported(self, files) -> None:
+        self.exported_files = list(files)
+        where = Path(self.exported_files[0]).parent if self.exported_files else "?"
+        self.message_bar.show_message(f"exported {len(self.exported_files)} file(s) to {where}", error=False)
+        self.statusBar().showMessage(f"exported {len(self.exported_files)} file(s) to {where}", 15000)
+
     def open_dialog(self) -> None:
         start = self.settings.value("last_session", str(data_dir()))
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
