@@ -7,7 +7,6 @@ rtmlib's own download (short network probe first, so a dead network fails in sec
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading

@@ -19,6 +19,7 @@ import torch
 
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.io.atomic import atomic_write_bytes, atomic_write_json
+from mvcapture.io.cards import card_path, sha256_file
 from mvcapture.lifter.dstformer import DSTformer, DSTformerConfig, count_parameters
 from mvcapture.paths import resources_dir
 
@@ -37,19 +38,6 @@ MOTIONBERT_NUM_HEADS = 8
 def default_weights_path() -> Path:
     """Where the shipped default lifter lives: `resources/lifter/default.pt`."""
     return resources_dir() / "lifter" / "default.pt"
-
-
-def card_path(weights_path: Path | str) -> Path:
-    """The model card of a weights file: same name with `.json` (`default.pt` → `default.json`)."""
-    return Path(weights_path).with_suffix(".json")
-
-
-def sha256_file(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_lifter(model, path: Path | str, card: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ shipped lifter (`resources/lifter/default.pt` + `.json`) is the read-only root v
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.io.atomic import atomic_write_json
+from mvcapture.io.cards import card_path, sha256_file
 from mvcapture.paths import data_dir
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ModelVersion:
 
     @property
     def card_path(self) -> Path:
-        return card_path_for(self.weights)
+        return card_path(self.weights)
 
 
 def models_dir() -> Path:
@@ -62,22 +62,9 @@ def default_weights() -> Path:
     return default_weights_path()
 
 
-def card_path_for(weights: Path | str) -> Path:
-    """The model card that travels with a weights file: same name, `.json`."""
-    return Path(weights).with_suffix(".json")
-
-
-def sha256_file(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_card(weights: Path | str) -> dict:
     """The model card of a weights file ({} when the file has none)."""
-    path = card_path_for(weights)
+    path = card_path(weights)
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8"))
@@ -206,5 +193,5 @@ def export_version(version: str, dest: Path | str) -> Path:
         raise MvcaptureError(f"{dest} already exists; choose another path (exports never overwrite)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(found.weights, dest)
-    atomic_write_json(card_path_for(dest), {**found.card, "weights_file": dest.name})
+    atomic_write_json(card_path(dest), {**found.card, "weights_file": dest.name})
     return dest
