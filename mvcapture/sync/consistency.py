@@ -94,9 +94,7 @@ def consistency_residual_curve(pose3d_a: np.ndarray, times_a_s: np.ndarray, pose
         raise ValueError(f"pose3d_a and pose3d_b must be (T, J, 3) with the same J, got {pose_a.shape} "
                          f"and {pose_b.shape}")
     # Same reason as for 2D keypoints (see epipolar_residual_curve): smooth before interpolating.
-    frame_s = max(float(np.median(np.diff(times_a_s))), float(np.median(np.diff(times_b_s))))
-    pose_a = _smooth(pose_a, times_a_s, frame_s)
-    pose_b = _smooth(pose_b, times_b_s, frame_s)
+    pose_a, pose_b = _smooth_pair(pose_a, times_a_s, pose_b, times_b_s)
     offsets, frames = _common_frames(times_a_s, times_b_s, offsets_s, drift)
     residual = np.full(len(offsets), np.nan)
     if frames.size >= 2:
@@ -138,9 +136,7 @@ def epipolar_residual_curve(kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: n
     # Interpolating noisy keypoints between frames averages their noise, which would make offsets between
     # B's frames look better: smooth both tracks over one frame of the slower view first (same time scale
     # for both, so the minimum does not move).
-    frame_s = max(float(np.median(np.diff(times_a_s))), float(np.median(np.diff(times_b_s))))
-    kp_a = _smooth(kp_a, times_a_s, frame_s)
-    kp_b = _smooth(kp_b, times_b_s, frame_s)
+    kp_a, kp_b = _smooth_pair(kp_a, times_a_s, kp_b, times_b_s)
     offsets, frames = _common_frames(times_a_s, times_b_s, offsets_s, drift)
     residual = np.full(len(offsets), np.nan)
     if frames.size >= 4:
@@ -230,6 +226,12 @@ def _interp_frames(values: np.ndarray, times_s: np.ndarray, at_s: np.ndarray) ->
     i0 = np.clip(np.floor(pos).astype(np.int64), 0, len(times) - 2)
     frac = (pos - i0).reshape((-1,) + (1,) * (values.ndim - 1))
     return values[i0] * (1.0 - frac) + values[i0 + 1] * frac
+
+
+def _smooth_pair(track_a: np.ndarray, times_a_s, track_b: np.ndarray, times_b_s) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth two tracks (T, J, D) over one frame of the slower view (one time scale for both)."""
+    frame_s = max(float(np.median(np.diff(times_a_s))), float(np.median(np.diff(times_b_s))))
+    return _smooth(track_a, times_a_s, frame_s), _smooth(track_b, times_b_s, frame_s)
 
 
 def _smooth(track: np.ndarray, times_s: np.ndarray, sigma_s: float) -> np.ndarray:
