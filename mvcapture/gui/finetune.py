@@ -281,6 +281,7 @@ class FinetuneTab(QtWidgets.QWidget):
         lower_process_priority(job.process)
         self.follower = JobFollower(job)
         self._poll.start()
+        self._update_buttons()  # cancellable from now on, even before the worker reports its first event
         self.status.setText(f"job {job.job_dir.name} started")
 
     def _start_failed(self, message: str) -> None:
