@@ -173,3 +173,35 @@ def test_cli_synth(shared_data, tmp_path):
     assert main(args[:3] + [str(again)] + args[4:]) == 0
     np.testing.assert_array_equal(load_clip(again / "002_03_r0.npz").kp2d, load_clip(out / "002_03_r0.npz").kp2d)
     assert main(["data", "synth", str(tmp_path / "empty"), str(out)]) == 2
+
+
+def test_height_and_distance_ranges_place_cameras_inside_them(walk, tmp_path, shared_data):
+    """Camera centres recovered from the extrinsics (C = -Rᵀt) lie in the requested ranges."""
+    pose, fps = walk["005_06"]
+    floor = pose[:, [3, 6], 1].min()
+    heights, pitches = [], []
+    for i in range(12):
+        clip = synthesize_clip(pose, fps, name=f"r{i}", seed=2, views=2, height_range_m=(2.2, 2.8),
+                               distance_range_m=(6.0, 6.5), noise=NO_NOISE)
+        R, t = clip.extras["cam_R"], clip.extras["cam_t"]
+        centres = -np.einsum("vji,vj->vi", R, t)
+        heights += list(centres[:, 1] - floor)
+        pitches += list(np.degrees(np.arcsin(-R[:, 2, 1])))     # optical axis below the horizon
+    assert 2.2 - 1e-6 <= min(heights) and max(heights) <= 2.8 + 1e-6
+    assert min(pitches) > 5, "high cameras look down"
+    with pytest.raises(MvcaptureError, match="height_range_m"):
+        synthesize_clip(pose, fps, height_range_m=(2.0, 1.0))
+    # the CLI takes a value or a LO-HI range
+    bvh_dir = tmp_path / "bvh"
+    bvh_dir.mkdir()
+    shutil.copy(shared_data / "mocap" / "cmu" / "005_06.bvh", bvh_dir)
+    out = tmp_path / "clips"
+    assert main(["data", "synth", str(bvh_dir), str(out), "--height", "2.5-2.6", "--distance", "6",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    clip = load_clip(out / "005_06_r0.npz")
+    centres = -np.einsum("vji,vj->vi", clip.extras["cam_R"], clip.extras["cam_t"])
+    assert np.all((centres[:, 1] - floor > 2.5 - 1e-6) & (centres[:, 1] - floor < 2.6 + 1e-6))
+    assert json.loads((tmp_path / "r.json").read_text())["height_m"] == [2.5, 2.6]
+    with pytest.raises(SystemExit) as exc:     # argparse's usage error
+        main(["data", "synth", str(bvh_dir), str(out), "--height", "2.6-2.5"])
+    assert exc.value.code == 2

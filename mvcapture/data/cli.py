@@ -29,10 +29,12 @@ def register(subparsers) -> None:
     synth.add_argument("--fps", type=float, default=30.0, help="frame rate of the clips (default 30)")
     synth.add_argument("--orientation", choices=sorted(ORIENTATIONS), default="mixed",
                        help="phone frames: landscape 1920x1080, portrait 1080x1920, or mixed phone sizes (default)")
-    synth.add_argument("--distance", type=float, default=None, metavar="M",
-                       help="camera distance in metres (default random 3.5-7 m, farther when needed)")
-    synth.add_argument("--height", type=float, default=None, metavar="M",
-                       help="camera height above the floor in metres (default random 0.8-1.8 m)")
+    synth.add_argument("--distance", type=metres_or_range, default=None, metavar="M|LO-HI",
+                       help="camera distance in metres, or a range drawn from per camera "
+                            "(default random 3.5-7 m; farther when the subject does not fit)")
+    synth.add_argument("--height", type=metres_or_range, default=None, metavar="M|LO-HI",
+                       help="camera height above the floor in metres, or a range drawn from per camera "
+                            "(default random 0.8-1.8 m; e.g. 0.8-2.8 adds cameras looking down from stands)")
     synth.add_argument("--time-offset", type=float, default=0.0, metavar="S",
                        help="constant offset of views 2.. against view 1, seconds (default 0: synchronized)")
     synth.add_argument("--pan", action="store_true", help="cameras turn to follow the subject")
@@ -40,6 +42,29 @@ def register(subparsers) -> None:
                        help="scale of the 2D detector noise model (0 = exact projections; default 1)")
     add_json_option(synth)
     synth.set_defaults(func=run_synth)
+
+
+def metres_or_range(text: str) -> float | tuple[float, float]:
+    """`"2.5"` → 2.5; `"0.8-2.8"` → (0.8, 2.8) (argparse type for --distance and --height)."""
+    lo, sep, hi = text.partition("-")
+    try:
+        if not sep:
+            return float(text)
+        low, high = float(lo), float(hi)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected metres (2.5) or a range (0.8-2.8), got {text!r}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"range must be low-high with 0 ≤ low ≤ high, got {text!r}")
+    return low, high
+
+
+def _value_or_range(value, range_key: str) -> dict:
+    """synthesize_clip keywords for a --distance/--height value: a fixed value or a random range."""
+    if value is None:
+        return {}
+    if isinstance(value, tuple):
+        return {range_key + "_range_m": value}
+    return {range_key + "_m": value}
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -54,7 +79,8 @@ def run_synth(args: argparse.Namespace) -> int:
         raise MvcaptureError("--views and --rigs must be at least 1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     clips = synthesize_bvh_files(files, rigs=args.rigs, fps=args.fps, seed=args.seed, views=args.views,
-                                 angle_deg=args.angle, distance_m=args.distance, height_m=args.height,
+                                 angle_deg=args.angle, **_value_or_range(args.distance, "distance"),
+                                 **_value_or_range(args.height, "height"),
                                  image_size=ORIENTATIONS[args.orientation], time_offset_s=args.time_offset,
                                  pan=args.pan, noise=NoiseModel().scaled(args.noise))
     start = time.perf_counter()
@@ -68,5 +94,6 @@ def run_synth(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} clips ({frames} frames at {args.fps:g} fps, {args.views} views) "
           f"to {args.out_dir} in {seconds:.1f} s")
     write_json(args.json, {"clips": written, "n_clips": len(written), "frames": frames, "fps": args.fps,
-                           "views": args.views, "angle_deg": args.angle, "seed": args.seed, "seconds": seconds})
+                           "views": args.views, "angle_deg": args.angle, "seed": args.seed, "distance_m": args.distance,
+                           "height_m": args.height, "seconds": seconds})
     return 0

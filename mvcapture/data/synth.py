@@ -134,7 +134,9 @@ def _per_view(value, views: int, name: str) -> np.ndarray:
 
 def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", seed: int = 0, views: int = 2,
                     angle_deg: float = 90.0, distance_m=None, height_m=None, focal_px=None, image_size=None,
-                    time_offset_s=0.0, pan: bool = False, noise: NoiseModel = NoiseModel()) -> MultiViewClip:
+                    time_offset_s=0.0, pan: bool = False, noise: NoiseModel = NoiseModel(),
+                    distance_range_m: tuple[float, float] = DISTANCE_RANGE_M,
+                    height_range_m: tuple[float, float] = HEIGHT_RANGE_M) -> MultiViewClip:
     """Film a 3D clip with `views` virtual cameras and detect it with a noisy virtual detector.
 
     Cameras stand on a circle around the subject's path at `height_m` above the floor (lowest ankle),
@@ -154,12 +156,15 @@ def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", see
         views: number of cameras V ≥ 1.
         angle_deg: angle between the optical axes of view k and view k+1, in (0, 180].
         distance_m, height_m, focal_px: one value or one per view; None = random per view from
-            DISTANCE_RANGE_M, HEIGHT_RANGE_M, or fitted (see above).
+            `distance_range_m`, `height_range_m`, or fitted (see above).
         image_size: (w, h), or one (w, h) per view; None = random phone frame per view (PHONE_IMAGE_SIZES).
         time_offset_s: view v shows the motion `time_offset_s[v]` seconds later than the reference time
             (a scalar s means (0, s, s, ...)); the clip shrinks to the common span.
         pan: cameras stay in place but turn to follow the subject (per-frame rotations).
         noise: the 2D detector model; `NO_NOISE` gives kp2d == kp2d_clean and conf 1.
+        distance_range_m, height_range_m: (low, high) metres for the random distances and heights
+            (defaults DISTANCE_RANGE_M, HEIGHT_RANGE_M: tripods at chest height; higher ranges film from
+            stands or balconies, looking down more steeply).
 
     Returns:
         MultiViewClip with kp2d, conf, image_size, fps, gt3d (camera frames, metres) and extras
@@ -174,6 +179,9 @@ def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", see
         raise MvcaptureError(f"angle between views must be in (0, 180] degrees, got {angle_deg}")
     if views < 1:
         raise MvcaptureError(f"need at least one view, got {views}")
+    for label, (lo, hi) in (("distance_range_m", distance_range_m), ("height_range_m", height_range_m)):
+        if not 0 <= lo <= hi:
+            raise MvcaptureError(f"{label} must be (low, high) with 0 ≤ low ≤ high metres, got ({lo}, {hi})")
     rng = clip_seed(seed, name)
     V = views
 
@@ -195,10 +203,10 @@ def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", see
     xz = pose[:, :, [0, 2]].reshape(-1, 2)
     centre_xz = 0.5 * (xz.min(0) + xz.max(0))
     radius = float(np.max(np.linalg.norm(xz - centre_xz, axis=1)))
-    dist = (rng.uniform(*DISTANCE_RANGE_M, size=V) if distance_m is None
+    dist = (rng.uniform(*distance_range_m, size=V) if distance_m is None
             else _per_view(distance_m, V, "distance_m"))
     dist = np.maximum(dist, radius + CLEARANCE_M)
-    heights = (rng.uniform(*HEIGHT_RANGE_M, size=V) if height_m is None
+    heights = (rng.uniform(*height_range_m, size=V) if height_m is None
                else _per_view(height_m, V, "height_m")) + floor
     fill = rng.uniform(*FILL_RANGE, size=V)
     given_focal = None if focal_px is None else _per_view(focal_px, V, "focal_px")
