@@ -106,6 +106,34 @@ def test_live_window_equals_offline_last_frame(lifter):
     assert live.num_frames == 0
 
 
+def test_live_stride_returns_delayed_frames_of_the_last_lifted_window(lifter):
+    """Stride k: one lift every k pushes; push n gives frame n − k + 1 as the offline window ending at
+    the last lift (n rounded down to ≡ k − 1 mod k) predicts it."""
+    kp2d, conf = _track(60)
+    k, W = 4, 27
+    live = lifter.live(stride=k)
+    assert live.delay_frames == 3
+    calls = []
+    original = lifter.lift_windows
+    lifter.lift_windows = lambda *a, **kw: calls.append(1) or original(*a, **kw)
+    try:
+        poses = [live.push(kp2d[t], conf[t], SIZE) for t in range(60)]
+    finally:
+        del lifter.lift_windows
+    assert len(calls) == 1 + 60 // k, "one forward pass per k frames (plus the first)"
+    for n in range(W + k, 60):
+        m = n - (n - (k - 1)) % k                      # the newest frame of the last lifted window
+        f = n - (k - 1)
+        offline = lifter.lift_clip(kp2d[m + 1 - W:m + 1], conf[m + 1 - W:m + 1], SIZE)
+        np.testing.assert_allclose(poses[n], offline[W - 1 - (m - f)], atol=1e-5)
+    # warming up: the first pushes return frame 0 from the first (padded) window
+    first = lifter.lift_windows(np.repeat(normalize_kp2d(kp2d[:1], conf[:1], SIZE), W, axis=0)[None])[0, -1]
+    np.testing.assert_allclose(poses[0], first, atol=1e-5)
+    np.testing.assert_allclose(poses[2], first, atol=1e-5)
+    with pytest.raises(ValueError, match="stride"):
+        lifter.live(stride=0)
+
+
 def test_lift_views_and_coco(lifter):
     views = [_track(30, seed=s) for s in range(2)]
     clip = MultiViewClip(kp2d=np.stack([v[0] for v in views]), conf=np.stack([v[1] for v in views]),

@@ -550,6 +550,38 @@ def test_live_pipeline_on_two_file_sources(videos, tiny_detector_files, tiny_lif
     assert summary["detect"]["mean_ms"] > 0 and summary["total"]["mean_ms"] > 0
 
 
+def test_live_pipeline_lift_stride_delays_3d_with_its_own_confidences(tiny_detector_files, tiny_lifter):
+    """lift_stride 3: a third of the lifts; the 3D of pair n is pair n − 2's, weighted by pair n − 2's
+    confidences (view 1 sees the athlete from pair 6 on: the residual appears at pair 8, not 6)."""
+    from mvcapture.detect.backends import RTMPoseDetector
+    from mvcapture.pipeline.live import LivePipeline
+
+    def images(t):
+        a = np.zeros((H, W, 3), np.uint8)
+        a[16:80, 20 + 2 * t:52 + 2 * t] = 255
+        b = a.copy() if t >= 6 else np.zeros_like(a)
+        return [a, b]
+
+    detector = RTMPoseDetector(*tiny_detector_files, device="cpu")
+    calls = []
+    original = tiny_lifter.lift_windows
+    tiny_lifter.lift_windows = lambda *a, **kw: calls.append(1) or original(*a, **kw)
+    try:
+        strided = LivePipeline(detector, tiny_lifter, lift_stride=3)
+        every = LivePipeline(detector, tiny_lifter, lift_stride=1)
+        calls.clear()
+        late = [strided.process(images(t)) for t in range(12)]
+        assert len(calls) == 2 * (1 + 12 // 3), "views × (first + one lift per 3 pairs)"
+        now = [every.process(images(t)) for t in range(12)]
+    finally:
+        del tiny_lifter.lift_windows
+    assert [r.pose_index for r in late] == [0, 0] + list(range(10))
+    assert [r.pose_index for r in now] == list(range(12))
+    assert (late[6].conf[1] > 0).all() and np.isnan(late[6].residual_mm).all()
+    assert np.isfinite(now[6].residual_mm).all() and np.isfinite(late[8].residual_mm).all()
+    assert np.isnan(late[7].residual_mm).all()
+
+
 def test_bench_live_json(tmp_path, videos, tiny_weights, tiny_detector_files):
     from mvcapture.cli import main
 

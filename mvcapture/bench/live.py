@@ -28,6 +28,9 @@ def register(bench_subparsers) -> None:
     parser.add_argument("--model", default=None, metavar="SPEC",
                         help="lifter (default: the shipped default, else an untrained 'small' one)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--lift-stride", type=int, default=4, metavar="K",
+                        help="lift every K frame pairs, the 3D K-1 pairs late (default 4, as live mode; 1 = every "
+                             "pair)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: one live window gains nothing from more, and extra "
                              "threads spin against the capture threads; 0 = torch's own choice)")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         notes += [note] if note else []
         lifter, note = _lifter(args)
         notes += [note] if note else []
-        pipeline = LivePipeline(detector, lifter)
+        pipeline = LivePipeline(detector, lifter, lift_stride=args.lift_stride)
         sources = [FileSource(v, loop=True) for v in videos]
         try:
             pairs = pipeline.run(sources, max_frames=args.frames + args.warmup)
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
           f"timed after {args.warmup} warm-up; {hw['cpu']} ({hw['cpu_cores']} cores, torch {hw['torch_threads']} "
           f"threads), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else ""))
     print(f"detector {detector.model_id} on {detector.provider}; lifter {lifter.name} ({lifter.config_name}, "
-          f"window {lifter.window})")
+          f"window {lifter.window}), lifting every {args.lift_stride} pair(s): 3D {pipeline.delay} pair(s) late")
     print(f"{'stage':<8} {'mean ms':>9} {'median ms':>10} {'share':>7}")
     for stage in (*LIVE_STAGES, "total"):
         s = summary[stage]
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         "goal_outside_detector_share": GOAL_OUTSIDE_DETECTOR, "meets_goal": share <= GOAL_OUTSIDE_DETECTOR,
         "pairs_per_s": 1e3 / total if total > 0 else None, "frames_dropped": dropped,
         "detector": {"model_id": detector.model_id, "provider": detector.provider},
-        "lifter": {"name": lifter.name, "config": lifter.config_name, "window": lifter.window},
+        "lifter": {"name": lifter.name, "config": lifter.config_name, "window": lifter.window,
+                   "lift_stride": args.lift_stride, "delay_pairs": pipeline.delay},
         "device": args.device, "hardware": hw, "notes": notes})
     return 0

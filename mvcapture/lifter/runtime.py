@@ -235,49 +235,72 @@ class Lifter:
                               np.asarray(clip.image_size, np.float32))
         return np.stack(self.lift_sequences(list(norm), flip=flip, progress=progress))
 
-    def live(self, flip: bool = False) -> "LiveLifter":
-        return LiveLifter(self, flip=flip)
+    def live(self, flip: bool = False, stride: int = 1) -> "LiveLifter":
+        return LiveLifter(self, flip=flip, stride=stride)
 
 
 class LiveLifter:
     """Frame-by-frame lifting over a sliding window of the last `window` frames.
 
-    Each `push` lifts the window ending at the new frame and returns that frame's pose, so after
-    `window` frames a push returns exactly what `Lifter.lift_clip` gives for the last frame of those
+    With `stride` 1 each `push` lifts the window ending at the new frame and returns that frame's pose, so
+    after `window` frames a push returns exactly what `Lifter.lift_clip` gives for the last frame of those
     frames. Until the window is full it is padded at its start by repeating the oldest frame.
+
+    With `stride` k > 1 the window is lifted only every k-th push (and at the first), which divides the
+    lifter's cost per frame by k, and each push returns the pose of the frame `delay_frames` = k − 1
+    pushes back, read from the last lifted window (so the output is a steady stream, k − 1 frames late,
+    and every frame has k − 1 frames of future context). Push n returns frame max(n − k + 1, 0) exactly
+    as the window that ends at the last lift (the first one with n ≡ k − 1 mod k at or before n) gives it.
     """
 
-    def __init__(self, lifter: Lifter, flip: bool = False):
+    def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1):
+        if not 1 <= int(stride) <= lifter.window:
+            raise ValueError(f"stride must be in [1, {lifter.window}] frames, got {stride}")
         self.lifter = lifter
         self.flip = flip
+        self.stride = int(stride)
         self.window = lifter.window
         self._frames = np.zeros((self.window, 17, 3), np.float32)
         self._count = 0
+        self._lifted: np.ndarray | None = None   # (window, 17, 3) poses of the last lifted window
+        self._lifted_end = -1                      # index of the newest frame of that window
 
     def reset(self) -> None:
         """Forget past frames (a new take or a lost athlete)."""
         self._count = 0
+        self._lifted, self._lifted_end = None, -1
 
     @property
     def num_frames(self) -> int:
         """Frames seen since the last reset (capped at the window length)."""
         return min(self._count, self.window)
 
+    @property
+    def delay_frames(self) -> int:
+        """How many frames the returned pose lags the newest pushed frame (stride − 1)."""
+        return self.stride - 1
+
     def push(self, kp2d_px, conf, image_size) -> np.ndarray:
-        """Add one frame: kp2d_px (17, 2) H36M-17 pixels, conf (17,), image_size (2,) → (17, 3) normalized 2.5D."""
+        """Add one frame: kp2d_px (17, 2) H36M-17 pixels, conf (17,), image_size (2,) → (17, 3) normalized
+        2.5D of the frame `delay_frames` pushes back (of the first frame while fewer have been pushed)."""
         kp2d_px, conf = np.asarray(kp2d_px, np.float32), np.asarray(conf, np.float32)
         if kp2d_px.shape != (17, 2) or conf.shape != (17,):
             raise ValueError(f"push needs kp2d_px (17, 2) and conf (17,), got {kp2d_px.shape} and {conf.shape}")
         frame = normalize_kp2d(kp2d_px[None], conf[None], np.asarray(image_size, np.float32))[0]
         self._frames[:-1] = self._frames[1:].copy()
         self._frames[-1] = frame
+        newest = self._count
         self._count += 1
-        window = self._frames
-        missing = self.window - self._count
-        if missing > 0:
-            window = window.copy()
-            window[:missing] = window[missing]
-        return self.lifter.lift_windows(window[None], flip=self.flip)[0, -1]
+        if newest == 0 or newest % self.stride == self.stride - 1:
+            window = self._frames
+            missing = self.window - self._count
+            if missing > 0:
+                window = window.copy()
+                window[:missing] = window[missing]
+            self._lifted = self.lifter.lift_windows(window[None], flip=self.flip)[0]
+            self._lifted_end = newest
+        wanted = max(newest - self.delay_frames, 0)
+        return self._lifted[self.window - 1 - (self._lifted_end - wanted)].copy()
 
 
 def to_metres(pose_norm, image_size, focal_px=None, root_px=None, height_m: float = DEFAULT_ATHLETE_HEIGHT_M):

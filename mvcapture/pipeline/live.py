@@ -1,6 +1,7 @@
 """Live mode: the pipeline's stages frame by frame for two (or more) live sources, each stage timed.
 
-Per frame pair: 2D detection + athlete tracking per view → sliding-window lifter per view → metres (running
+Per frame pair: 2D detection + athlete tracking per view → sliding-window lifter per view (lifting every
+`lift_stride` pairs, the 3D that many pairs minus one late) → metres (running
 body-size median) → running sequence alignment onto view 0 over the last frames (re-fitted every few
 frames) → per-joint disagreement. No Qt: the GUI passes `on_frame` and runs `LivePipeline.run` in a worker.
 """
@@ -33,13 +34,15 @@ class LiveFrameResult:
     Attributes:
         index: pairs processed before this one. t_ns: (V,) capture time of each view's frame (monotonic ns).
         kp2d_px: (V, 17, 2) athlete 2D; conf: (V, 17), 0 where the athlete was not seen.
-        pose3d_m: (V, 17, 3) root-relative metres, camera frame of each view.
+        pose3d_m: (V, 17, 3) root-relative metres, camera frame of each view, of the pair `pose_index`
+            (`lift_stride` − 1 pairs back; kp2d_px and conf are of this pair).
         aligned_m: (V, 17, 3) mapped onto view 0 with the running alignment (view 0 unchanged; the other
             views unchanged too until the first fit).
         residual_mm: (17,) per-joint disagreement between the aligned views (NaN where not seen by both).
         angle_deg: (V,) rotation angle of the current fit between view 0 and each view.
         fitted: whether a running alignment exists yet.
         timings_s: seconds spent in each stage of LIVE_STAGES for this pair, and "total".
+        pose_index: the pair whose 3D pose3d_m, aligned_m and residual_mm show (index − delay, ≥ 0).
     """
 
     index: int
@@ -52,6 +55,7 @@ class LiveFrameResult:
     angle_deg: np.ndarray
     fitted: bool
     timings_s: dict[str, float] = field(default_factory=dict)
+    pose_index: int = 0
 
 
 class RunningAlignment:
@@ -122,11 +126,14 @@ class LivePipeline:
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
         height_m: athlete height for metres.
+        lift_stride: lift every this many pairs (`LiveLifter` stride): the lifter's cost per pair falls
+            by this factor and the 3D arrives `lift_stride` − 1 pairs late (2D stays current). Default 4:
+            100 ms behind at 30 fps, a quarter of the lifting cost.
         on_frame: called with each `LiveFrameResult` (from the thread that runs `run`).
     """
 
     def __init__(self, detector, lifter, num_views: int = 2, window: int = 120, refit_every: int = 10,
-                 height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False,
+                 height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
                  on_frame: Callable[[LiveFrameResult], None] | None = None):
         from mvcapture.detect.tracking import AthleteTracker
 
@@ -139,7 +146,9 @@ class LivePipeline:
         self._tracker_cls = AthleteTracker
         self.alignment = RunningAlignment(num_views, window, refit_every)
         self.trackers: list = [None] * num_views
-        self.lifters = [lifter.live(flip=flip) for _ in range(num_views)]
+        self.lifters = [lifter.live(flip=flip, stride=lift_stride) for _ in range(num_views)]
+        self.delay = self.lifters[0].delay_frames if num_views else 0
+        self._conf_history: collections.deque = collections.deque(maxlen=self.delay + 1)  # (V, 17) per pair
         self._body = [collections.deque(maxlen=window) for _ in range(num_views)]
         self.index = 0
         self.timings: dict[str, list[float]] = {s: [] for s in (*LIVE_STAGES, "total")}
@@ -151,6 +160,7 @@ class LivePipeline:
             live.reset()
         for body in self._body:
             body.clear()
+        self._conf_history.clear()
         self.alignment.reset()
         self.index = 0
 
@@ -186,19 +196,21 @@ class LivePipeline:
         kp2d, conf = coco_to_h36m(kp_coco, conf_coco)
         kp2d, conf = kp2d.astype(np.float32), conf.astype(np.float32)
         pose_norm = np.stack([self.lifters[v].push(kp2d[v], conf[v], sizes[v]) for v in range(V)])
+        self._conf_history.append(conf)
+        pose_conf = self._conf_history[0]   # confidences of the (delayed) pair the 3D belongs to
         timings["lift"] = time.perf_counter() - t
 
         t = time.perf_counter()
         pose_m = np.zeros((V, 17, 3))
         for v in range(V):
-            if conf[v].any():
+            if pose_conf[v].any():
                 self._body[v].append(float(height_proxy(pose_norm[v].astype(np.float64))))
             size = float(np.median(self._body[v])) if self._body[v] else 1.0
             pose_m[v] = pose_norm[v] * (HEIGHT_PROXY_RATIO * self.height_m / max(size, 1e-6))
         timings["metres"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        aligned, residual = self.alignment.push(pose_m, conf)
+        aligned, residual = self.alignment.push(pose_m, pose_conf)
         timings["align"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
 
@@ -208,7 +220,7 @@ class LivePipeline:
             index=self.index, t_ns=np.asarray(t_ns if t_ns is not None else [0] * V, np.int64), kp2d_px=kp2d,
             conf=conf, pose3d_m=pose_m.astype(np.float32), aligned_m=aligned.astype(np.float32),
             residual_mm=residual.astype(np.float32), angle_deg=self.alignment.angle_deg.copy(),
-            fitted=self.alignment.fitted, timings_s=timings)
+            fitted=self.alignment.fitted, timings_s=timings, pose_index=max(self.index - self.delay, 0))
         self.index += 1
         if self.on_frame is not None:
             self.on_frame(result)
