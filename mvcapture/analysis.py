@@ -5,7 +5,7 @@ Written by the pipeline (`analysis.npz` in the session folder), read by the GUI,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,8 @@ class Analysis:
             sequence (aligned[0] == pose3d[0]).
         residual_mm: (T, 17) per-frame, per-joint consistency residual (mean over view pairs), mm.
         angle_deg: (V,) rotation angle between view 0 and each view, degrees (0 for view 0).
+        axis_angle_deg: (V,) angle between the optical axes of view 0 and each view, degrees: the
+            angle a user places the cameras at (NaN in files written before it was stored).
         image_size: (V, 2) width, height in pixels.
         times_s: (T,) time of each frame on the common time base, seconds.
         fps: frame rate of the common time base.
@@ -42,6 +44,18 @@ class Analysis:
     times_s: np.ndarray
     fps: float
     offset_s: np.ndarray
+    axis_angle_deg: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.axis_angle_deg is None:
+            self.axis_angle_deg = np.full(np.shape(self.angle_deg), np.nan)
+
+    @property
+    def camera_angle_deg(self) -> np.ndarray:
+        """(V,) the angle between the cameras to show a user: between the optical axes, or the rotation
+        angle for files that do not have it."""
+        axis = np.asarray(self.axis_angle_deg, np.float64)
+        return np.where(np.isfinite(axis), axis, np.asarray(self.angle_deg, np.float64))
 
     @property
     def num_views(self) -> int:
@@ -55,7 +69,7 @@ class Analysis:
         V, T = self.pose3d.shape[:2]
         expected = {
             "kp2d": (V, T, 17, 2), "conf": (V, T, 17), "pose3d": (V, T, 17, 3),
-            "aligned": (V, T, 17, 3), "residual_mm": (T, 17), "angle_deg": (V,),
+            "aligned": (V, T, 17, 3), "residual_mm": (T, 17), "angle_deg": (V,), "axis_angle_deg": (V,),
             "image_size": (V, 2), "times_s": (T,), "offset_s": (V,),
         }
         for key, shape in expected.items():
@@ -73,7 +87,8 @@ class Analysis:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
-                values = {f.name: data[f.name] for f in fields(cls)}
+                # optional fields (added later) may be absent from older files
+                values = {f.name: data[f.name] for f in fields(cls) if f.name in data.files or f.default is MISSING}
         except (OSError, KeyError, ValueError) as exc:
             raise MvcaptureError(f"{path}: not a readable analysis file ({exc}); re-run processing") from exc
         values["fps"] = float(values["fps"])

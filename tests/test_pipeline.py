@@ -248,6 +248,15 @@ def test_demo_session_headless_cli(tmp_path, tiny_weights, no_detector_weights):
     assert a.pose3d.shape == (2, 100, 17, 3) and np.isfinite(a.pose3d).all()
     assert np.isfinite(a.aligned).all() and np.isfinite(a.residual_mm).all()
     assert 0.0 <= a.angle_deg[1] <= 180.0 and a.angle_deg[0] == 0.0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert a.axis_angle_deg[1] == pytest.approx(metrics["camera_axis_angle_deg"][1])
+    assert a.camera_angle_deg[1] == a.axis_angle_deg[1]
+    # files written before the optical-axis angle was stored still load; the rotation angle stands in
+    old = dict(np.load(out / "analysis.npz"))
+    del old["axis_angle_deg"]
+    np.savez(tmp_path / "old.npz", **old)
+    legacy = Analysis.load(tmp_path / "old.npz")
+    assert np.isnan(legacy.axis_angle_deg).all() and legacy.camera_angle_deg[1] == pytest.approx(a.angle_deg[1])
     result = json.loads((tmp_path / "r.json").read_text())
     assert any("shipped with the session" in n for n in result["notes"])
     assert [d["source"] for d in result["metrics"]["detections"]] == ["cached", "cached"]
@@ -520,6 +529,7 @@ def test_running_alignment_recovers_rotation():
     for t in range(40):
         aligned, residual = align.push(np.stack([world[t], world[t] @ R1.T]), conf)
     assert align.fitted and align.angle_deg[1] == pytest.approx(80.0, abs=1e-6)
+    assert align.axis_angle_deg[1] == pytest.approx(80.0, abs=1e-6)  # a turn about the vertical only
     np.testing.assert_allclose(aligned[1], world[-1], atol=1e-9)
     assert np.nanmax(residual) < 1e-6
 

@@ -272,3 +272,22 @@ def test_half_precision_and_autocast_compute_in_float32():
         out = procrustes_torch(src.float(), dst.float())
     assert out.aligned.dtype == torch.float32
     np.testing.assert_allclose(out.aligned.numpy(), ref.aligned.numpy(), atol=1e-5)
+
+
+def test_optical_axis_angle_of_tilted_cameras():
+    """Two cameras 90° apart around the vertical, one also tilted 30° down: the optical axes are
+    acos(cos 90° · cos 30°) = 90° apart, while the relative rotation turns by more."""
+    from scipy.spatial.transform import Rotation
+
+    from mvcapture.core.procrustes import optical_axis_angle_deg, rotation_angle_deg
+
+    # camera z axes in a y-up world: camera 0 looks along +z; camera 1 along +x, tilted 30° down
+    R0 = np.eye(3)
+    R1 = Rotation.from_euler("YX", [90, 30], degrees=True).as_matrix()      # camera → world
+    z0, z1 = R0[:, 2], R1[:, 2]
+    want = np.degrees(np.arccos(z0 @ z1))
+    R = R1.T @ R0   # row-vector map of camera-1 coordinates onto camera 0: x_0 = x_1 @ R
+    assert optical_axis_angle_deg(R) == pytest.approx(want, abs=1e-9) == pytest.approx(90.0, abs=1e-9)
+    assert rotation_angle_deg(R) > 93  # the tilt adds to the turn: 93.8°
+    batch = optical_axis_angle_deg(np.stack([R, np.eye(3)]))
+    np.testing.assert_allclose(batch, [90.0, 0.0], atol=1e-9)

@@ -197,6 +197,22 @@ def procrustes(src, dst, weights=None, mode: str = "sequence", allow_scale: bool
     return procrustes_np(src, dst, weights, mode=mode, allow_scale=allow_scale)
 
 
+def optical_axis_angle_deg(R):
+    """Angle in degrees, in [0, 180], between the optical axes (z) of two cameras, from the row-vector
+    rotation R (..., 3, 3) that maps the second camera's coordinates onto the first's (x_0 = x_v @ R, as
+    `procrustes` returns it): camera v's z axis in camera 0 is R[2], so the angle is acos(R[2, 2]).
+
+    This is "the angle between the cameras" a user places (about 90° works best); the rotation angle
+    (`rotation_angle_deg`) is larger when the cameras are also tilted or rolled differently.
+    Shape: (..., 3, 3) → (...,) (numpy, float64; a single R gives a float).
+    """
+    R = np.asarray(R, np.float64)
+    if R.ndim < 2 or R.shape[-2:] != (3, 3):
+        raise ValueError(f"R must have shape (..., 3, 3), got {R.shape}")
+    angle = np.degrees(np.arccos(np.clip(R[..., 2, 2], -1.0, 1.0)))
+    return float(angle) if angle.ndim == 0 else angle
+
+
 def rotation_angle_deg(R):
     """Rotation angle in degrees, in [0, 180], of rotation matrices R (..., 3, 3) (numpy or torch).
 

@@ -1,8 +1,9 @@
 """Live pose for the Capture tab: detect and lift each camera's newest frame in a worker thread, align
 the two views over the last seconds and report the camera angle.
 
-The work is done by the lower layers (detector, `LiveLifter`, `consistency_residual`, `rotation_angle_deg`);
-this thread only feeds them the sources' newest frames at a fixed rate and sends the result to the GUI.
+The work is done by the live pipeline (`mvcapture.pipeline.live.LivePipeline`: detector, tracker, lifter,
+running alignment); this thread only feeds it the sources' newest frames at a fixed rate and sends the
+result to the GUI.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,8 +30,8 @@ MIN_ALIGN_FRAMES = 8
 @dataclass
 class LivePose:
     """One live result. kp2d (V, 17, 2) px and conf (V, 17) per view's newest frame; aligned (V, 17, 3)
-    metres in view 0's camera frame, residual_mm (17,) and angle_deg (camera angle between views 0 and 1)
-    once enough frames were seen, else None."""
+    metres in view 0's camera frame, residual_mm (17,) and angle_deg (between the optical axes of views 0
+    and 1, degrees) once enough frames were seen, else None."""
 
     kp2d: np.ndarray
     conf: np.ndarray
@@ -81,12 +81,7 @@ class LivePoseWorker(QtCore.QThread):
     def run(self) -> None:
         lower_thread_priority()
         try:
-            from mvcapture.core.metrics import consistency_residual
-            from mvcapture.core.normalize import norm25d_to_metres
-            from mvcapture.core.procrustes import rotation_angle_deg
-            from mvcapture.core.skeleton import coco_to_h36m
-            from mvcapture.detect import AthleteTracker
-            from mvcapture.lifter import LiveLifter
+            from mvcapture.pipeline.live import LivePipeline
 
             detector = self._make_detector()
             lifter = self._make_lifter()
@@ -94,10 +89,9 @@ class LivePoseWorker(QtCore.QThread):
             self.failed.emit(f"live pose is off: {exc}")
             return
         views = len(self.sources)
-        live = [LiveLifter(lifter) for _ in range(views)]
-        trackers: list = [None] * views
-        history = [deque(maxlen=HISTORY_FRAMES) for _ in range(views)]
-        weights = [deque(maxlen=HISTORY_FRAMES) for _ in range(views)]
+        # The rate limit already spares the lifter: lift every polled frame (no extra 3D delay).
+        pipeline = LivePipeline(detector, lifter, num_views=views, window=HISTORY_FRAMES, refit_every=5,
+                                min_align_frames=MIN_ALIGN_FRAMES, lift_stride=1)
         last_index = [-1] * views
         while not self._stop.is_set():
             start = time.monotonic()
@@ -106,26 +100,12 @@ class LivePoseWorker(QtCore.QThread):
                 self._stop.wait(self._period_s)
                 continue
             try:
-                kp2d, conf = np.zeros((views, 17, 2)), np.zeros((views, 17))
-                for v, frame in enumerate(frames):
-                    last_index[v] = frame.index
-                    h, w = frame.image.shape[:2]
-                    if trackers[v] is None:
-                        trackers[v] = AthleteTracker((w, h))
-                    person = trackers[v].update(detector.detect(frame.image))
-                    if person is not None:
-                        kp2d[v], conf[v] = coco_to_h36m(person.keypoints, person.scores)
-                    pose = norm25d_to_metres(live[v].push(kp2d[v], conf[v], (w, h))[None])[0]  # this frame's scale
-                    history[v].append(pose)
-                    weights[v].append(conf[v])
-                result = LivePose(kp2d, conf, None, None, None)
-                if views >= 2 and len(history[0]) >= MIN_ALIGN_FRAMES:
-                    w01 = np.asarray(weights[0]) * np.asarray(weights[1])
-                    if w01.sum() > 0:
-                        res = consistency_residual(np.asarray(history[1]), np.asarray(history[0]), w01 + 1e-6)
-                        result.aligned = np.stack([history[0][-1], res.transform.aligned[-1]])
-                        result.residual_mm = np.asarray(res.residual_mm[-1])
-                        result.angle_deg = float(rotation_angle_deg(res.transform.R))
+                last_index = [f.index for f in frames]
+                r = pipeline.process([f.image for f in frames], [f.t_ns for f in frames])
+                fitted = views >= 2 and r.fitted
+                result = LivePose(r.kp2d_px, r.conf, r.aligned_m if fitted else None,
+                                  r.residual_mm if fitted else None,
+                                  float(r.axis_angle_deg[1]) if fitted else None)
             except Exception as exc:  # one bad frame must not end live pose
                 log.exception("live pose failed on a frame")
                 self.failed.emit(f"live pose stopped: {exc}")

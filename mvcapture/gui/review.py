@@ -125,7 +125,7 @@ class ReviewView(QtWidgets.QWidget):
 
         info_row = QtWidgets.QHBoxLayout()
         for v in range(1, a.num_views):
-            angle = float(a.angle_deg[v])
+            angle = float(a.camera_angle_deg[v])
             label = QtWidgets.QLabel(f"<b>angle view 0–{v}: {angle:.0f}°</b> — {placement_advice(angle)}")
             info_row.addWidget(label)
         info_row.addStretch(1)

@@ -144,7 +144,7 @@ def compose_frame(analysis: Analysis, t: int, images: Sequence[np.ndarray | None
     panels = []
     for v, image in enumerate(images):
         colour = VIEW_COLOURS_BGR[v % len(VIEW_COLOURS_BGR)]
-        label = f"view {v}" if v == 0 else f"view {v}  {analysis.angle_deg[v]:.0f} deg from view 0"
+        label = f"view {v}" if v == 0 else f"view {v}  {analysis.camera_angle_deg[v]:.0f} deg from view 0"
         panels.append(_view_panel(image, analysis.kp2d[v, t], analysis.conf[v, t], analysis.image_size[v],
                                   widths[v], height, colour, label))
     panels.append(_panel_3d(analysis, t, widths[-1]))

@@ -40,6 +40,7 @@ class LiveFrameResult:
             views unchanged too until the first fit).
         residual_mm: (17,) per-joint disagreement between the aligned views (NaN where not seen by both).
         angle_deg: (V,) rotation angle of the current fit between view 0 and each view.
+        axis_angle_deg: (V,) angle between the optical axes of view 0 and each view (what users place).
         fitted: whether a running alignment exists yet.
         timings_s: seconds spent in each stage of LIVE_STAGES for this pair, and "total".
         pose_index: the pair whose 3D pose3d_m, aligned_m and residual_mm show (index − delay, ≥ 0).
@@ -56,6 +57,7 @@ class LiveFrameResult:
     fitted: bool
     timings_s: dict[str, float] = field(default_factory=dict)
     pose_index: int = 0
+    axis_angle_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class RunningAlignment:
@@ -78,13 +80,14 @@ class RunningAlignment:
         self.R = np.tile(np.eye(3), (num_views, 1, 1))
         self.t = np.zeros((num_views, 3))
         self.angle_deg = np.zeros(num_views)
+        self.axis_angle_deg = np.zeros(num_views)
         self.fitted = False
 
     def reset(self) -> None:
         self.__init__(self.num_views, self.window, self.refit_every, self.min_frames)
 
     def refit(self) -> None:
-        from mvcapture.core.procrustes import procrustes_np, rotation_angle_deg
+        from mvcapture.core.procrustes import optical_axis_angle_deg, procrustes_np, rotation_angle_deg
 
         poses = np.stack(self._poses, 1)  # (V, N, 17, 3)
         conf = np.stack(self._conf, 1)    # (V, N, 17)
@@ -94,6 +97,7 @@ class RunningAlignment:
         fit = procrustes_np(poses[1:], np.repeat(poses[:1], len(poses) - 1, 0), both, mode="sequence")
         self.s[1:], self.R[1:], self.t[1:] = fit.s, fit.R, fit.t
         self.angle_deg[1:] = rotation_angle_deg(fit.R)
+        self.axis_angle_deg[1:] = optical_axis_angle_deg(fit.R)
         self.fitted = True
 
     def push(self, poses_m: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +129,7 @@ class LivePipeline:
         lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it).
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
+        min_align_frames: frames with the athlete in both views before the first fit.
         height_m: athlete height for metres.
         lift_stride: lift every this many pairs (`LiveLifter` stride): the lifter's cost per pair falls
             by this factor and the 3D arrives `lift_stride` − 1 pairs late (2D stays current). Default 4:
@@ -133,6 +138,7 @@ class LivePipeline:
     """
 
     def __init__(self, detector, lifter, num_views: int = 2, window: int = 120, refit_every: int = 10,
+                 min_align_frames: int = 15,
                  height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
                  on_frame: Callable[[LiveFrameResult], None] | None = None):
         from mvcapture.detect.tracking import AthleteTracker
@@ -144,7 +150,7 @@ class LivePipeline:
         self.flip = flip
         self.on_frame = on_frame
         self._tracker_cls = AthleteTracker
-        self.alignment = RunningAlignment(num_views, window, refit_every)
+        self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
         self.lifters = [lifter.live(flip=flip, stride=lift_stride) for _ in range(num_views)]
         self.delay = self.lifters[0].delay_frames if num_views else 0
@@ -220,6 +226,7 @@ class LivePipeline:
             index=self.index, t_ns=np.asarray(t_ns if t_ns is not None else [0] * V, np.int64), kp2d_px=kp2d,
             conf=conf, pose3d_m=pose_m.astype(np.float32), aligned_m=aligned.astype(np.float32),
             residual_mm=residual.astype(np.float32), angle_deg=self.alignment.angle_deg.copy(),
+            axis_angle_deg=self.alignment.axis_angle_deg.copy(),
             fitted=self.alignment.fitted, timings_s=timings, pose_index=max(self.index - self.delay, 0))
         self.index += 1
         if self.on_frame is not None:

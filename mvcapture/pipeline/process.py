@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mvcapture.analysis import Analysis
+from mvcapture.core.procrustes import optical_axis_angle_deg
 from mvcapture.core.skeleton import H36M17_JOINTS
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.session.store import Session
@@ -98,13 +99,6 @@ def resample_view(times_s: np.ndarray, kp2d_px: np.ndarray, conf: np.ndarray, qu
     c = np.where(inside[:, None], c, 0.0)
     kp = np.where(c[..., None] > 0, kp, 0.0)
     return kp.astype(np.float32), c.astype(np.float32)
-
-
-def optical_axis_angle_deg(R: np.ndarray) -> float:
-    """Angle between the optical axes (z) of two cameras, from the row-vector rotation R that maps the
-    second camera's coordinates onto the first's (x_0 = x_v @ R): the z axis of camera v in camera 0
-    is R[2], so the angle is acos(R[2, 2])."""
-    return float(np.degrees(np.arccos(np.clip(np.asarray(R, np.float64)[2, 2], -1.0, 1.0))))
 
 
 def depth_ratio(pose: np.ndarray, conf: np.ndarray | None = None) -> float:
@@ -547,7 +541,7 @@ class SessionPipeline:
         times0, fps = self._common_time_base(tracks)
         analysis = Analysis(kp2d=kp2d, conf=conf.astype(np.float32), pose3d=pose3d.astype(np.float32),
                             aligned=aligned.astype(np.float32), residual_mm=residual_mm.astype(np.float32),
-                            angle_deg=angle, image_size=np.stack([t.image_size for t in tracks]).astype(np.int32),
+                            angle_deg=angle, axis_angle_deg=axis_angle, image_size=np.stack([t.image_size for t in tracks]).astype(np.int32),
                             times_s=np.asarray(times0, np.float64), fps=float(fps),
                             offset_s=np.array([float(s["offset_s"]) for s in sync]))
         self._progress("analysis", 0.7, "scoring")
