@@ -24,10 +24,12 @@ matrix products) and is within ±15 % (`MAC_TOLERANCE`) of the published compute
 - YOLOX-tiny 6.45 GFLOPs at 416×416, YOLOX-m 73.8 and YOLOX-x 281.9 GFLOPs at 640×640: the Megvii YOLOX
   README, "Standard Models" table (github.com/Megvii-BaseDetection/YOLOX). These are 2 × MACs: YOLOX's
   `yolox.utils.get_model_info` multiplies thop's multiply-accumulate count by 2 ("Gflops"), so the
-  targets are 3.23, 36.9 and 141.0 GMACs. (Our count of the published architecture lands within 1 %
-  of those halves, and would be 50 % short of the undivided figures.)
-- RTMPose-s 0.68 and RTMPose-m 1.93 GFLOPs at 256×192, RTMPose-x 17.29 GFLOPs at 384×288: the MMPose
-  RTMPose README, "Body 2d" tables (github.com/open-mmlab/mmpose, projects/rtmpose). MMPose's counter
+  targets are 3.23, 36.9 and 141.0 GMACs. (Our count of the published architecture lands within
+  1.5 % of those halves, and would be 50 % short of the undivided figures.)
+- RTMPose-s 0.68 and RTMPose-m 1.93 GFLOPs at 256×192: the MMPose RTMPose README, "Body 2d (17
+  Keypoints)" table (github.com/open-mmlab/mmpose, projects/rtmpose/README.md). RTMPose-x 17.29 GFLOPs at
+  384×288: MMPose configs/body_2d_keypoint/rtmpose/body8 README; that row is the Halpe-26 model, whose 7×7
+  head conv has 9 more output maps than the COCO-17 model rtmlib uses (0.06 G more). MMPose's counter
   (mmengine's `get_model_complexity_info`) counts one multiply-add as one FLOP: targets 0.68, 1.93 and
   17.29 GMACs.
 
@@ -420,8 +422,8 @@ def standin_models(mode: str, pose_bins: tuple[np.ndarray, np.ndarray] | None = 
 
     Args:
         mode: "lightweight", "balanced" or "performance" (`MODE_SIZES`).
-        pose_bins: SimCC bins (x, y) of the pose model; default: keypoint i at x bin 20i + 12, y bin 28i + 8
-            (the bench's tiny models' bins scaled to the larger input).
+        pose_bins: SimCC bins (x, y) of the pose model; default `default_pose_bins` (the bench's tiny
+            models' bins scaled to the mode's input, so the keypoints land on the same pixels).
 
     Returns:
         {"det": ModelProto, "pose": ModelProto}.
