@@ -23,7 +23,13 @@ def register(bench_subparsers) -> None:
                         help="two videos to play as cameras (default: resources/demo cam01 and cam04)")
     parser.add_argument("--frames", type=int, default=100, help="frame pairs to process (default 100)")
     parser.add_argument("--warmup", type=int, default=5, help="frame pairs left out of the statistics")
-    parser.add_argument("--mode", default="balanced", help="detector mode when real weights are present")
+    parser.add_argument("--mode", default="balanced",
+                        help="detector mode: lightweight, balanced (default), performance (rtmlib's sizes; also "
+                             "the size of the stand-in without real weights) or rtmo")
+    parser.add_argument("--standin", choices=("matched", "tiny"), default="matched",
+                        help="detector used when the real weights are absent: 'matched' (default) = random-weight "
+                             "models of the real ones' inputs, outputs and compute for --mode; 'tiny' = the tiny "
+                             "test models (about 2 ms)")
     parser.add_argument("--model-dir", type=Path, default=None, help="folder with the detector's ONNX models")
     parser.add_argument("--model", default=None, metavar="SPEC",
                         help="lifter (default: the shipped default, else an untrained 'small' one)")
@@ -39,24 +45,64 @@ def register(bench_subparsers) -> None:
 
 
 def _detector(args, workdir: Path):
-    """The real rtmlib detector when its weights are on this computer, else the tiny generated test models."""
+    """The real rtmlib detector when its weights are on this computer, else generated stand-in models
+    (`--standin`): cost-matched ones for `--mode` (`mvcapture.detect.standin`) or the tiny test models.
+
+    Returns:
+        (detector, note for the report or None, stand-in description for the JSON or None).
+    """
     from mvcapture.detect.backends import RTMPoseDetector, create_detector
     from mvcapture.detect.models import model_specs
-    from mvcapture.detect.testing import make_rtmpose, make_yolox_rectangles
+    from mvcapture.errors import MvcaptureError
 
     try:
-        return create_detector(args.mode, model_dir=args.model_dir, device=args.device, download=False), None
+        return create_detector(args.mode, model_dir=args.model_dir, device=args.device, download=False), None, None
     except ModelNotFoundError:
         pass
+    import importlib.util
+
     import numpy as np
+
+    if importlib.util.find_spec("onnx") is None:  # the stand-ins are built with it (a test dependency)
+        raise MvcaptureError("no rtmlib detector weights on this computer and no `onnx` package to build stand-in "
+                             "models: give the real weights with --model-dir (or put them in rtmlib's cache), "
+                             "or pip install onnx")
+    from mvcapture.detect import standin
+
+    real = ("with the real weights (rtmlib's download cache, or --model-dir FOLDER holding the ONNX files) this "
+            "bench times the real detector")
+    if args.standin == "matched" and args.mode in standin.MODE_SIZES:
+        specs = model_specs(args.mode)
+        paths = standin.make_standins(args.mode, workdir)
+        names = standin.model_names(args.mode)
+        counted = {role: standin.count_macs(m) / 1e9
+                   for role, m in standin.standin_models(args.mode, weights=False).items()}
+        target = standin.mode_target_gmacs(args.mode)
+        published = {role: standin.PUBLISHED_GFLOPS[name.lower()] for role, name in names.items()}
+        det_h, det_w = specs["det"].input_size
+        pose_w, pose_h = specs["pose"].input_size
+        note = (f"no rtmlib detector weights on this computer: the detector is a RANDOM-WEIGHT STAND-IN for mode "
+                f"{args.mode!r} ({names['det']} {det_w}x{det_h} + {names['pose']} {pose_w}x{pose_h}, "
+                f"mvcapture.detect.standin) with the real models' inputs, outputs and approximate compute "
+                f"({names['det']} {counted['det']:.2f} G multiply-adds, published {published['det']:g} GFLOPs = "
+                f"{target['det']:.3g} G multiply-adds; {names['pose']} {counted['pose']:.2f} G, published "
+                f"{published['pose']:g} GFLOPs = {target['pose']:.3g} G multiply-adds) and known answers (the box "
+                f"of the bright pixels, fixed keypoints). Its timings are a PROXY for the real models'; {real}")
+        info = {"kind": "matched", "mode": args.mode, "models": names, "gmacs": counted, "target_gmacs": target,
+                "published_gflops": published}
+        return RTMPoseDetector(paths["pose"], paths["det"], device=args.device), note, info
+    from mvcapture.detect.testing import make_rtmpose, make_yolox_rectangles
 
     specs = model_specs("balanced")
     pose = make_rtmpose(workdir / specs["pose"].onnx_name, np.arange(17) * 5 + 3, np.arange(17) * 7 + 2, (48, 64))
     det = make_yolox_rectangles(workdir / specs["det"].onnx_name, (64, 64))
-    note = ("no rtmlib detector weights on this computer (none can be downloaded here): the detector is the tiny "
-            "generated test models of mvcapture.detect.testing (64x64 box model, 48x64 pose model), far faster "
-            "than a real RTMPose, so the share outside the detector is much larger than with real weights")
-    return RTMPoseDetector(pose, det, device=args.device), note
+    why = ("" if args.standin == "tiny" else
+           f"there is no cost-matched stand-in for mode {args.mode!r} (only {', '.join(standin.MODE_SIZES)}), so ")
+    note = (f"no rtmlib detector weights on this computer: {why}the detector is the tiny generated test models of "
+            "mvcapture.detect.testing (64x64 box model, 48x64 pose model), far faster than a real RTMPose, so the "
+            f"share outside the detector is much larger than with real weights; {real}")
+    info = {"kind": "tiny", "mode": None, "models": {"det": "rectangles 64x64", "pose": "constant 48x64"}}
+    return RTMPoseDetector(pose, det, device=args.device), note, info
 
 
 def _lifter(args):
@@ -85,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     videos = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
-        detector, note = _detector(args, Path(tmp))
+        detector, note, standin = _detector(args, Path(tmp))
         notes += [note] if note else []
         lifter, note = _lifter(args)
         notes += [note] if note else []
@@ -121,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         "stages_ms": summary, "outside_detector_ms": outside, "outside_detector_share": share,
         "goal_outside_detector_share": GOAL_OUTSIDE_DETECTOR, "meets_goal": share <= GOAL_OUTSIDE_DETECTOR,
         "pairs_per_s": 1e3 / total if total > 0 else None, "frames_dropped": dropped,
-        "detector": {"model_id": detector.model_id, "provider": detector.provider},
+        "detector": {"model_id": detector.model_id, "provider": detector.provider, "standin": standin},
         "lifter": {"name": lifter.name, "config": lifter.config_name, "window": lifter.window,
                    "lift_stride": args.lift_stride, "delay_pairs": pipeline.delay},
         "device": args.device, "hardware": hw, "notes": notes})

@@ -101,12 +101,12 @@ def make_rtmo(path: Path | str, dets: np.ndarray, keypoints: np.ndarray, input_h
     return _constant_outputs(tuple(input_hw), {"dets": dets, "keypoints": keypoints}, path)
 
 
-def make_yolox_rectangles(path: Path | str, input_hw=(64, 64)) -> Path:
-    """YOLOX stand-in that really detects: the bounding box of all bright pixels (mean BGR >
-    BRIGHT_THRESHOLD) as one person with score 1, or score 0 when there are none."""
+def _rectangle_nodes(height: int, width: int, dets: str = "dets") -> list:
+    """Nodes that find the bounding box of all bright pixels (mean BGR > BRIGHT_THRESHOLD) of graph input
+    "input" (1, 3, H, W): `dets` (1, 1, 5) x1 y1 x2 y2 in input pixels and score 1, or score 0 when there
+    are none, and "labels" (1, 1) int64 zeros. Constant nodes come first (valid graph order)."""
     from onnx import TensorProto, helper
 
-    height, width = input_hw
     nodes = [
         helper.make_node("ReduceMean", ["input"], ["grey"], axes=[1], keepdims=1),          # (1,1,H,W)
         _const("thr", np.float32(BRIGHT_THRESHOLD)),
@@ -131,12 +131,22 @@ def make_yolox_rectangles(path: Path | str, input_hw=(64, 64)) -> Path:
     nodes += [
         helper.make_node("Reshape", ["score", "shape3"], ["score3"]),
         _const("shape3", np.array([1, 1, 1], np.int64)),
-        helper.make_node("Concat", ["x1", "y1", "x2", "y2", "score3"], ["dets"], axis=2),
+        helper.make_node("Concat", ["x1", "y1", "x2", "y2", "score3"], [dets], axis=2),
         _const("labels_const", np.zeros((1, 1), np.int64)),
         helper.make_node("Identity", ["labels_const"], ["labels"]),
     ]
     # Constants must precede their users in a valid graph: put every Constant first.
     nodes.sort(key=lambda node: node.op_type != "Constant")
+    return nodes
+
+
+def make_yolox_rectangles(path: Path | str, input_hw=(64, 64)) -> Path:
+    """YOLOX stand-in that really detects: the bounding box of all bright pixels (mean BGR >
+    BRIGHT_THRESHOLD) as one person with score 1, or score 0 when there are none."""
+    from onnx import TensorProto, helper
+
+    height, width = input_hw
+    nodes = _rectangle_nodes(height, width)
     outputs = [helper.make_tensor_value_info("dets", TensorProto.FLOAT, [1, 1, 5]),
                helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 1])]
     graph = helper.make_graph(nodes, "rectangles", [_image_input(height, width)], outputs)
