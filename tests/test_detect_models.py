@@ -126,3 +126,16 @@ def test_create_detector_from_a_model_folder(tmp_path, cache):
     detector = create_detector("lightweight", model_dir=folder, device="cpu")
     assert detector.provider == "cpu"
     assert "rtmpose-s" in detector.model_id and "yolox_tiny" in detector.model_id
+
+
+def test_cpu_sessions_do_not_spin(tmp_path):
+    """The detector's CPU sessions let their threads sleep between frames (the lifter runs next)."""
+    from mvcapture.detect.backends import RTMPoseDetector
+    from mvcapture.detect.testing import make_rtmpose, make_yolox_rectangles
+
+    pose = make_rtmpose(tmp_path / "pose.onnx", np.arange(17), np.arange(17), (48, 64))
+    det = make_yolox_rectangles(tmp_path / "det.onnx", (64, 64))
+    detector = RTMPoseDetector(pose, det, device="cpu")
+    for tool in (detector.pose, detector.det):
+        options = tool.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

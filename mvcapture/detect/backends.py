@@ -75,6 +75,18 @@ def _providers_for(device: str) -> list[str]:
     raise ValueError(f"unknown device {device!r}; choose {', '.join(DEVICES)} or cuda:N")
 
 
+def _quiet_cpu_session(model: Path):
+    """A CPU onnxruntime session whose worker threads sleep between runs. By default they spin for a
+    while after each inference, stealing the cores the lifter and the capture threads run on next
+    (rtmlib creates its sessions with the defaults)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 def _load_tool(cls, model: Path, device: str, **kwargs):
     """Instantiate an rtmlib class on the first device that works (CUDA, then the CPU)."""
     last_error: Exception | None = None
@@ -86,6 +98,8 @@ def _load_tool(cls, model: Path, device: str, **kwargs):
             log.warning("could not load %s on %s (%s)", model.name, dev, exc)
             last_error = exc
             continue
+        if tool.session.get_providers()[0] == "CPUExecutionProvider":
+            tool.session = _quiet_cpu_session(model)
         log.info("loaded %s with providers %s", model.name, tool.session.get_providers())
         return tool
     raise RuntimeError(f"could not load detector model {model}: {last_error}")
