@@ -23,7 +23,7 @@ def test_experiment_quick_end_to_end(shared_data, tmp_path):
     assert set(payload["lambda_sweep"]) == {"0.3", "1"}
     assert set(payload["angle_sweep"]) == {"45", "90"}
     assert payload["lambda_sweep"]["0.3"] == payload["variants"]["l2d_con"]   # reused, not retrained
-    assert {"l2d_con_over_l2d_mpjpe", "l2d_con_over_baseline_mpjpe"} <= set(payload["ratios"])
+    assert {"l2d_con_over_l2d_mpjpe", "l2d_con_over_baseline_mpjpe", "l3d_over_l2d_mpjpe"} <= set(payload["ratios"])
     assert payload["source"]["epochs"] == 1 and (out / "source_lifter.pt").is_file()
     # target-test clips are held out by clip and never among the target-train clips
     test = set(payload["data"]["target_test"]["files"])
