@@ -37,3 +37,15 @@ def test_experiment_missing_bvh_is_a_clear_error(tmp_path, capsys):
     rc = main(["experiment", "--quick", "--out", str(tmp_path / "o"), "--bvh", str(tmp_path / "nope")])
     assert rc == 2
     assert "--bvh" in capsys.readouterr().err
+
+
+def test_splits_keep_source_target_and_test_apart(shared_data):
+    from mvcapture.train.experiment import SPLITS, ExperimentConfig, _bvh_files
+
+    for name, split in SPLITS.items():
+        source, train, test = _bvh_files(ExperimentConfig(split=name, bvh_dir=str(shared_data / "mocap" / "cmu")))
+        subjects = {p.stem[:3] for p in source}
+        assert subjects == set(split.source_subjects), name
+        assert train and test and not {p.stem for p in train} & {p.stem for p in test}
+        assert not subjects & {p.stem[:3] for p in train + test}, "target subjects are never in the source"
+        assert {p.stem for p in test} == set(split.test_clips)

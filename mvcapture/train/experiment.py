@@ -2,13 +2,14 @@
 
 One command builds everything from the shipped CMU motion capture (../shared/data/mocap/cmu):
 
-1. source: synthetic 2-view clips (several camera rigs) of the walking subjects 003 and 007; a lifter of
-   the given config (default `tiny`) is pretrained on them with L_3D (`train.finetune.fit`, the
-   pretraining settings of `mvcapture train pretrain`).
-2. target: other subjects AND actions (002 run, jump, punch, bend, swordplay, wash; 005 dance), two
-   synthetic phone views `angle` degrees apart (default 90°) with the detector noise model. Split by clip
-   into target-train clips (2D only is used by the l2d* variants) and held-out target-test clips
-   (TARGET_TEST_CLIPS, always filmed at 90°).
+1. source: synthetic 2-view clips (several camera rigs) of the source subjects (`--split`, SPLITS:
+   "walks" = the walks of 003 and 007; "dance" = everything of 002, 003 and 007); a lifter of the given
+   config (default `tiny`) is pretrained on them with L_3D (`train.finetune.fit`, the pretraining
+   settings of `mvcapture train pretrain`).
+2. target: other subjects AND actions ("walks": 002 run, jump, punch, bend, swordplay, wash and 005
+   dance; "dance": 005 dance), two synthetic phone views `angle` degrees apart (default 90°) with the
+   detector noise model. Split by clip into target-train clips (2D only is used by the l2d* variants)
+   and held-out target-test clips (the split's test clips, always filmed at 90°).
 3. `train.evaluate.run_eval` (the `mvcapture eval` machinery, FORMATS.md) from the source model:
    baseline, l2d, l2d_con, l2d_con_frame, l3d, l3d_con, evaluated monocularly on every view of every
    target-test clip.
@@ -39,6 +40,29 @@ TARGET_CLIPS = ("002_03", "002_04", "002_05", "002_06", "002_07", "002_08", "002
 # Held out for evaluation, by clip: one swordplay clip of 002 and four dance clips of 005, so every
 # test action also occurs (in other clips) in the target-train data.
 TARGET_TEST_CLIPS = ("002_09", "005_04", "005_09", "005_14", "005_19")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which CMU clips are source (3D pretraining), target-train (2D only) and target-test."""
+
+    name: str
+    source_subjects: tuple
+    target_clips: tuple
+    test_clips: tuple
+    description: str
+
+
+SPLITS = {
+    # a walking-only source: the target motions are all new to the lifter
+    "walks": Split("walks", SOURCE_SUBJECTS, TARGET_CLIPS, TARGET_TEST_CLIPS,
+                   "source: walks of subjects 003, 007; target: 002 actions and 005 dance"),
+    # a broader source (walks, run, jump, punch, bend, swordplay, wash of three subjects); the target is
+    # a new subject doing a new sport: 005's dance (its walk 005_01 left out)
+    "dance": Split("dance", ("002", "003", "007"), tuple(f"005_{i:02d}" for i in range(2, 21)),
+                   ("005_04", "005_09", "005_14", "005_19"),
+                   "source: all clips of subjects 002, 003, 007; target: subject 005's dance"),
+}
 VARIANT_ORDER = ("baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con")
 LAMBDAS = (0.1, 0.3, 0.6, 1.0)
 ANGLES = (15.0, 45.0, 90.0, 135.0)
@@ -50,6 +74,7 @@ class ExperimentConfig:
     """Settings of one experiment run (defaults: the README's run, ~20 CPU minutes, 1 thread)."""
 
     bvh_dir: str = ""
+    split: str = "walks"
     config: str = "tiny"
     pretrain_epochs: int = 25
     pretrain_lr: float = 1e-3
@@ -91,17 +116,25 @@ def _bvh_files(cfg: ExperimentConfig) -> tuple[list[Path], list[Path], list[Path
     if not root.is_dir():
         raise MvcaptureError(f"motion capture folder {root} not found; pass --bvh DIR (the CMU .bvh files)")
     files = {p.stem: p for p in sorted(root.rglob("*.bvh"))}
-    source = [p for s, p in files.items() if s.split("_")[0] in SOURCE_SUBJECTS]
-    target_train = [files[s] for s in TARGET_CLIPS if s in files and s not in TARGET_TEST_CLIPS]
-    target_test = [files[s] for s in TARGET_TEST_CLIPS if s in files]
+    split = get_split(cfg.split)
+    source = [p for s, p in files.items() if s.split("_")[0] in split.source_subjects]
+    target_train = [files[s] for s in split.target_clips if s in files and s not in split.test_clips]
+    target_test = [files[s] for s in split.test_clips if s in files]
     if cfg.max_files:
         source, target_train, target_test = (g[:cfg.max_files] for g in (source, target_train, target_test))
     missing = [name for name, g in (("source", source), ("target-train", target_train),
                                     ("target-test", target_test)) if not g]
     if missing:
         raise MvcaptureError(f"{root}: no BVH files for the {', '.join(missing)} clips (need CMU subjects "
-                             f"{', '.join(SOURCE_SUBJECTS)} and {', '.join(sorted({c[:3] for c in TARGET_CLIPS}))})")
+                             f"{', '.join(split.source_subjects)} and "
+                             f"{', '.join(sorted({c[:3] for c in split.target_clips}))})")
     return source, target_train, target_test
+
+
+def get_split(name: str) -> Split:
+    if name not in SPLITS:
+        raise MvcaptureError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
+    return SPLITS[name]
 
 
 def _write_clips(files: list[Path], out: Path, cfg: ExperimentConfig, rigs: int, angle: float,
@@ -160,9 +193,11 @@ def pretrain_source(cfg: ExperimentConfig, source_dir: Path, out: Path, emit=lam
     t0 = time.perf_counter()
     result = fit(net, train, val, train_cfg, emit=emit, device="cpu")
     seconds = time.perf_counter() - t0
-    card = {"name": f"experiment source lifter ({cfg.config}, walking subjects {', '.join(SOURCE_SUBJECTS)})",
+    split = get_split(cfg.split)
+    card = {"name": f"experiment source lifter ({cfg.config}, split {split.name}: subjects "
+                    f"{', '.join(split.source_subjects)})",
             "parent_version": None,
-            "training_data": [{"source": f"CMU mocap subjects {', '.join(SOURCE_SUBJECTS)} (walks), synthetic "
+            "training_data": [{"source": f"CMU mocap subjects {', '.join(split.source_subjects)}, synthetic "
                                          "2-view clips", "license": "CMU terms (mocap.cs.cmu.edu)"}],
             "losses": {"variant": "l3d", "weights": train_cfg.loss_weights()},
             "epochs": result.best_epoch, "metrics": {"eval_set": "source validation tails", **result.best_metrics}}
@@ -245,7 +280,9 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
         "source": source,
         "data": data,
         "setup": {**asdict(cfg), "bvh_dir": str(Path(cfg.bvh_dir) if cfg.bvh_dir else default_bvh_dir()),
-                  "source_subjects": list(SOURCE_SUBJECTS), "target_test_clips": list(TARGET_TEST_CLIPS),
+                  "source_subjects": list(get_split(cfg.split).source_subjects),
+                  "target_test_clips": list(get_split(cfg.split).test_clips),
+                  "split_description": get_split(cfg.split).description,
                   "test_angle_deg": TEST_ANGLE, "train_overrides": overrides,
                   "torch_threads": torch.get_num_threads()},
         "model": main["model"], "n_train_clips": main["n_train_clips"], "n_test_clips": main["n_test_clips"],
@@ -324,6 +361,8 @@ def register(subparsers) -> None:
     p.add_argument("--bvh", type=Path, default=None, help="folder of the CMU .bvh files "
                    "(default <repo>/../shared/data/mocap/cmu)")
     p.add_argument("--config", default="tiny", help="lifter config (default tiny)")
+    p.add_argument("--split", default="walks", choices=sorted(SPLITS),
+                   help="; ".join(f"{k}: {v.description}" for k, v in SPLITS.items()) + " (default walks)")
     p.add_argument("--pretrain-epochs", type=int, default=None, help="source pretraining epochs (default 25)")
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per variant (default 15)")
     p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default 5e-4; the paper: 2e-4)")
@@ -340,7 +379,7 @@ def _run(args) -> int:
     from tqdm import tqdm
 
     torch.set_num_threads(max(1, args.threads))
-    kw = {"config": args.config, "seed": args.seed, "angle": args.angle,
+    kw = {"config": args.config, "split": args.split, "seed": args.seed, "angle": args.angle,
           "bvh_dir": str(args.bvh) if args.bvh else ""}
     for key in ("pretrain_epochs", "epochs", "lr"):
         if getattr(args, key) is not None:
