@@ -204,6 +204,45 @@ def test_collapse_is_detected_and_stops_the_run():
     assert trainer.epoch < config.epochs
 
 
+def test_soft_collapse_views_agree_but_no_longer_fit_the_2d():
+    """From a lifter that fits the 2D (l2d), λ_con ≫ λ_reproj with the body-size stop off: the views come
+    to agree (L_c → ~1 mm, impossible with noisy 2D) on poses that no longer fit the 2D; the validation
+    reprojection error crossing 1.5× the initial one stops the run and no such epoch is kept."""
+    import copy
+
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    start = _trainer(clips, TrainConfig(variant="l2d", epochs=25, batch_size=4, lr=5e-3))
+    start.run()
+    config = TrainConfig(variant="l2d_con", epochs=10, batch_size=4, lr=5e-3, lambda_con=30.0,
+                         collapse_fraction=0.0, soft_collapse_factor=1.5)
+
+    def trainer(cfg):
+        t = Trainer(copy.deepcopy(start.model), start.train_set, start.val_set, cfg, device="cpu")
+        return t
+
+    events = []
+    guarded = trainer(config)
+    guarded._emit = events.append
+    result = guarded.run()
+    assert result.status == "collapsed" and guarded.epoch < config.epochs
+    message = next(e["message"] for e in events if e["event"] == "collapse")
+    assert "no longer fit the 2D" in message
+    assert guarded.history[-1]["validation"]["reproj"] > 1.5 * guarded.initial["reproj"]
+    assert all(h["validation"]["reproj"] <= 1.5 * guarded.initial["reproj"] for h in guarded.history if h.get("best"))
+    unguarded = trainer(TrainConfig(**{**config.__dict__, "soft_collapse_factor": 0.0, "epochs": 3}))
+    assert unguarded.run().status == "finished", "with the guard off the same run goes on"
+    assert min(h["validation"]["consistency_mm"] for h in unguarded.history) < 0.3 * unguarded.initial["consistency_mm"]
+
+
+def test_soft_collapse_only_for_2d_consistency_variants():
+    trainer = _trainer([make_clip(T=80, seed=0), make_clip(T=80, seed=1)], TrainConfig(variant="l2d_con"))
+    trainer.initial = {"body_size": 1.0, "reproj": 0.02}
+    assert trainer.soft_collapsed({"reproj": 0.05}) and not trainer.soft_collapsed({"reproj": 0.025})
+    for variant in ("l2d", "l3d_con"):
+        trainer.config = TrainConfig(variant=variant)
+        assert not trainer.soft_collapsed({"reproj": 0.05})
+
+
 def test_3d_supervision_is_never_called_a_collapse():
     trainer = _trainer([make_clip(T=80, seed=0), make_clip(T=80, seed=1)], TrainConfig(variant="l3d"))
     trainer.initial = {"body_size": 10.0}

@@ -33,8 +33,10 @@ def prediction_metres(pred_norm: np.ndarray, clip: MultiViewClip, view: int) -> 
     return norm25d_to_metres(pred_norm)
 
 
-def evaluate_lifter(lifter, clips: list[MultiViewClip]) -> dict:
-    """Frame-weighted means over all views of all clips (mm): mpjpe, pa_mpjpe, n_mpjpe, consistency."""
+def evaluate_lifter(lifter, clips: list[MultiViewClip], flip: bool = False) -> dict:
+    """Frame-weighted means over all views of all clips (mm): mpjpe, pa_mpjpe, n_mpjpe, consistency.
+
+    `flip`: with flip test-time augmentation (as `mvcapture process` lifts by default)."""
     from mvcapture.core import metrics
 
     sums = dict.fromkeys(METRICS, 0.0)
@@ -42,7 +44,7 @@ def evaluate_lifter(lifter, clips: list[MultiViewClip]) -> dict:
     for clip in clips:
         if clip.gt3d is None:
             raise MvcaptureError(f"test clip {clip.name} has no gt3d; evaluation needs 3D ground truth")
-        pred = np.asarray(lifter.lift_views(clip), dtype=np.float64)
+        pred = np.asarray(lifter.lift_views(clip, flip=flip), dtype=np.float64)
         pred_m = np.stack([prediction_metres(pred[v], clip, v) for v in range(clip.num_views)])
         gt = clip.gt3d.astype(np.float64)
         gt = gt - gt[:, :, :1]

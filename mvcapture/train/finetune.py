@@ -39,6 +39,9 @@ class TrainConfig:
     stride: int | None = None       # None → window // 3
     val_fraction: float = 0.15      # tail of each clip held out for validation (fine-tuning)
     collapse_fraction: float = 0.5  # 2D + consistency: stop when predicted body size < this × initial
+    # 2D + consistency: stop when the validation reprojection error exceeds this × the initial one — the
+    # "soft" collapse, where the views agree on a pose of plausible size that no longer fits the 2D; 0 = off
+    soft_collapse_factor: float = 1.5
     lambda_reproj: float = 1.0
     lambda_con: float | None = None  # None → DEFAULT_LAMBDA_CON[variant]
     lambda_pos: float = 1.0
@@ -330,6 +333,7 @@ class Trainer:
         self.best_metrics: dict = {}
         self.best_state: dict | None = None
         self.initial: dict | None = None   # validation of the starting model
+        self.collapse_message: str | None = None
         self.steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0))
 
     # ---------------------------------------------------------------------------- state / checkpoint
@@ -372,9 +376,10 @@ class Trainer:
         consistency_mm: L_c between views after scaling each view's prediction to the athlete-height
         prior (so it is in mm and cannot shrink with the body); mpjpe_mm: against gt3d where the
         windows have it (exact metres via focal_px and the root); body_size: mean predicted bone-chain
-        length (normalized units, for the collapse guard); loss: the training objective.
+        length (normalized units, for the collapse guard); loss: the training objective; reproj (2D
+        variants): the reprojection error (normalized image units, for the soft-collapse guard).
         """
-        from mvcapture.core.losses import consistency_loss
+        from mvcapture.core.losses import consistency_loss, reprojection_loss
         from mvcapture.core.normalize import height_proxy, norm25d_to_camera, norm25d_to_metres
 
         self.model.eval()
@@ -396,6 +401,9 @@ class Trainer:
             if not VARIANTS[self.config.variant]["sup3d"] or bool(has_target.all()):
                 add("loss", compute_losses(pred, batch, self.config)[1]["total"], n)
             conf = loss_confidence(batch)
+            if VARIANTS[self.config.variant]["reproj"]:
+                add("reproj", reprojection_loss(pred.flatten(0, 1), batch["kp2d_norm"].flatten(0, 1),
+                                                conf.flatten(0, 1)), n)
             add("consistency_mm", 1000 * consistency_loss(norm25d_to_metres(pred), conf, mode="sequence"), n)
             add("body_size", height_proxy(pred).mean(), n)
             if bool(has_target.any()):
@@ -417,6 +425,17 @@ class Trainer:
         if not terms["con"] or terms["sup3d"]:
             return False
         return body_size < self.config.collapse_fraction * self.initial["body_size"]
+
+    def soft_collapsed(self, val: dict) -> bool:
+        """The soft collapse of 2D + consistency: the views agree (low L_con) on a pose that no longer fits
+        the 2D, seen as a validation reprojection error above `soft_collapse_factor` × the initial one."""
+        terms = VARIANTS[self.config.variant]
+        factor = self.config.soft_collapse_factor
+        if not (terms["con"] and terms["reproj"]) or terms["sup3d"] or not factor:
+            return False
+        if "reproj" not in val or "reproj" not in (self.initial or {}):
+            return False
+        return val["reproj"] > factor * self.initial["reproj"]
 
     def score(self, metrics: dict) -> float:
         if self.selects_by_mpjpe:
@@ -541,9 +560,10 @@ class Trainer:
         if status == "cancelled":
             checkpoint()
         if status == "collapsed":
-            self.emit({"event": "collapse", "epoch": self.epoch + 1, "step": self.step,
-                       "message": (f"predicted body size fell below {cfg.collapse_fraction:.0%} of the initial one; "
-                                   f"stopped and kept the best epoch ({self.best_epoch}). Lower λ_con.")})
+            message = self.collapse_message or (
+                f"predicted body size fell below {cfg.collapse_fraction:.0%} of the initial one; "
+                f"stopped and kept the best epoch ({self.best_epoch}). Lower λ_con.")
+            self.emit({"event": "collapse", "epoch": self.epoch + 1, "step": self.step, "message": message})
         return TrainResult(status, self.best_epoch, self.best_metrics, self.history)
 
     def _end_epoch(self) -> str:
@@ -553,6 +573,12 @@ class Trainer:
         record = {"epoch": self.epoch + 1, "train": train, "validation": val,
                   "lr": self.optimizer.param_groups[0]["lr"]}
         collapsed = self.collapsed(val["body_size"])
+        if not collapsed and self.soft_collapsed(val):
+            collapsed = True
+            self.collapse_message = (
+                f"the views agree but no longer fit the 2D (validation reprojection error "
+                f"{val['reproj']:.3f}, {val['reproj'] / self.initial['reproj']:.1f}× the initial "
+                f"{self.initial['reproj']:.3f}); stopped and kept the best epoch ({self.best_epoch}). Lower λ_con.")
         score = self.score(val)
         if not collapsed and score < self.best_score:
             self.best_score, self.best_epoch, self.best_metrics = score, self.epoch + 1, val
