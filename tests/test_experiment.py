@@ -28,7 +28,7 @@ def test_experiment_quick_end_to_end(shared_data, tmp_path):
     # target-test clips are held out by clip and never among the target-train clips
     test = set(payload["data"]["target_test"]["files"])
     assert test and not test & set(payload["data"]["target_train"]["90"]["files"])
-    assert all(f.split("_")[0] in ("003", "007") for f in payload["data"]["source"]["files"])
+    assert all(f.split("_")[0] in payload["setup"]["source_subjects"] for f in payload["data"]["source"]["files"])
     md = (out / "results.md").read_text()
     assert "l2d_con / l2d MPJPE" in md and "λ_con sweep" in md
 
