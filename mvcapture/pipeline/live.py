@@ -89,6 +89,8 @@ class RunningAlignment:
     def refit(self) -> None:
         from mvcapture.core.procrustes import optical_axis_angle_deg, procrustes_np, rotation_angle_deg
 
+        if self.num_views < 2:    # one camera: nothing to align
+            return
         poses = np.stack(self._poses, 1)  # (V, N, 17, 3)
         conf = np.stack(self._conf, 1)    # (V, N, 17)
         both = conf[1:] * conf[:1]         # (V-1, N, 17)
