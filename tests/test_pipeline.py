@@ -532,9 +532,9 @@ def test_running_alignment_recovers_rotation():
     assert align.axis_angle_deg[1] == pytest.approx(80.0, abs=1e-6)  # a turn about the vertical only
     single = RunningAlignment(num_views=1, window=30, refit_every=5, min_frames=10)  # one camera previewing
     for t in range(20):
-        aligned, residual = single.push(world[t][None], conf[:1])
-    assert not single.fitted and np.isnan(residual).all()
-    np.testing.assert_array_equal(aligned[0], world[19])
+        one_aligned, one_residual = single.push(world[t][None], conf[:1])
+    assert not single.fitted and np.isnan(one_residual).all()
+    np.testing.assert_array_equal(one_aligned[0], world[19])
     np.testing.assert_allclose(aligned[1], world[-1], atol=1e-9)
     assert np.nanmax(residual) < 1e-6
 
