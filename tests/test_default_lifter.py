@@ -12,9 +12,9 @@ from mvcapture.core.normalize import norm25d_to_camera
 from mvcapture.lifter import create_lifter, save_lifter
 from mvcapture.lifter.weights import default_weights_path
 
-# MPJPE bound (mm) on a held-out walk: the shipped lifter measures ~60-80 mm (model card), an untrained
-# network of the same config well above 200 mm.
-PLAUSIBLE_MPJPE_MM = 120.0
+# MPJPE bound (mm) on a held-out walk: the shipped lifter measures 60 mm on this clip (67 mm over all of
+# subject 007, model card), an untrained network of the same config ~417 mm.
+PLAUSIBLE_MPJPE_MM = 90.0
 
 
 @pytest.fixture(scope="module")

@@ -147,6 +147,13 @@ def test_pretrain_command_writes_weights_and_card_with_held_out_metrics(tmp_path
     assert "CMU" in card["training_data"][0]["source"]
     assert load_lifter(out).card["sha256"] == card["sha256"]
     assert json.loads(report.read_text())["status"] == "done"
+    # a further stage: continue from those weights (their config, their parent) with its own stride
+    stage2 = tmp_path / "stage2" / "default.pt"
+    assert main(["train", "pretrain", "--data", str(data), "--model", str(out), "--epochs", "1", "--stride", "27",
+                 "--batch-size", "4", "--lr", "2e-4", "--out", str(stage2)]) == 0
+    card2 = json.loads(stage2.with_suffix(".json").read_text())
+    assert card2["parent_version"] == "default" and card2["architecture"]["config_name"] == "tiny"
+    assert card2["training"]["stride"] == 27 and card2["training"]["lr"] == 2e-4
 
 
 def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolated_home):

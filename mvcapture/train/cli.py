@@ -136,6 +136,12 @@ def _register_train(subparsers) -> None:
                      help="weights file to write, model card beside it (resources/lifter/default.pt for the "
                           "shipped lifter); default: a new version in the model store")
     pre.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4, from scratch)")
+    pre.add_argument("--model", default=None, metavar="SPEC",
+                     help="continue from these weights (a further stage on new data) instead of a fresh "
+                          "--config network")
+    pre.add_argument("--stride", type=int, default=None,
+                     help="frames between window starts (default a third of the window; the window length "
+                          "for no overlap, as the shipped lifter used)")
     pre.add_argument("--data-source", default=CMU_SOURCE, help="provenance of the clips for the model card")
     pre.add_argument("--data-license", default=CMU_LICENSE, help="their license terms for the model card")
     pre.add_argument("--resume", type=Path, default=None, metavar="JOB_DIR",
@@ -157,10 +163,12 @@ def _pretrain(args) -> int:
             raise MvcaptureError("pretraining needs --data DIR (clips with gt3d, e.g. from `mvcapture data synth`)")
         train = {"variant": "l3d", "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
                  "lr": args.lr, "weight_decay": 0.01, "flip": True}
+        if args.stride is not None:
+            train["stride"] = args.stride
         shipped = args.out is not None and args.out.name == "default.pt"
         name = f"mvcapture default lifter ({args.config})" if shipped else f"pretrained {args.config} lifter"
         job = start_job(JobSpec(kind="pretrain", data=str(args.data), out=args.out and str(args.out),
-                                config=args.config, train=train, nproc=args.nproc, name=name,
+                                config=None if args.model else args.config, model=args.model, train=train, nproc=args.nproc, name=name,
                                 training_data=[{"source": args.data_source, "license": args.data_license,
                                                 "clips_folder": str(args.data)}],
                                 checkpoint_every_s=300.0))
