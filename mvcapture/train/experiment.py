@@ -307,9 +307,14 @@ def _jsonable(obj):
 
 
 def _row(name: str, r: dict) -> str:
+    best = r.get("best_epoch")
+    if r.get("stopped") == "collapsed":
+        # stopped by a collapse guard; with no epoch kept, the numbers are the collapsed network's
+        best = f"{best}, then collapsed" if best is not None else "collapsed in epoch 1, none kept"
+    elif best is None:
+        best = "-"
     return (f"| {name} | {r['mpjpe']:.1f} | {r['pa_mpjpe']:.1f} | {r['n_mpjpe']:.1f} | {r['consistency']:.1f} "
-            f"| {r['epochs']} | {r.get('best_epoch') if r.get('best_epoch') is not None else '-'} "
-            f"| {r['train_seconds']:.0f} |")
+            f"| {r['epochs']} | {best} | {r['train_seconds']:.0f} |")
 
 
 _HEAD = ("| MPJPE | PA-MPJPE | N-MPJPE | L_c | epochs | best epoch | train s |\n"
