@@ -139,8 +139,11 @@ def test_capture_previews_records_with_counters_and_the_session_opens_in_review(
 def test_import_phone_files_creates_a_session(qtbot, window, take):
     cap = window.capture_tab
     cap.athlete.setText("Ann")
+    seen = []
+    cap.import_progress.connect(lambda f, m: seen.append(f))
     with qtbot.waitSignal(cap.imported, timeout=20_000) as blocker:
         cap.import_files([take / "view0.mp4", take / "view1.mp4"])
+    assert seen and seen[-1] == pytest.approx(1.0), "progress reached the GUI thread"
     from mvcapture.session import Session
 
     session = Session.open(blocker.args[0])

@@ -28,6 +28,26 @@ def test_import_copies_videos_and_records_what_they_are(media):
     reopened = Session.open(session.id)  # by id
     assert reopened.problems == [] and len(reopened.views) == 3 and reopened.athlete == "Ann"
     np.testing.assert_allclose(reopened.views[1].frame_times(), views[1].frame_times())
+    for v, name in enumerate(("portrait", "vfr", "audio")):       # byte-exact copies
+        assert views[v].media.read_bytes() == media[name].read_bytes()
+
+
+def test_import_reports_progress_over_all_files(media, monkeypatch):
+    """Progress rises monotonically from the first copied chunk to 1.0 and names the file at work; chunked
+    copies (forced small here) stay byte-exact."""
+    from mvcapture.session import store
+
+    monkeypatch.setattr(store, "COPY_CHUNK_BYTES", 4096)
+    calls = []
+    session = Session.create(name="progress")
+    files = [media["portrait"], media["audio"]]
+    views = session.import_videos(files, progress=lambda f, m: calls.append((f, m)))
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0) and 0 < fractions[0] < 0.5
+    sizes = [p.stat().st_size for p in files]
+    assert sum("copying" in m for _, m in calls) == sum(-(-s // 4096) for s in sizes)
+    assert any(media["audio"].name in m for _, m in calls) and calls[-1][1] == f"imported {media['audio'].name}"
+    assert [v.media.read_bytes() for v in views] == [p.read_bytes() for p in files]
 
 
 def test_import_by_reference_and_bad_files(media, tmp_path):

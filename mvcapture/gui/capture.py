@@ -127,11 +127,13 @@ class CaptureTab(QtWidgets.QWidget):
     """Live previews and recording of two views.
 
     Signals: `recorded(session_path)` after a recording was finalized, `imported(session_path)` after an
-    import, `message(text, error)`, `recording_changed(bool)`.
+    import, `import_progress(fraction, message)` while importing, `message(text, error)`,
+    `recording_changed(bool)`.
     """
 
     recorded = QtCore.Signal(object)
     imported = QtCore.Signal(object)
+    import_progress = QtCore.Signal(float, str)
     message = QtCore.Signal(str, bool)
     recording_changed = QtCore.Signal(bool)
 
@@ -206,6 +208,8 @@ class CaptureTab(QtWidgets.QWidget):
         self.preview_button.clicked.connect(self.toggle_preview)
         self.record_button.clicked.connect(self.toggle_record)
         self.import_button.clicked.connect(self.import_dialog)
+        self.import_progress.connect(lambda fraction, message: self.state.setText(
+            f"importing: {fraction:.0%} — {message}"))
         for p in self.pickers:
             p.changed.connect(self._on_choice_changed)
         self.live_check.toggled.connect(self._on_live_toggled)
@@ -475,7 +479,8 @@ class CaptureTab(QtWidgets.QWidget):
         def work() -> Path:
             session = Session.create(name=name, athlete=athlete, kind="import")
             try:
-                session.import_videos(paths)
+                # from the worker thread: the signal is queued to the GUI thread
+                session.import_videos(paths, progress=self.import_progress.emit)
             except BaseException:
                 session.discard()
                 raise

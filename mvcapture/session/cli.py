@@ -63,11 +63,19 @@ def run_import(args: argparse.Namespace) -> int:
 
     infos = [probe(p) for p in tqdm(args.videos, desc="checking videos", unit="file", leave=False)]
     session = Session.create(name=args.name, athlete=args.athlete, kind="import", tags=args.tag)
+    bar = tqdm(total=1000, desc="importing", leave=False, bar_format="importing {percentage:3.0f}%|{bar}| {desc}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = int(1000 * fraction)
+        bar.set_description_str(message, refresh=True)
+
     try:
-        session.import_videos(args.videos, copy=not args.reference)
+        session.import_videos(args.videos, copy=not args.reference, progress=progress)
     except BaseException:
         session.discard()
         raise
+    finally:
+        bar.close()
     print(f"session {session.id} created in {session.path}")
     for view, info in zip(session.views, infos):
         rot = f", rotated {info.rotation_deg} deg" if info.rotation_deg else ""

@@ -35,7 +35,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -49,6 +49,7 @@ SESSION_FILE = "session.json"
 LOCK_FILE = "recording.lock"
 FORMAT_VERSION = 1
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".3gp")
+COPY_CHUNK_BYTES = 8 << 20         # imports copy in 8 MiB chunks (progress between them)
 
 # stage name -> path template; "{v}" marks per-view stages
 STAGES: dict[str, str] = {
@@ -303,15 +304,28 @@ class Session:
         self.save_meta()
 
     # -- importing -----------------------------------------------------------------------------------------
-    def import_videos(self, paths: Iterable[Path | str], copy: bool = True) -> list[View]:
+    def import_videos(self, paths: Iterable[Path | str], copy: bool = True,
+                      progress: Callable[[float, str], None] | None = None) -> list[View]:
         """Add one view per video file. Each file is probed first (unreadable ones raise MvcaptureError naming
         the file, before anything is added); then copied into media/ (or referenced where it is with
-        copy=False), and its frame timestamps (from presentation times, VFR-safe) written to the table."""
+        copy=False), and its frame timestamps (from presentation times, VFR-safe) written to the table.
+
+        `progress(fraction, message)` is called as the work goes (fraction of all bytes copied and
+        files indexed, 0..1), from the calling thread."""
         from mvcapture.io.video import frame_times, probe
 
         paths = [Path(p) for p in paths]
         infos = [probe(p) for p in paths]
         start = len(self.meta["views"])
+        sizes = [p.stat().st_size for p in paths]
+        # work units: the bytes to copy, plus reading each file's packet times (~a tenth of a copy)
+        units = [(s if copy else 0) + max(s // 10, 1) for s in sizes]
+        total, done = float(sum(units)) or 1.0, 0
+
+        def report(extra: int, message: str) -> None:
+            if progress is not None:
+                progress(min((done + extra) / total, 1.0), message)
+
         for k, (src, info) in enumerate(zip(paths, infos)):
             i = start + k
             if copy:
@@ -320,13 +334,21 @@ class Session:
                 dest = self.path / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest.with_name(f".{dest.name}.partial")
-                shutil.copyfile(src, tmp)
+                copied = 0
+                with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                    while chunk := fin.read(COPY_CHUNK_BYTES):
+                        fout.write(chunk)
+                        copied += len(chunk)
+                        report(copied, f"copying {src.name} ({copied / 1e6:.0f} of {sizes[k] / 1e6:.0f} MB)")
                 tmp.replace(dest)
                 media = rel
             else:
                 media = str(src.resolve())
+            report(units[k] - max(sizes[k] // 10, 1), f"indexing the frames of {src.name}")
             ts_rel = STAGES["timestamps"].format(v=i)
             write_timestamps(self.path / ts_rel, frame_times(src))
+            done += units[k]
+            report(0, f"imported {src.name}")
             probe_dict = info.to_dict()
             probe_dict["path"] = media
             self.meta["views"].append({"media": media, "timestamps": ts_rel, "source": str(src.resolve()),
