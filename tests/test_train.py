@@ -217,8 +217,7 @@ def test_soft_collapse_views_agree_but_no_longer_fit_the_2d():
                          collapse_fraction=0.0, soft_collapse_factor=1.5)
 
     def trainer(cfg):
-        t = Trainer(copy.deepcopy(start.model), start.train_set, start.val_set, cfg, device="cpu")
-        return t
+        return Trainer(copy.deepcopy(start.model), start.train_set, start.val_set, cfg, device="cpu")
 
     events = []
     guarded = trainer(config)

@@ -9,7 +9,7 @@ Names are imported on first use, so `mvcapture --help` does not load torch.
 
 from __future__ import annotations
 
-import importlib
+from mvcapture._lazy import lazy_exports
 
 _EXPORTS = {
     "mvcapture.lifter.dstformer": ("CONFIGS", "DSTformer", "DSTformerConfig", "count_parameters", "create_lifter"),
@@ -17,11 +17,4 @@ _EXPORTS = {
     "mvcapture.lifter.weights": ("load_dstformer", "load_lifter", "read_card", "save_lifter"),
     "mvcapture.lifter.cli": ("lift_file",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mvcapture.lifter' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__all__, __getattr__ = lazy_exports("mvcapture.lifter", _EXPORTS)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
+from mvcapture._lazy import lazy_exports
 
 _EXPORTS = {
     "mvcapture.pipeline.process": ("PIPELINE_STAGES", "PipelineCancelled", "SessionPipeline", "camera_angle_advice",
@@ -14,11 +14,4 @@ _EXPORTS = {
     "mvcapture.pipeline.demo": ("demo_session", "render_analysis"),
     "mvcapture.pipeline.live": ("LiveFrameResult", "LivePipeline", "RunningAlignment"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mvcapture.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__all__, __getattr__ = lazy_exports("mvcapture.pipeline", _EXPORTS)

@@ -319,7 +319,8 @@ class Session:
         start = len(self.meta["views"])
         sizes = [p.stat().st_size for p in paths]
         # work units: the bytes to copy, plus reading each file's packet times (~a tenth of a copy)
-        units = [(s if copy else 0) + max(s // 10, 1) for s in sizes]
+        index_units = [max(s // 10, 1) for s in sizes]
+        units = [(s if copy else 0) + u for s, u in zip(sizes, index_units)]
         total, done = float(sum(units)) or 1.0, 0
 
         def report(extra: int, message: str) -> None:
@@ -344,7 +345,7 @@ class Session:
                 media = rel
             else:
                 media = str(src.resolve())
-            report(units[k] - max(sizes[k] // 10, 1), f"indexing the frames of {src.name}")
+            report(units[k] - index_units[k], f"indexing the frames of {src.name}")
             ts_rel = STAGES["timestamps"].format(v=i)
             write_timestamps(self.path / ts_rel, frame_times(src))
             done += units[k]

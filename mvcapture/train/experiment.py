@@ -218,6 +218,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
     from mvcapture.train.evaluate import run_eval
 
     out = Path(out)
+    split = get_split(cfg.split)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     cpu_start = time.process_time()
@@ -280,9 +281,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
         "source": source,
         "data": data,
         "setup": {**asdict(cfg), "bvh_dir": str(Path(cfg.bvh_dir) if cfg.bvh_dir else default_bvh_dir()),
-                  "source_subjects": list(get_split(cfg.split).source_subjects),
-                  "target_test_clips": list(get_split(cfg.split).test_clips),
-                  "split_description": get_split(cfg.split).description,
+                  "source_subjects": list(split.source_subjects), "target_test_clips": list(split.test_clips),
+                  "split_description": split.description,
                   "test_angle_deg": TEST_ANGLE, "train_overrides": overrides,
                   "torch_threads": torch.get_num_threads()},
         "model": main["model"], "n_train_clips": main["n_train_clips"], "n_test_clips": main["n_test_clips"],

@@ -379,7 +379,7 @@ class Trainer:
         length (normalized units, for the collapse guard); loss: the training objective; reproj (2D
         variants): the reprojection error (normalized image units, for the soft-collapse guard).
         """
-        from mvcapture.core.losses import consistency_loss, reprojection_loss
+        from mvcapture.core.losses import consistency_loss
         from mvcapture.core.normalize import height_proxy, norm25d_to_camera, norm25d_to_metres
 
         self.model.eval()
@@ -399,11 +399,11 @@ class Trainer:
             n = pred.shape[0]
             has_target = batch["has_target"].bool() if "has_target" in batch else torch.ones(n, dtype=torch.bool)
             if not VARIANTS[self.config.variant]["sup3d"] or bool(has_target.all()):
-                add("loss", compute_losses(pred, batch, self.config)[1]["total"], n)
+                parts = compute_losses(pred, batch, self.config)[1]
+                add("loss", parts["total"], n)
+                if "reproj" in parts:   # 2D variants: the unweighted reprojection term of that objective
+                    add("reproj", parts["reproj"], n)
             conf = loss_confidence(batch)
-            if VARIANTS[self.config.variant]["reproj"]:
-                add("reproj", reprojection_loss(pred.flatten(0, 1), batch["kp2d_norm"].flatten(0, 1),
-                                                conf.flatten(0, 1)), n)
             add("consistency_mm", 1000 * consistency_loss(norm25d_to_metres(pred), conf, mode="sequence"), n)
             add("body_size", height_proxy(pred).mean(), n)
             if bool(has_target.any()):
