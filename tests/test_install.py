@@ -25,6 +25,12 @@ def test_cli_version_and_help():
     assert out.returncode == 0 and "bench" in out.stdout
 
 
+def test_cli_module_runs_as_script():
+    """`python -m mvcapture.cli` is the command too (it printed nothing and exited 0 before)."""
+    out = subprocess.run([sys.executable, "-m", "mvcapture.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and mvcapture.__version__ in out.stdout
+
+
 def test_cli_error_shows_message_not_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mvcapture", "data", "synth", str(tmp_path / "missing"),
                           str(tmp_path / "out")], capture_output=True, text=True)
