@@ -191,6 +191,17 @@ def test_resume_from_any_step_ends_with_same_weights():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
 
 
+def test_split_validation_holds_out_tails_or_reuses_short_clips():
+    from mvcapture.train.data import split_validation
+
+    long, short = make_clip(T=100, seed=0), make_clip(T=40, seed=1)
+    train, val, held_out = split_validation([long, short], 0.15, window=27)
+    assert held_out and [c.num_frames for c in train] == [73, 40] and [c.num_frames for c in val] == [27]
+    np.testing.assert_array_equal(val[0].kp2d, long.kp2d[:, 73:])
+    train, val, held_out = split_validation([short], 0.15, window=27)
+    assert not held_out and train == val == [short]
+
+
 def test_collapse_is_detected_and_stops_the_run():
     clips = [make_clip(T=80, seed=i) for i in range(2)]
     config = TrainConfig(variant="l2d_con", epochs=30, batch_size=4, lr=5e-3, lambda_reproj=0.0,

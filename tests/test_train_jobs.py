@@ -129,6 +129,20 @@ def test_finetune_and_models_commands(clips_dir, tmp_path, capsys):
     assert "no model version 'v0042'" in capsys.readouterr().err
 
 
+def test_finetune_on_a_clip_too_short_to_hold_out_a_tail(tmp_path):
+    """A 40-frame recording (tiny lifter: 27-frame windows, a tail needs 54 frames) fine-tunes, validating
+    on its own windows, and the card says so (it failed with "clips are too short" before)."""
+    short = write_clips(tmp_path / "short", n=1, T=40)
+    job = start_job(JobSpec(clips=[str(short)], config="tiny", train={**TRAIN, "flip": False}), tmp_path / "job")
+    events = list(job.events())
+    assert events[-1]["event"] == "done", events[-1]
+    start = next(e for e in events if e["event"] == "start")
+    assert start["validation_set"].startswith("the training windows")
+    card = store.get_version(events[-1]["version"]).card
+    assert card["metrics"]["eval_set"] == start["validation_set"]
+    assert np.isfinite(card["metrics"]["consistency_mm"])
+
+
 def test_pretrain_command_writes_weights_and_card_with_held_out_metrics(tmp_path):
     from mvcapture.cli import main
     from mvcapture.lifter import load_lifter

@@ -65,6 +65,23 @@ def split_tail(clips: list[MultiViewClip], val_fraction: float, window: int
     return train, val
 
 
+def split_validation(clips: list[MultiViewClip], val_fraction: float, window: int
+                     ) -> tuple[list[MultiViewClip], list[MultiViewClip], bool]:
+    """`split_tail`, or, when no clip is long enough to hold out a tail (a 2-second jump at 60 fps is
+    shorter than two 81-frame windows), validation on the training windows themselves.
+
+    That is sound for fine-tuning: its validation score, the consistency residual, uses no labels, and
+    the footage trained on is the footage the user will lift; it only cannot detect overfitting.
+
+    Returns:
+        (train clips, validation clips, held_out): held_out False when validation reuses the training clips.
+    """
+    if any(clip.num_frames - max(window, int(round(clip.num_frames * val_fraction))) >= window for clip in clips):
+        train, val = split_tail(clips, val_fraction, window)
+        return train, val, True
+    return list(clips), list(clips), False
+
+
 def make_datasets(train_clips: list[MultiViewClip], val_clips: list[MultiViewClip], window: int,
                   stride: int | None = None, min_views: int = 2):
     """Window datasets for training (overlapping windows, `stride` default window // 3) and validation.

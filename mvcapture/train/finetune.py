@@ -562,9 +562,12 @@ class Trainer:
         if status == "collapsed":
             message = self.collapse_message or (
                 f"predicted body size fell below {cfg.collapse_fraction:.0%} of the initial one; "
-                f"stopped and kept the best epoch ({self.best_epoch}). Lower λ_con.")
+                f"stopped, {self._kept()}. Lower λ_con.")
             self.emit({"event": "collapse", "epoch": self.epoch + 1, "step": self.step, "message": message})
         return TrainResult(status, self.best_epoch, self.best_metrics, self.history)
+
+    def _kept(self) -> str:
+        return f"kept the best epoch ({self.best_epoch})" if self.best_epoch else "no epoch to keep"
 
     def _end_epoch(self) -> str:
         cfg = self.config
@@ -578,7 +581,7 @@ class Trainer:
             self.collapse_message = (
                 f"the views agree but no longer fit the 2D (validation reprojection error "
                 f"{val['reproj']:.3f}, {val['reproj'] / self.initial['reproj']:.1f}× the initial "
-                f"{self.initial['reproj']:.3f}); stopped and kept the best epoch ({self.best_epoch}). Lower λ_con.")
+                f"{self.initial['reproj']:.3f}); stopped, {self._kept()}. Lower λ_con.")
         score = self.score(val)
         if not collapsed and score < self.best_score:
             self.best_score, self.best_epoch, self.best_metrics = score, self.epoch + 1, val

@@ -30,6 +30,7 @@ EVENTS = "events.jsonl"
 CHECKPOINT = "checkpoint.pt"
 CANCEL = "cancel"
 RESULT = "result.json"
+VAL_HELD_OUT = "validation windows (held-out tail of each training clip)"
 
 
 class EventWriter:
@@ -100,7 +101,7 @@ def build_model(spec: dict, seed: int):
 
 
 def load_job_data(spec: dict, config: TrainConfig, window: int):
-    """(all clips, their files, train clips, validation clips, test clips) for a job."""
+    """(all clips, their files, train clips, validation clips, test clips, validation set description)."""
     from mvcapture.train import data as tdata
 
     if spec.get("kind") == "pretrain":
@@ -115,11 +116,14 @@ def load_job_data(spec: dict, config: TrainConfig, window: int):
         if not train or not val:
             raise MvcaptureError(f"{spec['data']}: the subject split left no training or no validation clips "
                                  f"(train {len(train)}, val {len(val)}, test {len(test)})")
-        return clips, files, train, val, test
+        return clips, files, train, val, test, "validation subjects (model selection)"
     files = tdata.clip_files(spec["clips"])
     clips = tdata.load_training_clips(files)
-    train, val = tdata.split_tail(clips, config.val_fraction, window)
-    return clips, files, train, val, []
+    train, val, held_out = tdata.split_validation(clips, config.val_fraction, window)
+    eval_set = (VAL_HELD_OUT if held_out else
+                f"the training windows (every clip is shorter than {2 * window} frames, too short to hold out "
+                f"a tail; the consistency residual needs no labels, but overfitting cannot be seen)")
+    return clips, files, train, val, [], eval_set
 
 
 def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
@@ -132,7 +136,7 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     device = _device_for(dist, spec.get("device", "auto"))
     model, parent = build_model(spec, config.seed)
     window = config.window or int(model.maxlen)
-    clips, files, train_clips, val_clips, test_clips = load_job_data(spec, config, window)
+    clips, files, train_clips, val_clips, test_clips, eval_set = load_job_data(spec, config, window)
     train_set, val_set = tdata.make_datasets(train_clips, val_clips, window, config.stride,
                                              min_views=1 if kind == "pretrain" else 2)
     trainer = Trainer(model, train_set, val_set, config, emit=emit, dist=dist, device=device)
@@ -145,15 +149,15 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     else:
         emit({"event": "start", "kind": kind, "variant": config.variant, "epochs": config.epochs,
               "steps_per_epoch": trainer.steps_per_epoch, "train_windows": len(train_set),
-              "val_windows": len(val_set), "test_clips": len(test_clips), "world_size": dist.world,
+              "val_windows": len(val_set), "validation_set": eval_set, "test_clips": len(test_clips), "world_size": dist.world,
               "device": str(device), "parent_version": parent})
     result = trainer.run(stop_requested, save_checkpoint=lambda state: atomic_torch_save(ckpt, state),
                          checkpoint_every_s=float(spec.get("checkpoint_every_s", 60.0)))
     if result.status == "cancelled":
         return {"event": "cancelled", "epoch": trainer.epoch + 1, "step": trainer.step, "checkpoint": str(ckpt)}
     if trainer.best_state is None:
-        raise MvcaptureError("training collapsed before the first epoch ended (predicted poses shrank to a "
-                             "point); lower λ_con")
+        raise MvcaptureError("training collapsed before any epoch could be kept: " + (
+            trainer.collapse_message or "predicted poses shrank to a point. Lower λ_con."))
     if not dist.is_main:
         return {"event": "done"}
     model.load_state_dict(trainer.best_state)
@@ -165,11 +169,9 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
         "epochs": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped": result.status,
-        "metrics": {"eval_set": "validation windows (held-out tail of each training clip)", **result.best_metrics},
+        "metrics": {"eval_set": eval_set, **result.best_metrics},
         "training": {**asdict(config), "window": window, "world_size": dist.world},
     }
-    if kind == "pretrain":
-        card["metrics"] = {"eval_set": "validation subjects (model selection)", **result.best_metrics}
     if test_clips:
         from mvcapture.train.evaluate import evaluate_model
 
