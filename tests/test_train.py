@@ -244,6 +244,26 @@ def test_soft_collapse_views_agree_but_no_longer_fit_the_2d():
     assert min(h["validation"]["consistency_mm"] for h in unguarded.history) < 0.3 * unguarded.initial["consistency_mm"]
 
 
+def test_soft_collapse_needs_patience_and_never_keeps_an_epoch_over_the_threshold():
+    """A reprojection spike in the first epochs (the first Adam steps on a short recording doubled it on the
+    demo, then it fell below the start) must not stop the run; three epochs over 1.5x in a row do."""
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    trainer = _trainer(clips, TrainConfig(variant="l2d_con", epochs=8, batch_size=4, lr=1e-4))
+    trainer.initial = {**trainer.validate(), "reproj": 0.02, "consistency_mm": 100.0}
+    size = trainer.initial["body_size"]
+    # reproj per epoch: spike, spike, recovered (best), worse but under the bar, then three over it
+    reproj = iter([0.05, 0.04, 0.015, 0.025, 0.05, 0.06, 0.07, 0.01])
+    consistency = iter([10.0, 20.0, 50.0, 40.0, 5.0, 4.0, 3.0, 2.0])
+    trainer.validate = lambda: {"reproj": next(reproj), "consistency_mm": next(consistency), "body_size": size}
+    events = []
+    trainer._emit = events.append
+    result = trainer.run()
+    assert result.status == "collapsed" and trainer.epoch == 7, [h["validation"] for h in trainer.history]
+    assert result.best_epoch == 4, "epochs over the threshold are never kept, however consistent"
+    assert [h.get("soft_collapse_strikes") for h in trainer.history] == [1, 2, None, None, 1, 2, 3]
+    assert "3 epoch(s) in a row" in next(e["message"] for e in events if e["event"] == "collapse")
+
+
 def test_soft_collapse_only_for_2d_consistency_variants():
     trainer = _trainer([make_clip(T=80, seed=0), make_clip(T=80, seed=1)], TrainConfig(variant="l2d_con"))
     trainer.initial = {"body_size": 1.0, "reproj": 0.02}

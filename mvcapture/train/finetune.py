@@ -39,9 +39,12 @@ class TrainConfig:
     stride: int | None = None       # None → window // 3
     val_fraction: float = 0.15      # tail of each clip held out for validation (fine-tuning)
     collapse_fraction: float = 0.5  # 2D + consistency: stop when predicted body size < this × initial
-    # 2D + consistency: stop when the validation reprojection error exceeds this × the initial one — the
-    # "soft" collapse, where the views agree on a pose of plausible size that no longer fits the 2D; 0 = off
+    # 2D + consistency: stop when the validation reprojection error exceeds this × the initial one for
+    # `soft_collapse_patience` epochs in a row — the "soft" collapse, where the views agree on a pose of
+    # plausible size that no longer fits the 2D; 0 = off. Such epochs are never kept. The patience lets
+    # the first steps' transient pass (on a short recording the first epoch's error can briefly double).
     soft_collapse_factor: float = 1.5
+    soft_collapse_patience: int = 3
     lambda_reproj: float = 1.0
     lambda_con: float | None = None  # None → DEFAULT_LAMBDA_CON[variant]
     lambda_pos: float = 1.0
@@ -334,6 +337,7 @@ class Trainer:
         self.best_state: dict | None = None
         self.initial: dict | None = None   # validation of the starting model
         self.collapse_message: str | None = None
+        self.soft_strikes = 0     # consecutive epochs over the soft-collapse threshold
         self.steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0))
 
     # ---------------------------------------------------------------------------- state / checkpoint
@@ -345,6 +349,7 @@ class Trainer:
             "epoch_sums": dict(self.epoch_sums), "epoch_count": self.epoch_count,
             "history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
             "best_metrics": self.best_metrics, "best_state": self.best_state, "initial": self.initial,
+            "soft_strikes": self.soft_strikes, "collapse_message": self.collapse_message,
             "rng": rng_state(), "config": asdict(self.config),
         }
 
@@ -357,6 +362,8 @@ class Trainer:
         self.best_epoch, self.best_score = state["best_epoch"], state["best_score"]
         self.best_metrics, self.initial = state["best_metrics"], state["initial"]
         self.best_state = state["best_state"]
+        self.soft_strikes = int(state.get("soft_strikes", 0))          # absent in older checkpoints
+        self.collapse_message = state.get("collapse_message")
         set_rng_state(state["rng"])
 
     def emit(self, event: dict) -> None:
@@ -576,14 +583,19 @@ class Trainer:
         record = {"epoch": self.epoch + 1, "train": train, "validation": val,
                   "lr": self.optimizer.param_groups[0]["lr"]}
         collapsed = self.collapsed(val["body_size"])
-        if not collapsed and self.soft_collapsed(val):
+        over = self.soft_collapsed(val)
+        self.soft_strikes = self.soft_strikes + 1 if over else 0
+        if over:
+            record["soft_collapse_strikes"] = self.soft_strikes
+        if not collapsed and over and self.soft_strikes >= max(1, cfg.soft_collapse_patience):
             collapsed = True
             self.collapse_message = (
                 f"the views agree but no longer fit the 2D (validation reprojection error "
                 f"{val['reproj']:.3f}, {val['reproj'] / self.initial['reproj']:.1f}× the initial "
-                f"{self.initial['reproj']:.3f}); stopped, {self._kept()}. Lower λ_con.")
+                f"{self.initial['reproj']:.3f}, {self.soft_strikes} epoch(s) in a row); stopped, {self._kept()}. "
+                f"Lower λ_con.")
         score = self.score(val)
-        if not collapsed and score < self.best_score:
+        if not collapsed and not over and score < self.best_score:
             self.best_score, self.best_epoch, self.best_metrics = score, self.epoch + 1, val
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             record["best"] = True
