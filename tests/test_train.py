@@ -191,6 +191,19 @@ def test_resume_from_any_step_ends_with_same_weights():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
 
 
+def test_learning_rate_warms_up_then_decays_per_epoch():
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    trainer = _trainer(clips, TrainConfig(variant="l2d", epochs=3, batch_size=4, lr=1e-3, warmup_steps=4))
+    lrs = []
+    trainer._emit = lambda e: lrs.append(e["lr"]) if e["event"] == "step" else None
+    trainer.run()
+    n = trainer.steps_per_epoch
+    expected = [1e-3 * 0.99 ** (g // n) * min(1.0, (g + 1) / 4) for g in range(3 * n)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    assert lrs[0] == pytest.approx(2.5e-4) and trainer.lr_at(0, 0) == pytest.approx(2.5e-4)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.99 ** 3)
+
+
 def test_split_validation_holds_out_tails_or_reuses_short_clips():
     from mvcapture.train.data import split_validation
 
