@@ -70,6 +70,8 @@ class TrainingProgress:
             self.total_steps = self.epochs * int(event.get("steps_per_epoch", 0))
             self.log.append(f"started: {event.get('variant')} for {self.epochs} epochs on {event.get('device')} "
                             f"({event.get('train_windows')} training windows)")
+            if event.get("validation_set"):
+                self.log.append(f"validation on {event['validation_set']}")
         elif kind == "resumed":
             self.status = "running"
             self.global_step = int(event.get("global_step", self.global_step))

@@ -96,6 +96,8 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
                       f"val consistency {val['consistency_mm']:.1f} mm{extra}" + (" (best)" if event.get("best") else ""))
         elif kind == "collapse":
             bar.write(f"stopped: {event['message']}")
+        elif kind == "start" and event.get("validation_set"):
+            bar.write(f"validation on {event['validation_set']}")
 
     try:
         while True:
