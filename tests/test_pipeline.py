@@ -388,7 +388,8 @@ def test_pipeline_recovers_the_camera_angle_from_exact_3d(tmp_path, no_detector_
     flat_run = SessionPipeline(session, model=OracleLifter(flat), from_stage="lift")
     b = flat_run.run()
     assert b.angle_deg[1] > yaw1 + 30  # biased towards the 180° mirror solution -- and said so
-    assert any("nearly flat" in n for n in flat_run.metrics["notes"])
+    note = next(n for n in flat_run.metrics["notes"] if "nearly flat" in n)
+    assert f"mvcapture finetune {session.path}" in note  # the remedy, runnable as printed
 
 
 def _qualisys_cameras(path):

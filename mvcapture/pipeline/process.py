@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import logging
 import threading
 from dataclasses import dataclass
@@ -550,7 +551,9 @@ class SessionPipeline:
             if ratio < FLAT_DEPTH_RATIO:
                 self._note("analysis", f"view {v}: the lifter's 3D is nearly flat (depth spread {ratio:.2f} of the "
                                        f"width, real poses 0.3-0.5); the camera angle is then biased towards "
-                                       f"180° and depth is barely checked -- use a better trained model")
+                                       f"180° and depth is barely checked -- fine-tune on this session (Fine-tune "
+                                       f"tab, or `mvcapture finetune {shlex.quote(str(self.session.path))}`) or use a better "
+                                       f"trained model")
         self.metrics = self._metrics(analysis, weight_sum, axis_angle, scale, sync)
         self.metrics["depth_ratio"] = depth
         analysis.save(analysis_path)
