@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import logging
+import shlex
 import threading
 from dataclasses import dataclass
 from pathlib import Path
