@@ -549,11 +549,11 @@ class SessionPipeline:
         depth = [depth_ratio(pose3d[v], conf[v]) for v in range(V)]
         for v, ratio in enumerate(depth):
             if ratio < FLAT_DEPTH_RATIO:
+                command = f"mvcapture finetune {shlex.quote(str(self.session.path))}"
                 self._note("analysis", f"view {v}: the lifter's 3D is nearly flat (depth spread {ratio:.2f} of the "
                                        f"width, real poses 0.3-0.5); the camera angle is then biased towards "
                                        f"180° and depth is barely checked -- fine-tune on this session (Fine-tune "
-                                       f"tab, or `mvcapture finetune {shlex.quote(str(self.session.path))}`) or use a better "
-                                       f"trained model")
+                                       f"tab, or `{command}`) or use a better trained model")
         self.metrics = self._metrics(analysis, weight_sum, axis_angle, scale, sync)
         self.metrics["depth_ratio"] = depth
         analysis.save(analysis_path)

@@ -149,8 +149,8 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     else:
         emit({"event": "start", "kind": kind, "variant": config.variant, "epochs": config.epochs,
               "steps_per_epoch": trainer.steps_per_epoch, "train_windows": len(train_set),
-              "val_windows": len(val_set), "validation_set": eval_set, "test_clips": len(test_clips), "world_size": dist.world,
-              "device": str(device), "parent_version": parent})
+              "val_windows": len(val_set), "validation_set": eval_set, "test_clips": len(test_clips),
+              "world_size": dist.world, "device": str(device), "parent_version": parent})
     result = trainer.run(stop_requested, save_checkpoint=lambda state: atomic_torch_save(ckpt, state),
                          checkpoint_every_s=float(spec.get("checkpoint_every_s", 60.0)))
     if result.status == "cancelled":
