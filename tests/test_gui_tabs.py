@@ -168,7 +168,9 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     qtbot.waitUntil(lambda: tab.sessions.count() == 1, timeout=10_000)
     tab.sessions.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
     tab.variant.setCurrentIndex(tab.variant.findData("l2d_con"))
+    assert tab.epochs.text() == "auto" and tab.job_spec(["x"])["train"]["min_steps"] == 100
     tab.epochs.setValue(3)
+    assert tab.job_spec(["x"])["train"] == {"variant": "l2d_con", "epochs": 3, "lambda_con": tab.lambda_con.value()}
     monitor = EventLoopMonitor(interval_ms=10)
     monitor.start()
     tab.start_button.click()

@@ -317,13 +317,14 @@ def test_demo_camera_angle_close_to_calibration(no_detector_weights):
 @pytest.mark.skipif(not default_weights_path().is_file(), reason="resources/lifter/default.pt is not there yet")
 def test_finetuning_on_the_demo_footage_brings_the_camera_angle_closer(no_detector_weights):
     """The app's loop on real footage: process the demo, fine-tune the default lifter on its own two views
-    (l2d_con, 2D only: no calibration, no 3D; defaults but 100 epochs, as 100 frames give one step per
-    epoch), process again with the new version. Measured (1 thread, ~60 s of training): validation
+    (l2d_con, 2D only: no calibration, no 3D; the app's defaults: "auto" epochs give the 100 frames, one
+    step per epoch, 100 epochs), process again with the new version. Measured (1 thread, ~60 s of training): validation
     consistency 144 -> 56 mm, the pipeline's residual 130 -> 58 mm, camera rotation error +38.0° -> +5.6°,
     optical axes +41.7° -> +16.4°. Before the lr warm-up and the soft-collapse patience the default run
     stopped in epoch 1 with nothing kept; without flip augmentation it reached only +16.8° / +29.3°
     (residual 114 mm: the flip-TTA half of each prediction was never adapted)."""
     from mvcapture.pipeline.demo import calibration_angles, demo_session
+    from mvcapture.train.finetune import auto_epochs
     from mvcapture.train.jobs import JobSpec, start_job
 
     calib = calibration_angles()
@@ -337,11 +338,12 @@ def test_finetuning_on_the_demo_footage_brings_the_camera_angle_closer(no_detect
 
     rot_before, axis_before, pipeline = errors("default")
     analysis = pipeline.session.path_for("analysis")
-    job = start_job(JobSpec(clips=[str(analysis)], model="default", train={"variant": "l2d_con", "epochs": 100}))
+    job = start_job(JobSpec(clips=[str(analysis)], model="default", train={"variant": "l2d_con", **auto_epochs(None)}))
     events = list(job.events())
     done = events[-1]
     assert done["event"] == "done", done
     validation = [e["validation"]["consistency_mm"] for e in events if e["event"] == "epoch"]
+    assert len(validation) == 100
     assert validation[-1] < 0.5 * validation[0], validation[::10]
     assert done["metrics"]["eval_set"].startswith("the training windows")  # 100 frames: no tail to hold out
     rot_after, axis_after, after = errors(done["version"])

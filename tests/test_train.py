@@ -204,6 +204,24 @@ def test_learning_rate_warms_up_then_decays_per_epoch():
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.99 ** 3)
 
 
+def test_min_steps_gives_a_short_recording_more_epochs():
+    from mvcapture.train.finetune import auto_epochs
+
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    exact = _trainer(clips, TrainConfig(variant="l2d", epochs=2, batch_size=4))
+    n = exact.steps_per_epoch
+    assert exact.config.epochs == 2 and 2 * n < 25
+    trainer = _trainer(clips, TrainConfig(variant="l2d", epochs=2, batch_size=4, min_steps=25))
+    assert trainer.config.epochs == -(-25 // n) and (trainer.config.epochs - 1) * n < 25 <= trainer.config.epochs * n
+    steps = []
+    trainer._emit = lambda e: steps.append(e) if e["event"] == "step" else None
+    trainer.run()
+    assert len(steps) == trainer.config.epochs * n and steps[-1]["epochs"] == trainer.config.epochs
+    many = _trainer(clips, TrainConfig(variant="l2d", epochs=30, batch_size=4, min_steps=25))
+    assert many.config.epochs == 30, "enough steps already: the epochs stay as given"
+    assert auto_epochs(None) == {"epochs": 30, "min_steps": 100} and auto_epochs(5) == {"epochs": 5}
+
+
 def test_split_validation_holds_out_tails_or_reuses_short_clips():
     from mvcapture.train.data import split_validation
 

@@ -103,8 +103,11 @@ class FinetuneTab(QtWidgets.QWidget):
         self.lambda_con.setDecimals(3)
         self.lambda_con.setToolTip("weight of the consistency loss λ_con")
         self.epochs = QtWidgets.QSpinBox()
-        self.epochs.setRange(1, 500)
-        self.epochs.setValue(10)
+        self.epochs.setRange(0, 500)
+        self.epochs.setSpecialValueText("auto")  # 0
+        self.epochs.setValue(0)
+        self.epochs.setToolTip("auto: the paper's 30 epochs, more on a short recording so that training runs "
+                               "at least 100 steps")
         self.activate_when_done = QtWidgets.QCheckBox("make the new version active when done")
         self.start_button = QtWidgets.QPushButton("Start")
         self.cancel_button = QtWidgets.QPushButton("Cancel")
@@ -233,7 +236,9 @@ class FinetuneTab(QtWidgets.QWidget):
 
     def job_spec(self, clips: list[str]) -> dict:
         """The job the current choices describe (JobSpec fields)."""
-        train = {"variant": self.variant.currentData(), "epochs": int(self.epochs.value())}
+        from mvcapture.train.finetune import auto_epochs
+
+        train = {"variant": self.variant.currentData(), **auto_epochs(int(self.epochs.value()) or None)}
         if self.lambda_con.isEnabled():
             train["lambda_con"] = float(self.lambda_con.value())
         return {"clips": clips, "train": train, "config": self.base_config,

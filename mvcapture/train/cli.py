@@ -25,8 +25,8 @@ def register(subparsers) -> None:
 
 # ------------------------------------------------------------------------------------------ finetune
 
-def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30, the paper's)")
+def _add_training_options(p: argparse.ArgumentParser, epochs_help: str) -> None:
+    p.add_argument("--epochs", type=int, default=None, help=epochs_help)
     p.add_argument("--batch-size", type=int, default=8, help="windows per step, all processes together")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same weights)")
     p.add_argument("--nproc", type=int, default=1,
@@ -51,7 +51,8 @@ def _register_finetune(subparsers) -> None:
     p.add_argument("--activate", action="store_true", help="make the new version the active model")
     p.add_argument("--resume", type=Path, default=None, metavar="JOB_DIR",
                    help="continue a cancelled or crashed job from its last checkpoint")
-    _add_training_options(p)
+    _add_training_options(p, "training epochs (default: the paper's 30, and more on a short recording so that "
+                             "training runs at least 100 steps)")
     add_json_option(p)
     p.set_defaults(func=_finetune)
 
@@ -65,7 +66,10 @@ def _finetune(args) -> int:
     else:
         if not args.clips:
             raise MvcaptureError("give the clips (or folders of clips) to fine-tune on")
-        train = {"variant": args.variant, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
+        from mvcapture.train.finetune import auto_epochs
+
+        train = {"variant": args.variant, **auto_epochs(args.epochs), "batch_size": args.batch_size,
+                 "seed": args.seed}
         if args.lambda_con is not None:
             train["lambda_con"] = args.lambda_con
         job = start_job(JobSpec(clips=[str(c) for c in args.clips], train=train, model=args.model,
@@ -148,7 +152,7 @@ def _register_train(subparsers) -> None:
     pre.add_argument("--data-license", default=CMU_LICENSE, help="their license terms for the model card")
     pre.add_argument("--resume", type=Path, default=None, metavar="JOB_DIR",
                      help="continue a cancelled or crashed pretraining job")
-    _add_training_options(pre)
+    _add_training_options(pre, "training epochs (default 60)")
     pre.set_defaults(epochs=60, batch_size=16)
     add_json_option(pre)
     pre.set_defaults(func=_pretrain)

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -22,6 +22,17 @@ from mvcapture.train.variants import DEFAULT_LAMBDA_CON, VARIANTS
 
 log = logging.getLogger(__name__)
 
+DEFAULT_EPOCHS = 30       # the paper's
+AUTO_MIN_STEPS = 100      # "auto" epochs: the paper's 30, but never fewer than this many steps
+
+
+def auto_epochs(epochs: int | None) -> dict:
+    """TrainConfig fields for an epoch count the user gave, or for "auto" (None): the paper's 30 epochs and
+    at least AUTO_MIN_STEPS steps, so a 2-second recording (one step per epoch) still trains properly."""
+    if epochs is None:
+        return {"epochs": DEFAULT_EPOCHS, "min_steps": AUTO_MIN_STEPS}
+    return {"epochs": int(epochs)}
+
 
 @dataclass
 class TrainConfig:
@@ -29,6 +40,9 @@ class TrainConfig:
 
     variant: str = "l2d_con"
     epochs: int = 30
+    # at least this many optimizer steps: a short recording gets more epochs than `epochs` (the paper's
+    # 30 epochs assume many windows per epoch; the 100-frame demo has one window batch). 0 = exactly `epochs`
+    min_steps: int = 0
     lr: float = 2e-4
     lr_decay: float = 0.99          # × per epoch
     # lr ramps linearly from lr / warmup_steps to lr over the first steps: Adam's first updates move every
@@ -346,6 +360,9 @@ class Trainer:
         self.collapse_message: str | None = None
         self.soft_strikes = 0     # consecutive epochs over the soft-collapse threshold
         self.steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0))
+        if config.min_steps > 0 and config.epochs * self.steps_per_epoch < config.min_steps:
+            # a function of the data only, so a resumed job arrives at the same number
+            self.config = replace(config, epochs=math.ceil(config.min_steps / self.steps_per_epoch))
 
     # ---------------------------------------------------------------------------- state / checkpoint
     def state_dict(self) -> dict:

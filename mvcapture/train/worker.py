@@ -147,7 +147,7 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
         emit({"event": "resumed", "epoch": trainer.epoch + 1, "step": trainer.step,
               "global_step": trainer.global_step})
     else:
-        emit({"event": "start", "kind": kind, "variant": config.variant, "epochs": config.epochs,
+        emit({"event": "start", "kind": kind, "variant": config.variant, "epochs": trainer.config.epochs,
               "steps_per_epoch": trainer.steps_per_epoch, "train_windows": len(train_set),
               "val_windows": len(val_set), "validation_set": eval_set, "test_clips": len(test_clips),
               "world_size": dist.world, "device": str(device), "parent_version": parent})
@@ -170,7 +170,7 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
         "epochs_run": len(result.history),
         "stopped": result.status,
         "metrics": {"eval_set": eval_set, **result.best_metrics},
-        "training": {**asdict(config), "window": window, "world_size": dist.world},
+        "training": {**asdict(trainer.config), "window": window, "world_size": dist.world},
     }
     if test_clips:
         from mvcapture.train.evaluate import evaluate_model
