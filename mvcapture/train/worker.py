@@ -30,7 +30,7 @@ EVENTS = "events.jsonl"
 CHECKPOINT = "checkpoint.pt"
 CANCEL = "cancel"
 RESULT = "result.json"
-VAL_HELD_OUT = "validation windows (held-out tail of each training clip)"
+VAL_HELD_OUT = "held-out windows (the tail of each training clip)"
 
 
 class EventWriter:
