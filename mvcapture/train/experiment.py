@@ -84,9 +84,9 @@ class ExperimentConfig:
     lr: float = 5e-4                # the paper's 2e-4 barely moves the tiny lifter in ~400 steps
     batch_size: int = 8
     stride: int | None = None       # fine-tuning window stride; None → the window (no overlap)
-    warmup_steps: int = 0           # fine-tuning lr warm-up (TrainConfig's default is 10)
-    flip: bool = False              # fine-tuning flip augmentation (TrainConfig's default is on; the
-                                    # evaluation lifts without flip TTA)
+    warmup_steps: int = 10          # lr warm-up steps (pretraining and fine-tuning; the app's default)
+    flip: bool = True               # fine-tuning flip augmentation (the app's default; evaluation lifts
+                                    # without flip TTA)
     target_rigs: int = 1
     angle: float = 90.0             # between the two target-train cameras in the main table
     lambdas: tuple = LAMBDAS
@@ -231,8 +231,6 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
     progress(f"pretraining the source lifter ({cfg.config}, {cfg.pretrain_epochs} epochs) ...")
     source = pretrain_source(cfg, Path(data["source"]["dir"]), out / "source_lifter.pt",
                              emit=lambda e: emit("pretrain", e))
-    # no lr warm-up and no flip augmentation: the committed run predates both defaults (the paper has no
-    # warm-up; 420 steps, no early spike seen)
     overrides = {"lr": cfg.lr, "stride": cfg.stride or None, "warmup_steps": cfg.warmup_steps, "flip": cfg.flip}
     if overrides["stride"] is None:
         from mvcapture.lifter import load_lifter
