@@ -33,6 +33,31 @@ def test_experiment_quick_end_to_end(shared_data, tmp_path):
     assert "l2d_con / l2d MPJPE" in md and "λ_con sweep" in md
 
 
+def test_experiment_from_a_given_source_lifter_skips_pretraining(shared_data, tmp_path):
+    """--source-model (e.g. a MotionBERT checkpoint on a GPU machine): no pretraining, the given weights are
+    the baseline, and the results say so."""
+    import numpy as np
+    import torch
+
+    from mvcapture.io.clip import load_dataset
+    from mvcapture.lifter import create_lifter, load_lifter, save_lifter
+    from mvcapture.train.evaluate import evaluate_lifter
+    from mvcapture.train.experiment import ExperimentConfig, run_experiment
+
+    torch.manual_seed(3)
+    weights = tmp_path / "given.pt"
+    save_lifter(create_lifter("tiny"), weights, {"name": "given source"})
+    cfg = ExperimentConfig.quick(bvh_dir=str(shared_data / "mocap" / "cmu"), source_model=str(weights),
+                                 variants=("baseline", "l2d_con"), lambdas=(), angles=())
+    payload = run_experiment(cfg, tmp_path / "out")
+    assert payload["source"]["given"] and payload["source"]["weights"] == str(weights)
+    assert not (tmp_path / "out" / "source_lifter.pt").exists()
+    test_clips = load_dataset(tmp_path / "out" / "data" / "target_test", min_views=1)
+    expected = evaluate_lifter(load_lifter(str(weights), device="cpu"), test_clips)["mpjpe"]
+    np.testing.assert_allclose(payload["variants"]["baseline"]["mpjpe"], expected, rtol=1e-6)
+    assert "Source lifter: given" in (tmp_path / "out" / "results.md").read_text()
+
+
 def test_experiment_missing_bvh_is_a_clear_error(tmp_path, capsys):
     rc = main(["experiment", "--quick", "--out", str(tmp_path / "o"), "--bvh", str(tmp_path / "nope")])
     assert rc == 2

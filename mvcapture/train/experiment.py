@@ -76,6 +76,9 @@ class ExperimentConfig:
     bvh_dir: str = ""
     split: str = "dance"
     config: str = "tiny"
+    # a lifter to start from instead of pretraining one (a weights file, model version or MotionBERT
+    # checkpoint that never saw the target subjects, e.g. one trained on Human3.6M); "" = pretrain `config`
+    source_model: str = ""
     pretrain_epochs: int = 40
     pretrain_lr: float = 1e-3
     pretrain_batch_size: int = 8
@@ -211,6 +214,15 @@ def pretrain_source(cfg: ExperimentConfig, source_dir: Path, out: Path, emit=lam
             "validation": result.best_metrics, "train_windows_clips": len(train)}
 
 
+def given_source(spec: str) -> dict:
+    """The `source` entry of the results for a lifter given with --source-model (not pretrained here)."""
+    from mvcapture.lifter import load_lifter
+
+    lifter = load_lifter(spec, device="cpu")  # fails early, with the loader's message, on a bad spec
+    return {"weights": str(spec), "given": True, "name": lifter.name, "config": lifter.config_name, "epochs": 0,
+            "best_epoch": None, "status": "given", "train_seconds": 0.0, "validation": {}}
+
+
 # ---------------------------------------------------------------------------------------- experiment
 
 def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, emit=lambda v, e: None) -> dict:
@@ -228,9 +240,13 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
     cpu_start = time.process_time()
     progress("synthesizing source and target clips ...")
     data = build_data(cfg, out / "data")
-    progress(f"pretraining the source lifter ({cfg.config}, {cfg.pretrain_epochs} epochs) ...")
-    source = pretrain_source(cfg, Path(data["source"]["dir"]), out / "source_lifter.pt",
-                             emit=lambda e: emit("pretrain", e))
+    if cfg.source_model:
+        source = given_source(cfg.source_model)
+        progress(f"source lifter: {source['weights']} (given; no pretraining)")
+    else:
+        progress(f"pretraining the source lifter ({cfg.config}, {cfg.pretrain_epochs} epochs) ...")
+        source = pretrain_source(cfg, Path(data["source"]["dir"]), out / "source_lifter.pt",
+                                 emit=lambda e: emit("pretrain", e))
     overrides = {"lr": cfg.lr, "stride": cfg.stride or None, "warmup_steps": cfg.warmup_steps, "flip": cfg.flip}
     if overrides["stride"] is None:
         from mvcapture.lifter import load_lifter
@@ -351,8 +367,12 @@ def format_markdown(payload: dict) -> str:
     for angle, r in payload["angle_sweep"].items():
         lines.append(_row(f"{angle}°", r))
     src = payload["source"]
-    lines += ["", f"Source lifter: {s['config']} pretrained {src['epochs']} epochs with L_3D on CMU "
-              f"{', '.join(s['source_subjects'])} (best epoch {src['best_epoch']}, {src['train_seconds']:.0f} s). "
+    if src.get("given"):
+        origin = f"Source lifter: given ({src['weights']}; not pretrained here, the source clips unused). "
+    else:
+        origin = (f"Source lifter: {s['config']} pretrained {src['epochs']} epochs with L_3D on CMU "
+                  f"{', '.join(s['source_subjects'])} (best epoch {src['best_epoch']}, {src['train_seconds']:.0f} s). ")
+    lines += ["", origin +
               f"{payload['n_train_clips']} target-train / {payload['n_test_clips']} target-test clips; "
               f"mm, monocular, every view of every test clip. Device {payload['device']}; "
               f"{payload['hardware'].get('cpu', platform.processor())}; wall {payload['wall_seconds']:.0f} s, "
@@ -370,6 +390,9 @@ def register(subparsers) -> None:
     p.add_argument("--bvh", type=Path, default=None, help="folder of the CMU .bvh files "
                    "(default <repo>/../shared/data/mocap/cmu)")
     p.add_argument("--config", default="tiny", help="lifter config (default tiny)")
+    p.add_argument("--source-model", default="", metavar="SPEC",
+                   help="start from this lifter instead of pretraining one (weights file, model version or "
+                        "MotionBERT checkpoint that never saw the target subjects)")
     p.add_argument("--split", default="dance", choices=sorted(SPLITS),
                    help="; ".join(f"{k}: {v.description}" for k, v in SPLITS.items()) + " (default dance)")
     p.add_argument("--pretrain-epochs", type=int, default=None, help="source pretraining epochs (default 40)")
@@ -389,6 +412,7 @@ def _run(args) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     kw = {"config": args.config, "split": args.split, "seed": args.seed, "angle": args.angle,
+          "source_model": args.source_model,
           "bvh_dir": str(args.bvh) if args.bvh else ""}
     for key in ("pretrain_epochs", "epochs", "lr"):
         if getattr(args, key) is not None:
