@@ -145,8 +145,10 @@ def test_training_progress_follows_job_events():
 
     p = TrainingProgress()
     p.feed({"event": "start", "variant": "l2d_con", "epochs": 2, "steps_per_epoch": 2, "device": "cpu",
-            "validation_set": "the training windows (every clip is shorter than 162 frames, ...)"})
+            "validation_set": "the training windows (every clip is shorter than 162 frames, ...)",
+            "validation_held_out": False})
     assert p.log[-1] == "validation on the training windows (every clip is shorter than 162 frames, ...)"
+    assert not p.validation_held_out
     p.feed({"event": "validation", "epoch": 0, "validation": {"consistency_mm": 30.0, "loss": 2.0}})
     p.feed({"event": "step", "epoch": 1, "epochs": 2, "global_step": 1, "total_steps": 4, "eta_s": 90,
             "losses": {"total": 1.5, "reproj": 1.0}})

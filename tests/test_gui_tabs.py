@@ -194,6 +194,7 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     assert monitor.worst_stall_ms < 100
     new_version = tab.progress.result["version"]
     assert tab.compare.rowCount() >= 1, "before/after table filled"
+    assert "held-out frames" in tab.compare_label.text(), "80-frame sessions hold out their tails"
     assert store.active_version() == previous.version, "a new version is not active until the user says so"
     tab.activate_button.click()
     qtbot.waitUntil(lambda: store.active_version() == new_version and tab.rollback_button.isEnabled(), timeout=10_000)
@@ -219,6 +220,15 @@ class _FakeDetector:
                          (0.45, 0.55), (0.56, 0.72), (0.44, 0.72), (0.57, 0.9), (0.43, 0.9)])
         kp = base * (w, h) + rng.normal(0, 1.0, base.shape)
         return [Person(np.array([0.3 * w, 0.1 * h, 0.7 * w, 0.95 * h]), 0.9, kp, np.full(17, 0.9))]
+
+
+def test_finetune_tab_says_when_a_short_recording_validates_on_itself(qtbot, window):
+    tab = window.finetune_tab
+    tab.progress.feed({"event": "start", "variant": "l2d_con", "epochs": 100, "steps_per_epoch": 1, "device": "cpu",
+                       "validation_set": "the training windows (...)", "validation_held_out": False})
+    tab._render()
+    assert "training windows" in tab.compare_label.text() and "training windows" in tab.val_plot.plotItem.titleLabel.text
+    assert "validation on the training windows (...)" in tab.log_view.toPlainText()
 
 
 def test_capture_live_pose_overlay_3d_and_camera_angle(qtbot, window, take):

@@ -137,7 +137,7 @@ def test_finetune_on_a_clip_too_short_to_hold_out_a_tail(tmp_path):
     events = list(job.events())
     assert events[-1]["event"] == "done", events[-1]
     start = next(e for e in events if e["event"] == "start")
-    assert start["validation_set"].startswith("the training windows")
+    assert start["validation_set"].startswith("the training windows") and start["validation_held_out"] is False
     card = store.get_version(events[-1]["version"]).card
     assert card["metrics"]["eval_set"] == start["validation_set"]
     assert np.isfinite(card["metrics"]["consistency_mm"])

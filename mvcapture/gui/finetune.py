@@ -119,10 +119,11 @@ class FinetuneTab(QtWidgets.QWidget):
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
         self.loss_plot.setMenuEnabled(False)
-        self.val_plot = pg.PlotWidget(title="validation on held-out frames (per epoch; 0 = before)")
+        self.val_plot = pg.PlotWidget()
         self.val_plot.setLabel("bottom", "epoch")
         self.val_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
         self.val_plot.setMenuEnabled(False)
+        self.compare_label = QtWidgets.QLabel()
         self.compare = QtWidgets.QTableWidget(0, 3)
         self.compare.setHorizontalHeaderLabels(["metric", "before", "after (best epoch)"])
         self.compare.verticalHeader().setVisible(False)
@@ -136,6 +137,7 @@ class FinetuneTab(QtWidgets.QWidget):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._val_curves: dict[str, pg.PlotDataItem] = {}
         self._build_layout()
+        self._show_validation_set(True)
 
         self.variant.currentIndexChanged.connect(self._on_variant)
         self.start_button.clicked.connect(self.start)
@@ -174,7 +176,7 @@ class FinetuneTab(QtWidgets.QWidget):
         right = QtWidgets.QVBoxLayout()
         right.addWidget(self.loss_plot, 3)
         right.addWidget(self.val_plot, 2)
-        right.addWidget(QtWidgets.QLabel("<b>Before / after</b> on the held-out frames"))
+        right.addWidget(self.compare_label)
         right.addWidget(self.compare, 1)
         right.addLayout(result_buttons)
         right_box = QtWidgets.QWidget()
@@ -367,6 +369,7 @@ class FinetuneTab(QtWidgets.QWidget):
                 text = f"failed: {p.error}"
         self.status.setText(text)
         self.log_view.setPlainText("\n".join(p.log))
+        self._show_validation_set(p.validation_held_out)
         x = np.asarray(p.step_x, float)
         for i, (name, values) in enumerate(p.losses.items()):
             if name not in self._curves:
@@ -381,6 +384,11 @@ class FinetuneTab(QtWidgets.QWidget):
                                                             symbol="o", symbolSize=5, name=name)
             self._val_curves[name].setData(ex, np.asarray(p.validation[name], float))
         self._render_comparison()
+
+    def _show_validation_set(self, held_out: bool) -> None:
+        where = "held-out frames" if held_out else "the training windows (clips too short to hold any out)"
+        self.val_plot.setTitle(f"validation on {where} (per epoch; 0 = before)")
+        self.compare_label.setText(f"<b>Before / after</b> on {where}")
 
     def _render_comparison(self) -> None:
         p = self.progress

@@ -38,6 +38,7 @@ class TrainingProgress:
     best_epoch: int | None = None
     result: dict | None = None
     error: str | None = None
+    validation_held_out: bool = True   # False: a short recording validates on its own training windows
     log: list[str] = field(default_factory=list)
 
     @property
@@ -70,6 +71,7 @@ class TrainingProgress:
             self.total_steps = self.epochs * int(event.get("steps_per_epoch", 0))
             self.log.append(f"started: {event.get('variant')} for {self.epochs} epochs on {event.get('device')} "
                             f"({event.get('train_windows')} training windows)")
+            self.validation_held_out = bool(event.get("validation_held_out", True))
             if event.get("validation_set"):
                 self.log.append(f"validation on {event['validation_set']}")
         elif kind == "resumed":

@@ -101,7 +101,8 @@ def build_model(spec: dict, seed: int):
 
 
 def load_job_data(spec: dict, config: TrainConfig, window: int):
-    """(all clips, their files, train clips, validation clips, test clips, validation set description)."""
+    """(all clips, their files, train clips, validation clips, test clips, validation set description,
+    whether the validation windows are held out from training)."""
     from mvcapture.train import data as tdata
 
     if spec.get("kind") == "pretrain":
@@ -116,14 +117,14 @@ def load_job_data(spec: dict, config: TrainConfig, window: int):
         if not train or not val:
             raise MvcaptureError(f"{spec['data']}: the subject split left no training or no validation clips "
                                  f"(train {len(train)}, val {len(val)}, test {len(test)})")
-        return clips, files, train, val, test, "validation subjects (model selection)"
+        return clips, files, train, val, test, "validation subjects (model selection)", True
     files = tdata.clip_files(spec["clips"])
     clips = tdata.load_training_clips(files)
     train, val, held_out = tdata.split_validation(clips, config.val_fraction, window)
     eval_set = (VAL_HELD_OUT if held_out else
                 f"the training windows (every clip is shorter than {2 * window} frames, too short to hold out "
                 f"a tail; the consistency residual needs no labels, but overfitting cannot be seen)")
-    return clips, files, train, val, [], eval_set
+    return clips, files, train, val, [], eval_set, held_out
 
 
 def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
@@ -136,7 +137,7 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     device = _device_for(dist, spec.get("device", "auto"))
     model, parent = build_model(spec, config.seed)
     window = config.window or int(model.maxlen)
-    clips, files, train_clips, val_clips, test_clips, eval_set = load_job_data(spec, config, window)
+    clips, files, train_clips, val_clips, test_clips, eval_set, held_out = load_job_data(spec, config, window)
     train_set, val_set = tdata.make_datasets(train_clips, val_clips, window, config.stride,
                                              min_views=1 if kind == "pretrain" else 2)
     trainer = Trainer(model, train_set, val_set, config, emit=emit, dist=dist, device=device)
@@ -149,7 +150,8 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     else:
         emit({"event": "start", "kind": kind, "variant": config.variant, "epochs": trainer.config.epochs,
               "steps_per_epoch": trainer.steps_per_epoch, "train_windows": len(train_set),
-              "val_windows": len(val_set), "validation_set": eval_set, "test_clips": len(test_clips),
+              "val_windows": len(val_set), "validation_set": eval_set, "validation_held_out": held_out,
+              "test_clips": len(test_clips),
               "world_size": dist.world, "device": str(device), "parent_version": parent})
     result = trainer.run(stop_requested, save_checkpoint=lambda state: atomic_torch_save(ckpt, state),
                          checkpoint_every_s=float(spec.get("checkpoint_every_s", 60.0)))
