@@ -52,9 +52,8 @@ def split_tail(clips: list[MultiViewClip], val_fraction: float, window: int
     """
     train, val = [], []
     for clip in clips:
-        T = clip.num_frames
-        n_val = max(window, int(round(T * val_fraction)))
-        if T - n_val >= window:
+        T, n_val = clip.num_frames, _tail_frames(clip.num_frames, val_fraction, window)
+        if n_val:
             train.append(slice_clip(clip, 0, T - n_val))
             val.append(slice_clip(clip, T - n_val, T))
         else:
@@ -63,6 +62,13 @@ def split_tail(clips: list[MultiViewClip], val_fraction: float, window: int
         raise MvcaptureError(f"clips are too short to hold out validation windows: need at least {2 * window} "
                              f"frames in one clip (longest has {max(c.num_frames for c in clips)})")
     return train, val
+
+
+def _tail_frames(T: int, val_fraction: float, window: int) -> int:
+    """Frames held out at the end of a T-frame clip (at least one window), 0 when the rest would be shorter
+    than a window."""
+    n_val = max(window, int(round(T * val_fraction)))
+    return n_val if T - n_val >= window else 0
 
 
 def split_validation(clips: list[MultiViewClip], val_fraction: float, window: int
@@ -76,7 +82,7 @@ def split_validation(clips: list[MultiViewClip], val_fraction: float, window: in
     Returns:
         (train clips, validation clips, held_out): held_out False when validation reuses the training clips.
     """
-    if any(clip.num_frames - max(window, int(round(clip.num_frames * val_fraction))) >= window for clip in clips):
+    if any(_tail_frames(clip.num_frames, val_fraction, window) for clip in clips):
         train, val = split_tail(clips, val_fraction, window)
         return train, val, True
     return list(clips), list(clips), False
