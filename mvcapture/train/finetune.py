@@ -358,7 +358,6 @@ class Trainer:
         self.best_state: dict | None = None
         self.initial: dict | None = None   # validation of the starting model
         self.collapse_message: str | None = None
-        self.soft_strikes = 0     # consecutive epochs over the soft-collapse threshold
         self.steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0))
         if config.min_steps > 0 and config.epochs * self.steps_per_epoch < config.min_steps:
             # a function of the data only, so a resumed job arrives at the same number
@@ -373,7 +372,7 @@ class Trainer:
             "epoch_sums": dict(self.epoch_sums), "epoch_count": self.epoch_count,
             "history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
             "best_metrics": self.best_metrics, "best_state": self.best_state, "initial": self.initial,
-            "soft_strikes": self.soft_strikes, "collapse_message": self.collapse_message,
+            "collapse_message": self.collapse_message,
             "rng": rng_state(), "config": asdict(self.config),
         }
 
@@ -386,7 +385,6 @@ class Trainer:
         self.best_epoch, self.best_score = state["best_epoch"], state["best_score"]
         self.best_metrics, self.initial = state["best_metrics"], state["initial"]
         self.best_state = state["best_state"]
-        self.soft_strikes = int(state.get("soft_strikes", 0))          # absent in older checkpoints
         self.collapse_message = state.get("collapse_message")
         set_rng_state(state["rng"])
 
@@ -616,15 +614,16 @@ class Trainer:
                   "lr": self.optimizer.param_groups[0]["lr"]}
         collapsed = self.collapsed(val["body_size"])
         over = self.soft_collapsed(val)
-        self.soft_strikes = self.soft_strikes + 1 if over else 0
-        if over:
-            record["soft_collapse_strikes"] = self.soft_strikes
-        if not collapsed and over and self.soft_strikes >= max(1, cfg.soft_collapse_patience):
+        if over:  # consecutive epochs over the soft-collapse threshold, this one included
+            record["soft_collapse_strikes"] = 1 + (self.history[-1].get("soft_collapse_strikes", 0)
+                                                   if self.history else 0)
+        strikes = record.get("soft_collapse_strikes", 0)
+        if not collapsed and over and strikes >= max(1, cfg.soft_collapse_patience):
             collapsed = True
             self.collapse_message = (
                 f"the views agree but no longer fit the 2D (validation reprojection error "
                 f"{val['reproj']:.3f}, {val['reproj'] / self.initial['reproj']:.1f}× the initial "
-                f"{self.initial['reproj']:.3f}, {self.soft_strikes} epoch(s) in a row); stopped, {self._kept()}. "
+                f"{self.initial['reproj']:.3f}, {strikes} epoch(s) in a row); stopped, {self._kept()}. "
                 f"Lower λ_con.")
         score = self.score(val)
         if not collapsed and not over and score < self.best_score:
