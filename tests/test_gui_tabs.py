@@ -227,7 +227,8 @@ def test_finetune_tab_says_when_a_short_recording_validates_on_itself(qtbot, win
     tab.progress.feed({"event": "start", "variant": "l2d_con", "epochs": 100, "steps_per_epoch": 1, "device": "cpu",
                        "validation_set": "the training windows (...)", "validation_held_out": False})
     tab._render()
-    assert "training windows" in tab.compare_label.text() and "training windows" in tab.val_plot.plotItem.titleLabel.text
+    assert "training windows" in tab.compare_label.text()
+    assert "training windows" in tab.val_plot.plotItem.titleLabel.text
     assert "validation on the training windows (...)" in tab.log_view.toPlainText()
 
 
