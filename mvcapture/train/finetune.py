@@ -39,7 +39,7 @@ class TrainConfig:
     """Hyper-parameters of one training run (the paper's defaults)."""
 
     variant: str = "l2d_con"
-    epochs: int = 30
+    epochs: int = DEFAULT_EPOCHS
     # at least this many optimizer steps: a short recording gets more epochs than `epochs` (the paper's
     # 30 epochs assume many windows per epoch; the 100-frame demo has one window batch). 0 = exactly `epochs`
     min_steps: int = 0
