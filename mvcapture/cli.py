@@ -99,5 +99,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+# interpreter options the app's own child-process commands may carry (torchrun adds -u)
+_INTERPRETER_FLAGS = {"-u", "-B", "-E", "-s", "-O"}
+
+
+def frozen_main(argv: list[str] | None = None) -> int:
+    """Entry point of the frozen (PyInstaller) app, where `sys.executable` is the app itself.
+
+    The app starts its background work as `sys.executable -m MODULE ARGS` (processing, the fine-tuning
+    worker, torchrun's workers); a plain Python does that by itself, the frozen app does it here:
+    `[-u] -m MODULE ARGS` runs MODULE as `__main__` with `sys.argv = [MODULE, *ARGS]`, anything else is
+    the `mvcapture` command line (`main`).
+    """
+    import runpy
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    rest = list(argv)
+    while rest and rest[0] in _INTERPRETER_FLAGS:
+        rest.pop(0)
+    if len(rest) < 2 or rest[0] != "-m":
+        return main(argv)
+    module = rest[1]
+    sys.argv = [module, *rest[2:]]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return int(code or 0)
+        print(code, file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,9 +1,10 @@
-"""Entry point of the frozen (PyInstaller) app: the same as the `mvcapture` command."""
+"""Entry point of the frozen (PyInstaller) app: the `mvcapture` command, and `-m MODULE ARGS` as a Python
+interpreter would run it (how the app starts its processing and fine-tuning worker processes)."""
 
 import multiprocessing
 
-from mvcapture.cli import main
+from mvcapture.cli import frozen_main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    raise SystemExit(main())
+    raise SystemExit(frozen_main())

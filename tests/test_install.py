@@ -36,3 +36,22 @@ def test_cli_error_shows_message_not_traceback(tmp_path):
                           str(tmp_path / "out")], capture_output=True, text=True)
     assert out.returncode == 2
     assert "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_frozen_entry_runs_modules_like_an_interpreter(tmp_path):
+    """The frozen app's entry (`cli.frozen_main`): the app starts its workers as `sys.executable -m MODULE`,
+    and in a PyInstaller build `sys.executable` is the app; before, `app -m mvcapture.train.worker ...` was
+    an argparse error, so processing and fine-tuning failed in the packaged app."""
+    entry = "from mvcapture.cli import frozen_main; raise SystemExit(frozen_main())"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", entry, *args], capture_output=True, text=True)
+
+    out = run("-u", "-m", "mvcapture", "--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"mvcapture {mvcapture.__version__}"
+    out = run("-m", "mvcapture.train.worker")  # the worker's own usage error, not the app's argparse
+    assert out.returncode == 2 and "usage: python -m mvcapture.train.worker JOB_DIR" in out.stderr
+    out = run("-m", "mvcapture", "data", "synth", str(tmp_path / "missing"), str(tmp_path / "out"))
+    assert out.returncode == 2 and "error:" in out.stderr
+    out = run("--version")  # no -m: the mvcapture command line
+    assert out.returncode == 0 and mvcapture.__version__ in out.stdout
