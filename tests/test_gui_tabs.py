@@ -163,14 +163,25 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     previous = store.register_version(tmp_path / "prev.pt", {"name": "previous"})
     store.activate(previous.version)
     create_synthetic_session("training take", num_frames=80, image_size=(160, 120))
+    create_synthetic_session("other day", num_frames=60, image_size=(160, 120), seed=5)
     tab = window.finetune_tab
     window.tabs.setCurrentWidget(tab)
-    qtbot.waitUntil(lambda: tab.sessions.count() == 1, timeout=10_000)
-    tab.sessions.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+    qtbot.waitUntil(lambda: tab.sessions.count() == 2 and tab.held_out.count() == 2, timeout=10_000)
+    names = [tab.sessions.item(i).text() for i in range(2)]
+    train_row = next(i for i, n in enumerate(names) if n.startswith("training take"))
+    held_row = 1 - train_row
+    tab.sessions.item(train_row).setCheckState(QtCore.Qt.CheckState.Checked)
+    tab.held_out.item(train_row).setCheckState(QtCore.Qt.CheckState.Checked)
+    with qtbot.waitSignal(tab.message) as refused:
+        tab.start_button.click()
+    assert "both for training and as held out" in refused.args[0] and tab.job is None
+    tab.held_out.item(train_row).setCheckState(QtCore.Qt.CheckState.Unchecked)
+    tab.held_out.item(held_row).setCheckState(QtCore.Qt.CheckState.Checked)
     tab.variant.setCurrentIndex(tab.variant.findData("l2d_con"))
     assert tab.epochs.text() == "auto" and tab.job_spec(["x"])["train"]["min_steps"] == 100
     tab.epochs.setValue(3)
     assert tab.job_spec(["x"])["train"] == {"variant": "l2d_con", "epochs": 3, "lambda_con": tab.lambda_con.value()}
+    assert len(tab.job_spec(["x"])["held_out"]) == 1
     monitor = EventLoopMonitor(interval_ms=10)
     monitor.start()
     tab.start_button.click()
@@ -195,6 +206,13 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     new_version = tab.progress.result["version"]
     assert tab.compare.rowCount() >= 1, "before/after table filled"
     assert "held-out frames" in tab.compare_label.text(), "80-frame sessions hold out their tails"
+    rows = {tab.compare.item(r, 0).text(): (tab.compare.item(r, 1).text(), tab.compare.item(r, 2).text())
+            for r in range(tab.compare.rowCount())}
+    held = tab.progress.held_out
+    assert held["clips"] == [tab.held_out_analyses()[0]]
+    assert rows["held-out sessions: consistency_mm"] == (f"{held['before']['consistency_mm']:.4g}",
+                                                         f"{held['after']['consistency_mm']:.4g}")
+    assert "held-out sessions (1): consistency" in tab.log_view.toPlainText()
     assert store.active_version() == previous.version, "a new version is not active until the user says so"
     tab.activate_button.click()
     qtbot.waitUntil(lambda: store.active_version() == new_version and tab.rollback_button.isEnabled(), timeout=10_000)

@@ -129,6 +129,40 @@ def test_finetune_and_models_commands(clips_dir, tmp_path, capsys):
     assert "no model version 'v0042'" in capsys.readouterr().err
 
 
+def test_held_out_sessions_are_scored_before_and_after_with_the_right_models(clips_dir, tmp_path, capsys):
+    """`--held-out`: sessions never trained on, scored with the starting lifter and with the new version
+    (checked against the validation of each model recomputed here), in the event stream, the JSON report,
+    the printed table and the model card."""
+    from mvcapture.cli import main
+    from mvcapture.data.dataset import WindowDataset
+    from mvcapture.lifter import create_lifter
+    from mvcapture.train.data import load_training_clips
+    from mvcapture.train.finetune import Trainer, TrainConfig, seed_everything
+
+    held = write_clips(tmp_path / "held", n=1, T=60, first_seed=11)
+    report = tmp_path / "ft.json"
+    assert main(["finetune", str(clips_dir), "--config-for-tests", "tiny", "--epochs", "2", "--batch-size", "4",
+                 "--seed", "7", "--held-out", str(held), "--json", str(report)]) == 0
+    payload = json.loads(report.read_text())
+    scores = payload["held_out"]
+    dataset = WindowDataset(load_training_clips(sorted(held.glob("*.npz"))), window=27, stride=27, min_views=2)
+    assert scores["clips"] == [str(p) for p in sorted(held.glob("*.npz"))] and scores["windows"] == len(dataset)
+    assert f"held-out sessions (1, {len(dataset)} windows), before → after:" in capsys.readouterr().out
+    card = store.get_version(payload["result"]["version"]).card
+    assert card["held_out"] == scores
+    assert sum(d["clips"] for d in card["training_data"]) == 2  # the two training clips, not the held-out one
+
+    config = TrainConfig.from_dict({"variant": "l2d_con", "batch_size": 4})
+    seed_everything(7)
+    start = create_lifter("tiny")
+    new = load_lifter(payload["result"]["version"]).model
+    for model, when in ((start, "before"), (new, "after")):
+        expected = Trainer(model, dataset, dataset, config, device="cpu").validate()
+        for key, value in scores[when].items():
+            assert value == pytest.approx(expected[key], rel=1e-5), (when, key)
+    assert scores["before"]["consistency_mm"] != pytest.approx(scores["after"]["consistency_mm"], rel=1e-3)
+
+
 def test_finetune_on_a_clip_too_short_to_hold_out_a_tail(tmp_path):
     """A 40-frame recording (tiny lifter: 27-frame windows, a tail needs 54 frames) fine-tunes, validating
     on its own windows, and the card says so (it failed with "clips are too short" before)."""

@@ -92,6 +92,9 @@ class FinetuneTab(QtWidgets.QWidget):
 
         self.sessions = QtWidgets.QListWidget()
         self.sessions.setToolTip("processed sessions to learn from (tick at least one)")
+        self.held_out = QtWidgets.QListWidget()
+        self.held_out.setToolTip("processed sessions never trained on: their consistency before and after "
+                                 "fine-tuning tells whether the new version generalises beyond its training")
         self.variant = QtWidgets.QComboBox()
         self.variant.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.variant.setMinimumContentsLength(18)
@@ -162,7 +165,9 @@ class FinetuneTab(QtWidgets.QWidget):
             buttons.addWidget(b)
         left = QtWidgets.QVBoxLayout()
         left.addWidget(QtWidgets.QLabel("<b>Sessions</b> (processed ones can be used)"))
-        left.addWidget(self.sessions, 1)
+        left.addWidget(self.sessions, 2)
+        left.addWidget(QtWidgets.QLabel("<b>Held out</b> (evaluated before/after, not trained on)"))
+        left.addWidget(self.held_out, 1)
         left.addLayout(form)
         left.addLayout(buttons)
         left.addWidget(self.bar)
@@ -213,28 +218,29 @@ class FinetuneTab(QtWidgets.QWidget):
                  owner=self)
 
     def _show_sessions(self, rows: list[dict]) -> None:
-        checked = set(self.checked_analyses())
         self._session_rows = rows
-        self.sessions.clear()
-        for row in rows:
-            text = f"{row['name']}  ({row.get('athlete') or 'no athlete'}, {row.get('n_views')} views)"
-            item = QtWidgets.QListWidgetItem(text if row["analysis"] else text + " — not processed yet")
-            item.setData(QtCore.Qt.ItemDataRole.UserRole, row["analysis"])
-            if row["analysis"]:
-                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(QtCore.Qt.CheckState.Checked if row["analysis"] in checked
-                                   else QtCore.Qt.CheckState.Unchecked)
-            else:
-                item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsEnabled)
-            self.sessions.addItem(item)
+        for widget in (self.sessions, self.held_out):
+            checked = set(_checked(widget))
+            widget.clear()
+            for row in rows:
+                text = f"{row['name']}  ({row.get('athlete') or 'no athlete'}, {row.get('n_views')} views)"
+                item = QtWidgets.QListWidgetItem(text if row["analysis"] else text + " — not processed yet")
+                item.setData(QtCore.Qt.ItemDataRole.UserRole, row["analysis"])
+                if row["analysis"]:
+                    item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(QtCore.Qt.CheckState.Checked if row["analysis"] in checked
+                                       else QtCore.Qt.CheckState.Unchecked)
+                else:
+                    item.setFlags(item.flags() & ~QtCore.Qt.ItemFlag.ItemIsEnabled)
+                widget.addItem(item)
 
     def checked_analyses(self) -> list[str]:
-        out = []
-        for i in range(self.sessions.count()):
-            item = self.sessions.item(i)
-            if item.checkState() == QtCore.Qt.CheckState.Checked:
-                out.append(item.data(QtCore.Qt.ItemDataRole.UserRole))
-        return out
+        """Analysis files of the sessions ticked for training."""
+        return _checked(self.sessions)
+
+    def held_out_analyses(self) -> list[str]:
+        """Analysis files of the sessions ticked as held out."""
+        return _checked(self.held_out)
 
     def job_spec(self, clips: list[str]) -> dict:
         """The job the current choices describe (JobSpec fields)."""
@@ -244,7 +250,7 @@ class FinetuneTab(QtWidgets.QWidget):
         if self.lambda_con.isEnabled():
             train["lambda_con"] = float(self.lambda_con.value())
         return {"clips": clips, "train": train, "config": self.base_config,
-                "activate": self.activate_when_done.isChecked(),
+                "activate": self.activate_when_done.isChecked(), "held_out": self.held_out_analyses(),
                 "name": f"{train['variant']} fine-tune on {len(clips)} session(s)"}
 
     # -- job control -------------------------------------------------------------------------------
@@ -253,6 +259,11 @@ class FinetuneTab(QtWidgets.QWidget):
         clips = clips if clips else self.checked_analyses()
         if not clips:
             self.message.emit("tick at least one processed session to fine-tune on", True)
+            return
+        both = set(map(str, clips)) & set(self.held_out_analyses())
+        if both:
+            self.message.emit(f"{len(both)} session(s) are ticked both for training and as held out: a held-out "
+                              "session must not be trained on; untick one of the two", True)
             return
         from mvcapture.train.jobs import start_job
 
@@ -398,6 +409,10 @@ class FinetuneTab(QtWidgets.QWidget):
             for name, values in p.validation.items():
                 if len(values) > best and best > 0:
                     rows.append((name, values[0], values[best]))
+        if p.held_out:
+            for name, before in p.held_out["before"].items():
+                if name in p.held_out["after"]:
+                    rows.append((f"held-out sessions: {name}", before, p.held_out["after"][name]))
         self.compare.setRowCount(len(rows))
         for r, (name, before, after) in enumerate(rows):
             for c, text in enumerate((name, f"{before:.4g}", f"{after:.4g}")):
@@ -411,3 +426,12 @@ class FinetuneTab(QtWidgets.QWidget):
     def shutdown(self) -> None:
         """Stop following (the job process keeps running; the CLI or the next start can resume it)."""
         self._poll.stop()
+
+
+def _checked(widget: QtWidgets.QListWidget) -> list[str]:
+    out = []
+    for i in range(widget.count()):
+        item = widget.item(i)
+        if item.checkState() == QtCore.Qt.CheckState.Checked:
+            out.append(item.data(QtCore.Qt.ItemDataRole.UserRole))
+    return out

@@ -39,6 +39,7 @@ class TrainingProgress:
     result: dict | None = None
     error: str | None = None
     validation_held_out: bool = True   # False: a short recording validates on its own training windows
+    held_out: dict | None = None       # the `held_out` event: sessions never trained on, before / after
     log: list[str] = field(default_factory=list)
 
     @property
@@ -65,6 +66,13 @@ class TrainingProgress:
     def feed(self, event: dict) -> None:
         """Take one event from the job's stream."""
         kind = event.get("event")
+        if kind == "held_out":
+            self.held_out = event
+            before, after = event["before"].get("consistency_mm"), event["after"].get("consistency_mm")
+            if before is not None and after is not None:
+                self.log.append(f"held-out sessions ({len(event['clips'])}): consistency {before:.1f} → "
+                                f"{after:.1f} mm")
+            return
         if kind == "start":
             self.status = "running"
             self.epochs = int(event.get("epochs", 0))

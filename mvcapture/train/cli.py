@@ -49,6 +49,9 @@ def _register_finetune(subparsers) -> None:
     p.add_argument("--config-for-tests", default=None, metavar="CONFIG",
                    help="start from an untrained network of this config instead (tests, smoke runs)")
     p.add_argument("--activate", action="store_true", help="make the new version the active model")
+    p.add_argument("--held-out", type=Path, nargs="+", default=[], metavar="CLIP_OR_DIR",
+                   help="sessions (clips or folders) never trained on: their consistency before and after is "
+                        "reported when the job ends")
     p.add_argument("--resume", type=Path, default=None, metavar="JOB_DIR",
                    help="continue a cancelled or crashed job from its last checkpoint")
     _add_training_options(p, "training epochs (default: the paper's 30, and more on a short recording so that "
@@ -73,8 +76,19 @@ def _finetune(args) -> int:
         if args.lambda_con is not None:
             train["lambda_con"] = args.lambda_con
         job = start_job(JobSpec(clips=[str(c) for c in args.clips], train=train, model=args.model,
-                                config=args.config_for_tests, activate=args.activate, nproc=args.nproc))
+                                config=args.config_for_tests, activate=args.activate, nproc=args.nproc,
+                                held_out=[str(c) for c in args.held_out]))
     return _follow(job, args.json, "fine-tune", "mvcapture finetune --resume")
+
+
+def format_held_out(event: dict) -> str:
+    """The `held_out` event as lines: each metric before → after on the sessions never trained on."""
+    lines = [f"held-out sessions ({len(event['clips'])}, {event['windows']} windows), before → after:"]
+    for name, before in event["before"].items():
+        after = event["after"].get(name)
+        if after is not None:
+            lines.append(f"  {name:16s} {before:10.4g} → {after:10.4g}")
+    return "\n".join(lines)
 
 
 def _follow(job, json_path, what: str, resume_hint: str) -> int:
@@ -83,9 +97,13 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
 
     bar = tqdm(total=None, unit="step", desc=what, dynamic_ncols=True)
     history = []
+    held_out = {}
 
     def show(event: dict) -> None:
         kind = event.get("event")
+        if kind == "held_out":
+            held_out.update(event)
+            bar.write(format_held_out(event))
         if kind == "step":
             bar.total = event["total_steps"]
             bar.n = event["global_step"]
@@ -116,6 +134,8 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
         bar.close()
     final = job.result()
     payload = {"job": str(job.job_dir), "status": final.get("event"), "result": final, "epochs": history}
+    if held_out:
+        payload["held_out"] = {k: v for k, v in held_out.items() if k not in ("event", "time")}
     write_json(json_path, payload)
     status = final.get("event")
     if status == "done":

@@ -399,8 +399,9 @@ class Trainer:
         return VARIANTS[self.config.variant]["sup3d"]
 
     @torch.no_grad()
-    def validate(self) -> dict:
-        """Metrics on the held-out windows (means over windows).
+    def validate(self, dataset=None, model: torch.nn.Module | None = None) -> dict:
+        """Metrics on the held-out windows (means over windows), or on the windows of `dataset`, of the
+        trained model or of `model` (e.g. the starting lifter, on the trainer's device).
 
         consistency_mm: L_c between views after scaling each view's prediction to the athlete-height
         prior (so it is in mm and cannot shrink with the body); mpjpe_mm: against gt3d where the
@@ -411,7 +412,8 @@ class Trainer:
         from mvcapture.core.losses import consistency_loss
         from mvcapture.core.normalize import height_proxy, norm25d_to_camera, norm25d_to_metres
 
-        self.model.eval()
+        model = self.model if model is None else model
+        model.eval()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
 
@@ -420,10 +422,11 @@ class Trainer:
             counts[key] = counts.get(key, 0) + n
 
         size = self.config.batch_size
-        for start in range(0, len(self.val_set), size):
-            items = [self.val_set[i] for i in range(start, min(start + size, len(self.val_set)))]
+        dataset = self.val_set if dataset is None else dataset
+        for start in range(0, len(dataset), size):
+            items = [dataset[i] for i in range(start, min(start + size, len(dataset)))]
             batch = self._to_device(collate(items))
-            pred = self._forward(batch).float()
+            pred = self._forward(batch, model).float()
             pred = pred - pred[..., :1, :]
             n = pred.shape[0]
             has_target = batch["has_target"].bool() if "has_target" in batch else torch.ones(n, dtype=torch.bool)
@@ -441,7 +444,7 @@ class Trainer:
                                            batch["root_m"][sel])
                 gt = batch["gt3d"][sel]
                 add("mpjpe_mm", 1000 * (pred_m - (gt - gt[..., :1, :])).norm(dim=-1).mean(), len(sel))
-        self.model.train()
+        model.train()
         return {k: sums[k] / counts[k] for k in sums}
 
     def collapsed(self, body_size: float) -> bool:

@@ -44,6 +44,8 @@ class JobSpec:
         activate: make the new version the active one when the job succeeds.
         training_data: model-card provenance ([{source, license}]); default: the clips' own.
         nproc: processes (`torchrun`, one per GPU; gloo on CPU).
+        held_out: clip files or folders of sessions never trained on: scored before (the starting lifter)
+            and after (the new version) when the job ends (`held_out` event, model card `held_out`).
     """
 
     clips: list[str] = field(default_factory=list)
@@ -59,6 +61,7 @@ class JobSpec:
     device: str = "auto"
     nproc: int = 1
     checkpoint_every_s: float = 60.0
+    held_out: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

@@ -163,6 +163,7 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     if not dist.is_main:
         return {"event": "done"}
     model.load_state_dict(trainer.best_state)
+    held_out_scores = score_held_out(spec, trainer, window, emit) if spec.get("held_out") else None
     card = {
         "name": spec.get("name") or f"{config.variant} fine-tune",
         "parent_version": parent,
@@ -174,6 +175,8 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
         "metrics": {"eval_set": eval_set, **result.best_metrics},
         "training": {**asdict(trainer.config), "window": window, "world_size": dist.world},
     }
+    if held_out_scores:
+        card["held_out"] = held_out_scores
     if test_clips:
         from mvcapture.train.evaluate import evaluate_model
 
@@ -183,6 +186,28 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
                         + " (synthetic views with detector noise; monocular, every view; mm)",
             "n_clips": len(test_clips), **evaluate_model(model, test_clips, device=device)}
     return finish(job_dir, spec, model, card)
+
+
+def score_held_out(spec: dict, trainer: Trainer, window: int, emit) -> dict:
+    """Validation metrics (consistency mm, reprojection, ...) on the held-out sessions' windows, for the
+    starting lifter (before) and the trained one (after, the kept epoch's weights); emitted as a
+    `held_out` event and returned for the model card."""
+    from mvcapture.data.dataset import WindowDataset
+    from mvcapture.train import data as tdata
+
+    files = tdata.clip_files(spec["held_out"])
+    dataset = WindowDataset(tdata.load_training_clips(files), window=window, stride=window, min_views=2)
+    if len(dataset) == 0:
+        raise MvcaptureError("the held-out sessions hold no two-view window of "
+                             f"{window} frames: {', '.join(f.name for f in files)}")
+    after = trainer.validate(dataset)
+    start_model, _ = build_model(spec, trainer.config.seed)
+    before = trainer.validate(dataset, model=start_model.to(trainer.device))
+    scores = {"clips": [str(f) for f in files], "windows": len(dataset),
+              "before": {k: v for k, v in before.items() if k != "body_size"},
+              "after": {k: v for k, v in after.items() if k != "body_size"}}
+    emit({"event": "held_out", **scores})
+    return scores
 
 
 def finish(job_dir: Path, spec: dict, model, card: dict) -> dict:
