@@ -55,6 +55,7 @@ def run(args) -> int:
     results = {"hardware": hw, "B": B, "T": T, "J": J, "numpy_loop_s": t_numpy, "torch": []}
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    results["memory_floor"] = []
     for device in devices:
         sync = torch.cuda.synchronize if device == "cuda" else None
         for dtype in (torch.float64, torch.float32):
@@ -69,5 +70,11 @@ def run(args) -> int:
                   f"max |diff| vs numpy {diff:.2e}")
             results["torch"].append({"device": device, "dtype": name, "seconds": t,
                                      "speedup_vs_numpy": t_numpy / t, "max_abs_diff": diff})
+            # The least any batched version must do: read src and dst once, write one aligned array.
+            floor = time_call(lambda: torch.add(x, y), repeats=args.repeats, warmup=1, sync=sync)
+            print(f"  memory floor ({name}, {device}: read src + dst, write one array): {floor * 1e3:9.1f} ms   "
+                  f"= the most any batched version can gain here: x{t_numpy / floor:7.1f}")
+            results["memory_floor"].append({"device": device, "dtype": name, "seconds": floor,
+                                            "max_speedup_vs_numpy": t_numpy / floor})
     write_json(args.json, results)
     return 0

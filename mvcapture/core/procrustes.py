@@ -21,6 +21,10 @@ import torch
 
 MODES = ("sequence", "frame")
 
+# Largest ‖centroid‖² / variance for which the unweighted fit uses raw (uncentred) moments: the
+# cancellation then costs at most ~1e3·eps relative (float32 ~1e-4 — far below pose noise; float64 ~1e-10).
+CANCELLATION_LIMIT = {torch.float32: 1e3, torch.float64: 1e6}
+
 
 class SimilarityTransform(NamedTuple):
     """Result of `procrustes`: aligned = s * src @ R + t.
@@ -62,7 +66,8 @@ class _SafeRotation(torch.autograd.Function):
 
 def _check_points(x, name: str) -> None:
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch tensor or numpy array of shape (..., T, J, 3), got {type(x).__name__}")
+        raise ValueError(f"{name} must be a torch tensor of shape (..., T, J, 3) like the other points (torch "
+                         f"and numpy cannot be mixed; numpy arrays go through procrustes_np), got {type(x).__name__}")
     if x.ndim < 3 or x.shape[-1] != 3:
         raise ValueError(f"{name} must have shape (..., T, J, 3), got {tuple(x.shape)}")
     if x.numel() == 0:
@@ -142,10 +147,19 @@ def _fit(src, dst, weights, mode, allow_scale) -> SimilarityTransform:
     if w is None:
         mu_x = x.mean(-2, keepdim=True)
         mu_y = y.mean(-2, keepdim=True)
-        xc = x - mu_x
-        # Σ w xc yᵀ = Σ w xc ycᵀ because Σ w xc = 0: y needs no centred copy.
-        H = xc.transpose(-1, -2) @ y / n
-        var_x = torch.linalg.vector_norm(xc, dim=(-2, -1)) ** 2 / n
+        # Moments of the raw points, no centred copy: H = E[x yᵀ] − μx μyᵀ, var = E‖x‖² − ‖μx‖². They
+        # lose ~eps·‖μx‖²/var to cancellation, so points far from the origin relative to their spread
+        # (above CANCELLATION_LIMIT, e.g. float32 poses metres away from the origin) take the centred path.
+        var_x = torch.linalg.vector_norm(x, dim=(-2, -1)) ** 2 / n - mu_x.square().sum((-2, -1))
+        _check_finite(mu_x, "src")
+        limit = CANCELLATION_LIMIT[x.dtype]
+        if bool((mu_x.square().sum((-2, -1)) <= limit * var_x).all()):
+            H = x.transpose(-1, -2) @ y / n - mu_x.transpose(-1, -2) @ mu_y
+            xc = None
+        else:
+            xc = x - mu_x
+            H = xc.transpose(-1, -2) @ (y - mu_y) / n
+            var_x = torch.linalg.vector_norm(xc, dim=(-2, -1)) ** 2 / n
     else:
         w = w.reshape(-1, 1, n).to(x.dtype)
         w = w / w.sum(-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
@@ -163,7 +177,8 @@ def _fit(src, dst, weights, mode, allow_scale) -> SimilarityTransform:
     else:
         s = torch.ones(H.shape[:-2], dtype=x.dtype, device=x.device)
     t = mu_y - s[:, None, None] * (mu_x @ R)
-    aligned = torch.baddbmm(mu_y, xc, s[:, None, None] * R)
+    sR = s[:, None, None] * R
+    aligned = torch.baddbmm(t, x, sR) if xc is None else torch.baddbmm(mu_y, xc, sR)
     s, R, t = s.reshape(lead), R.reshape(*lead, 3, 3), t.reshape(*lead, 3)
     return SimilarityTransform(aligned.reshape(shape), s, R, t)
 
