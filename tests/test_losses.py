@@ -166,6 +166,8 @@ def test_losses_have_finite_gradients_at_collapse():
     (lambda: reprojection_loss(torch.zeros(2, 5, 17, 3), torch.zeros(2, 5, 17, 2), torch.ones(2, 5)), "conf"),
     (lambda: loss_pos(torch.zeros(2, 5, 17, 3), torch.zeros(2, 4, 17, 3)), "gt"),
     (lambda: loss_vel(torch.zeros(5, 17, 3), torch.zeros(5, 17, 3)), "pred"),
+    (lambda: loss_2d_con(torch.rand(1, 2, 5, 17, 3), torch.rand(1, 2, 5, 17, 2), np.ones((1, 2, 5, 17))),
+     r"conf must be a torch tensor of shape \(B, V, T, J\) = \(1, 2, 5, 17\)"),
 ])
 def test_bad_input_raises_value_error(call, arg):
     with pytest.raises(ValueError, match=arg):

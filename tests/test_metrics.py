@@ -93,6 +93,8 @@ def test_numpy_and_torch_agree():
     (lambda: mpjpe(np.zeros((0, 17, 3)), np.zeros((0, 17, 3))), "pred_m"),
     (lambda: consistency_residual(np.zeros((4, 17, 3)), np.zeros((4, 17, 3)), np.ones((4, 3))), "weights"),
     (lambda: consistency_residual(np.zeros((4, 17, 3)), np.zeros((4, 17)), None), "pose_b_m"),
+    (lambda: mpjpe(torch.zeros(4, 17, 3, dtype=torch.int64), torch.zeros(4, 17, 3)), r"pred_m must be a float"),
+    (lambda: n_mpjpe(torch.zeros(4, 17, 3), torch.zeros(4, 17, 3, dtype=torch.int32)), r"gt_m must be a float"),
 ])
 def test_bad_input_raises_value_error(call, arg):
     with pytest.raises(ValueError, match=arg):

@@ -64,8 +64,18 @@ def test_bones_form_a_tree_rooted_at_pelvis():
 
 @pytest.mark.parametrize("shape", [(17,), (5, 16, 2), (5, 17, 4)])
 def test_bad_shapes_raise_value_error_naming_argument(shape):
-    with pytest.raises(ValueError, match="points"):
+    with pytest.raises(ValueError, match=r"points must have shape \(\.\.\., 17, 2\) or \(\.\.\., 17, 3\)"):
         sk.coco_to_h36m(np.zeros(shape))
+
+
+@pytest.mark.parametrize("points, message", [
+    (np.zeros((0, 17, 2)), "points must not be empty"),
+    (np.full((3, 17, 2), np.nan), "points must hold finite numbers"),
+    (np.full((3, 17, 3), np.inf), "points must hold finite numbers"),
+])
+def test_empty_or_nan_points_raise_value_error(points, message):
+    with pytest.raises(ValueError, match=message):
+        sk.coco_to_h36m(points)
 
 
 def test_conf_shape_mismatch():

@@ -42,6 +42,8 @@ def _check(x, name: str, shape: str, ndim: int, last: int | None) -> None:
 
 
 def _check_same(x, ref_shape, name: str, shape: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor of shape {shape} = {tuple(ref_shape)}, got {type(x).__name__}")
     if tuple(x.shape) != tuple(ref_shape):
         raise ValueError(f"{name} must have shape {shape} = {tuple(ref_shape)}, got {tuple(x.shape)}")
 

@@ -26,6 +26,9 @@ def _to_torch(x, name: str) -> torch.Tensor:
 
 def _check(pred, gt, names=("pred_m", "gt_m")) -> None:
     for x, name in zip((pred, gt), names):
+        if not x.dtype.is_floating_point:
+            raise ValueError(f"{name} must be a float tensor or a numeric array of shape (..., T, J, 3) metres, "
+                             f"got {x.dtype}")
         if x.ndim < 3 or x.shape[-1] != 3:
             raise ValueError(f"{name} must have shape (..., T, J, 3), got {tuple(x.shape)}")
         if x.numel() == 0:

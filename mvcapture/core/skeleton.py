@@ -71,6 +71,11 @@ def coco_to_h36m(points: np.ndarray, conf: np.ndarray | None = None) -> tuple[np
         (..., 17, D) H36M-17 points (same dtype) and (..., 17) confidences (None when `conf` is None).
     """
     points = _check_joints(points, "points", (2, 3))
+    if points.size == 0:
+        raise ValueError(f"points must not be empty: shape (..., 17, D) with at least one frame, got {points.shape}")
+    if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
+        raise ValueError("points must hold finite numbers, shape (..., 17, D) (a joint the detector missed has "
+                         "confidence 0, not NaN coordinates)")
     if conf is not None:
         conf = np.asarray(conf)
         if conf.shape != points.shape[:-1]:
