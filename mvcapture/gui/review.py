@@ -6,6 +6,7 @@ Video frames are decoded by a `FrameLoader` thread; the GUI thread only draws.
 
 from __future__ import annotations
 
+import html
 import logging
 
 import numpy as np
@@ -124,9 +125,11 @@ class ReviewView(QtWidgets.QWidget):
         self.splitter.setSizes([1500, 1000])
 
         info_row = QtWidgets.QHBoxLayout()
+        self.angle_labels: list[QtWidgets.QLabel] = []
         for v in range(1, a.num_views):
             angle = float(a.camera_angle_deg[v])
             label = QtWidgets.QLabel(f"<b>angle view 0–{v}: {angle:.0f}°</b> — {placement_advice(angle)}")
+            self.angle_labels.append(label)
             info_row.addWidget(label)
         info_row.addStretch(1)
         for v in range(1, a.num_views):
@@ -157,9 +160,16 @@ class ReviewView(QtWidgets.QWidget):
                 save.clicked.connect(lambda _=False, v=v: self.offset_save_requested.emit(v, self.state.offset_s(v)))
                 info_row.addWidget(save)
 
+        # what processing said the user must know (flat depth, uncertain sync, stand-in detections, ...)
+        self.notes = QtWidgets.QLabel("<br>".join(f"⚠ {html.escape(n)}" for n in self.source.notes))
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: rgb(220,120,0)")
+        self.notes.setVisible(bool(self.source.notes))
+
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(info_row)
+        layout.addWidget(self.notes)
         layout.addWidget(self.splitter, 1)
         layout.addWidget(self.info)
         layout.addWidget(self.timeline)

@@ -32,6 +32,7 @@ class ReviewSource:
         frame_times_s: per view, the time of each video frame in its file (s), or None (constant rate).
         sync: per view, the session's stored time alignment against view 0 (sync.SyncResult as a dict:
             offset_s, drift_ppm, confidence, method, low_confidence, reason), or None.
+        notes: what processing said the user must know (the session's metrics "notes"), shown in Review.
     """
 
     name: str
@@ -40,6 +41,7 @@ class ReviewSource:
     folder: Path | None = None
     frame_times_s: list[np.ndarray | None] = field(default_factory=list)
     sync: list[dict | None] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         views = self.analysis.num_views
@@ -88,8 +90,12 @@ def load_session_source(key: Path | str) -> ReviewSource:
         ok = view.media.is_file()
         videos.append(view.media if ok else None)
         times.append(view.frame_times() if ok and view.timestamps.is_file() else None)
+    try:
+        notes = [str(n) for n in session.load_json("metrics").get("notes", [])]
+    except MvcaptureError:  # not written (older sessions) or damaged: Review works without it
+        notes = []
     return ReviewSource(name=session.name, analysis=Analysis.load(analysis_path), videos=videos,
-                        folder=session.path, frame_times_s=times, sync=sync)
+                        folder=session.path, frame_times_s=times, sync=sync, notes=notes)
 
 
 def load_review_source(path: Path | str, videos: list[Path | str] | None = None) -> ReviewSource:
