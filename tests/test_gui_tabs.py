@@ -148,9 +148,25 @@ def test_import_phone_files_creates_a_session(qtbot, window, take):
 
     session = Session.open(blocker.args[0])
     assert session.athlete == "Ann" and len(session.views) == 2 and session.views[0].media.is_file()
+    assert cap.import_bar.isHidden() and cap.import_cancel.isHidden()
     cap.import_files([take / "view0.mp4"])
     qtbot.waitUntil(lambda: window.message_bar.isVisible(), timeout=3000)
     assert "at least two videos" in window.message_bar.label.text()
+
+
+def test_import_shows_a_progress_bar_and_can_be_cancelled(qtbot, window, take):
+    from mvcapture.session import Catalog
+
+    cap = window.capture_tab
+    before = len(Catalog().list())
+    cap.import_files([take / "view0.mp4", take / "view1.mp4"])
+    window.tabs.setCurrentWidget(cap)
+    assert cap.import_bar.isVisible() and cap.import_cancel.isEnabled()
+    cap.import_cancel.click()  # the worker is still probing the files: it stops at its first chunk
+    qtbot.waitUntil(lambda: not cap._busy, timeout=20_000)
+    assert cap.state.text() == "import cancelled (nothing was kept)"
+    assert cap.import_bar.isHidden() and not window.message_bar.isVisible()
+    assert len(Catalog().list()) == before, "the half-imported session was removed"
 
 
 @pytest.mark.slow  # two training processes (torch start-up each): about a minute on 2 busy cores

@@ -50,6 +50,25 @@ def test_import_reports_progress_over_all_files(media, monkeypatch):
     assert [v.media.read_bytes() for v in views] == [p.read_bytes() for p in files]
 
 
+def test_import_stops_when_cancelled_and_leaves_no_partial_copy(media, monkeypatch):
+    """Cancel in the second file's copy: the first file stays imported, the second's partial copy is gone."""
+    from mvcapture.session import ImportCancelled, store
+
+    monkeypatch.setattr(store, "COPY_CHUNK_BYTES", 4096)
+    session = Session.create(name="cancelled")
+    seen = []
+
+    def cancel() -> bool:
+        return any(media["audio"].name in m and "copying" in m for _, m in seen)
+
+    with pytest.raises(ImportCancelled, match="import cancelled while copying"):
+        session.import_videos([media["portrait"], media["audio"]], progress=lambda f, m: seen.append((f, m)),
+                              cancel=cancel)
+    assert len(session.views) == 1 and session.views[0].media.read_bytes() == media["portrait"].read_bytes()
+    assert [p.name for p in (session.path / "media").iterdir() if "view1" in p.name] == [], "no partial copy left"
+    assert Session.open(session.id).problems == []
+
+
 def test_import_by_reference_and_bad_files(media, tmp_path):
     session = Session.create(name="ref")
     (view,) = session.import_videos([media["a30"]], copy=False)

@@ -8,6 +8,7 @@ stopping the recorder and importing run in workers. Previews poll each source's 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import cv2
@@ -157,6 +158,13 @@ class CaptureTab(QtWidgets.QWidget):
         self.record_button = QtWidgets.QPushButton("● Record")
         self.record_button.setToolTip("start / stop recording (R)")
         self.import_button = QtWidgets.QPushButton("Import phone videos…")
+        self.import_bar = QtWidgets.QProgressBar()
+        self.import_bar.setRange(0, 1000)
+        self.import_bar.setMaximumWidth(220)
+        self.import_bar.hide()
+        self.import_cancel = QtWidgets.QPushButton("Cancel import")
+        self.import_cancel.hide()
+        self._import_cancel_requested = threading.Event()
         self.session_name = QtWidgets.QLineEdit()
         self.session_name.setPlaceholderText("session name (optional)")
         self.athlete = QtWidgets.QLineEdit()
@@ -194,6 +202,8 @@ class CaptureTab(QtWidgets.QWidget):
         controls.addWidget(self.record_button)
         controls.addWidget(self.live_check)
         controls.addWidget(self.state, 1)
+        controls.addWidget(self.import_bar)
+        controls.addWidget(self.import_cancel)
         controls.addWidget(self.import_button)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -208,8 +218,8 @@ class CaptureTab(QtWidgets.QWidget):
         self.preview_button.clicked.connect(self.toggle_preview)
         self.record_button.clicked.connect(self.toggle_record)
         self.import_button.clicked.connect(self.import_dialog)
-        self.import_progress.connect(lambda fraction, message: self.state.setText(
-            f"importing: {fraction:.0%} — {message}"))
+        self.import_progress.connect(self._on_import_progress)
+        self.import_cancel.clicked.connect(self.cancel_import)
         for p in self.pickers:
             p.changed.connect(self._on_choice_changed)
         self.live_check.toggled.connect(self._on_live_toggled)
@@ -475,28 +485,54 @@ class CaptureTab(QtWidgets.QWidget):
         athlete = self.athlete.text().strip() or None
         self.state.setText(f"importing {len(paths)} videos…")
         self._set_busy(True)
+        cancel = self._import_cancel_requested
+        cancel.clear()
+        self._show_import_progress(True)
 
         def work() -> Path:
             session = Session.create(name=name, athlete=athlete, kind="import")
             try:
                 # from the worker thread: the signal is queued to the GUI thread
-                session.import_videos(paths, progress=self.import_progress.emit)
+                session.import_videos(paths, progress=self.import_progress.emit, cancel=cancel.is_set)
             except BaseException:
-                session.discard()
+                session.discard()  # nothing half-imported is left behind
                 raise
             return session.path
 
         def done(path: Path) -> None:
             self._set_busy(False)
+            self._show_import_progress(False)
             self.state.setText(f"imported into {path.name}")
             self.imported.emit(path)
 
         def failed(msg: str) -> None:
             self._set_busy(False)
+            self._show_import_progress(False)
+            if cancel.is_set():
+                self.state.setText("import cancelled (nothing was kept)")
+                return
             self.state.setText("import failed")
             self.message.emit(msg, True)
 
         run_task(work, on_done=done, on_error=failed, owner=self)
+
+    def cancel_import(self) -> None:
+        """Stop the running import (within one 8 MiB copy chunk); the new session is removed."""
+        self._import_cancel_requested.set()
+        self.import_cancel.setEnabled(False)
+        self.state.setText("cancelling the import…")
+
+    def _on_import_progress(self, fraction: float, message: str) -> None:
+        self.import_bar.setValue(round(1000 * fraction))
+        self.import_bar.setFormat(f"{fraction:.0%}")
+        if not self._import_cancel_requested.is_set():
+            self.state.setText(f"importing: {message}")
+
+    def _show_import_progress(self, shown: bool) -> None:
+        self.import_bar.setValue(0)
+        self.import_bar.setVisible(shown)
+        self.import_cancel.setVisible(shown)
+        self.import_cancel.setEnabled(shown)
 
     # -- state -------------------------------------------------------------------------------------
     def _set_busy(self, busy: bool) -> None:

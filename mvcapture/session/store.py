@@ -133,6 +133,10 @@ def write_timestamps(path: Path | str, t_s: np.ndarray, extra: dict[str, np.ndar
     atomic_write_text(path, buf.getvalue())
 
 
+class ImportCancelled(MvcaptureError):
+    """`Session.import_videos` stopped because its `cancel()` said so."""
+
+
 class Session:
     """A session folder. Create with `Session.create`, open with `Session.open` (check `problems`)."""
 
@@ -305,13 +309,16 @@ class Session:
 
     # -- importing -----------------------------------------------------------------------------------------
     def import_videos(self, paths: Iterable[Path | str], copy: bool = True,
-                      progress: Callable[[float, str], None] | None = None) -> list[View]:
+                      progress: Callable[[float, str], None] | None = None,
+                      cancel: Callable[[], bool] | None = None) -> list[View]:
         """Add one view per video file. Each file is probed first (unreadable ones raise MvcaptureError naming
         the file, before anything is added); then copied into media/ (or referenced where it is with
         copy=False), and its frame timestamps (from presentation times, VFR-safe) written to the table.
 
         `progress(fraction, message)` is called as the work goes (fraction of all bytes copied and
-        files indexed, 0..1), from the calling thread."""
+        files indexed, 0..1), from the calling thread. When `cancel()` turns true the import stops within
+        one copy chunk and raises `ImportCancelled`; the views imported before stay, a partial copy is
+        removed (`discard()` the session to drop it all)."""
         from mvcapture.io.video import frame_times, probe
 
         paths = [Path(p) for p in paths]
@@ -324,6 +331,8 @@ class Session:
         total, done = float(sum(units)) or 1.0, 0
 
         def report(extra: int, message: str) -> None:
+            if cancel is not None and cancel():
+                raise ImportCancelled(f"import cancelled while {message}")
             if progress is not None:
                 progress(min((done + extra) / total, 1.0), message)
 
@@ -336,11 +345,15 @@ class Session:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest.with_name(f".{dest.name}.partial")
                 copied = 0
-                with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                    while chunk := fin.read(COPY_CHUNK_BYTES):
-                        fout.write(chunk)
-                        copied += len(chunk)
-                        report(copied, f"copying {src.name} ({copied / 1e6:.0f} of {sizes[k] / 1e6:.0f} MB)")
+                try:
+                    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                        while chunk := fin.read(COPY_CHUNK_BYTES):
+                            fout.write(chunk)
+                            copied += len(chunk)
+                            report(copied, f"copying {src.name} ({copied / 1e6:.0f} of {sizes[k] / 1e6:.0f} MB)")
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
                 tmp.replace(dest)
                 media = rel
             else:
