@@ -377,6 +377,25 @@ def test_export_menu_writes_the_session_exports(qtbot, window):
     assert all((session.path / "exports" / n).is_file() for n in names)
 
 
+def test_mp4_export_from_the_menu_shows_progress_and_can_be_cancelled(qtbot, window):
+    session = create_synthetic_session("video export", num_frames=20, image_size=(160, 120))
+    with qtbot.waitSignal(window.source_opened, timeout=10_000):
+        window.open_path(session.path)
+    seen = []
+    window.export_progress.connect(lambda done, total: seen.append((done, total)))
+    window.export_actions[("mp4",)].trigger()
+    assert not window.export_bar.isHidden() and window.export_cancel.isEnabled()
+    window.cancel_export()  # the worker has not reached the video yet: nothing is written
+    qtbot.waitUntil(lambda: window.export_bar.isHidden(), timeout=30_000)
+    assert window.statusBar().currentMessage() == "export cancelled" and not window.message_bar.isVisible()
+    assert not list(session.path.glob("exports/*.mp4"))
+    window.exported_files = []
+    window.export_actions[("mp4",)].trigger()
+    qtbot.waitUntil(lambda: bool(window.exported_files), timeout=60_000)
+    assert seen and seen[-1][0] == seen[-1][1] == 20, "per-frame progress reached the status bar"
+    assert window.export_bar.isHidden() and window.exported_files[0].suffix == ".mp4"
+
+
 def test_processing_the_demo_in_the_app_keeps_it_responsive_then_reviews_it(qtbot, window, record_property):
     """The real demo session (two real cameras, shipped detections) processed by the app's own path —
     `mvcapture process` in a child process, progress in the status bar — while a heartbeat measures the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -69,6 +70,7 @@ class MainWindow(QtWidgets.QMainWindow):
     """The app window. `open_path()` loads a session or analysis in a worker and shows it in Review."""
 
     source_opened = QtCore.Signal(object)  # ReviewSource
+    export_progress = QtCore.Signal(int, int)  # frames done, frames in all (MP4), from the export worker
 
     def __init__(self, settings: QtCore.QSettings | None = None, finetune_config: str | None = None) -> None:
         super().__init__()
@@ -140,6 +142,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.process_cancel.clicked.connect(self.processor.cancel)
         self.process_label = QtWidgets.QLabel()
         for w in (self.process_label, self.process_bar, self.process_cancel):
+            self.statusBar().addPermanentWidget(w)
+            w.hide()
+        self.export_bar = QtWidgets.QProgressBar()
+        self.export_bar.setMaximumWidth(220)
+        self.export_bar.setRange(0, 1000)
+        self.export_cancel = QtWidgets.QToolButton()
+        self.export_cancel.setText("Cancel export")
+        self.export_cancel.clicked.connect(self.cancel_export)
+        self._export_cancel = threading.Event()
+        self.export_progress.connect(self._on_export_progress)
+        for w in (self.export_bar, self.export_cancel):
             self.statusBar().addPermanentWidget(w)
             w.hide()
         if hasattr(self.library_tab, "process_requested"):
@@ -287,10 +300,35 @@ class MainWindow(QtWidgets.QMainWindow):
         from mvcapture.export import export_session
 
         self.statusBar().showMessage(f"exporting {Path(folder).name} ({', '.join(formats)}) …")
-        run_task(export_session, folder, formats, on_done=self._exported,
-                 on_error=lambda msg: self.message_bar.show_message(f"export failed: {msg}"), owner=self)
+        self._export_cancel.clear()
+        self.export_bar.setValue(0)
+        for w in (self.export_bar, self.export_cancel):
+            w.setVisible("mp4" in formats)  # the tables take a moment; the video takes minutes
+        self.export_cancel.setEnabled(True)
+        run_task(export_session, folder, formats, progress=self.export_progress.emit, cancel=self._export_cancel,
+                 on_done=self._exported, on_error=self._export_failed, owner=self)
+
+    def cancel_export(self) -> None:
+        """Stop a running MP4 export (the tables already written stay)."""
+        self._export_cancel.set()
+        self.export_cancel.setEnabled(False)
+        self.statusBar().showMessage("cancelling the export …")
+
+    def _on_export_progress(self, done: int, total: int) -> None:
+        self.export_bar.setValue(round(1000 * done / max(total, 1)))
+        self.export_bar.setFormat(f"MP4 {done}/{total}")
+
+    def _export_failed(self, message: str) -> None:
+        for w in (self.export_bar, self.export_cancel):
+            w.hide()
+        if self._export_cancel.is_set():
+            self.statusBar().showMessage("export cancelled", 15000)
+        else:
+            self.message_bar.show_message(f"export failed: {message}")
 
     def _exported(self, files) -> None:
+        for w in (self.export_bar, self.export_cancel):
+            w.hide()
         self.exported_files = list(files)
         where = Path(self.exported_files[0]).parent if self.exported_files else "?"
         self.message_bar.show_message(f"exported {len(self.exported_files)} file(s) to {where}", error=False)
