@@ -290,3 +290,18 @@ def test_task_callbacks_skip_widgets_that_are_gone(qtbot):
     assert calls == []
     run_task(lambda: 2, on_done=calls.append)
     qtbot.waitUntil(lambda: calls == [2], timeout=5000)
+
+
+def test_an_unexpected_error_in_a_slot_is_shown_and_logged_not_lost(qtbot, window, tmp_path, caplog):
+    """The app's sys.excepthook (installed by gui.app.run): Qt only prints a slot's exception to stderr."""
+    from mvcapture.gui.app import report_unexpected_error
+
+    try:
+        raise ZeroDivisionError("division by zero in a slot")
+    except ZeroDivisionError as exc:
+        with caplog.at_level("ERROR", logger="mvcapture.gui.app"):
+            report_unexpected_error(window, type(exc), exc, exc.__traceback__)
+    assert window.message_bar.isVisible()
+    text = window.message_bar.label.text()
+    assert "Something went wrong: ZeroDivisionError: division by zero in a slot" in text and "mvcapture.log" in text
+    assert caplog.records and caplog.records[-1].exc_info[0] is ZeroDivisionError

@@ -42,4 +42,25 @@ def run(path: Path | None = None, videos: list[Path] | None = None) -> int:
         window.restore_last_session()
     monitor = EventLoopMonitor(interval_ms=50, log_above_ms=200, parent=window)
     monitor.start()
-    return app.exec()
+    previous_hook = sys.excepthook
+    sys.excepthook = lambda *exc: report_unexpected_error(window, *exc)
+    try:
+        return app.exec()
+    finally:
+        sys.excepthook = previous_hook
+
+
+def report_unexpected_error(window, exc_type, exc, tb) -> None:
+    """An exception nothing caught, raised in a Qt slot: logged with its traceback and shown in the window's
+    message bar, and the app keeps running (Qt would only print it to a terminal nobody watches)."""
+    from mvcapture.logs import setup_logging
+
+    if issubclass(exc_type, KeyboardInterrupt):
+        QtWidgets.QApplication.instance().quit()
+        return
+    log.error("unexpected error", exc_info=(exc_type, exc, tb))
+    try:
+        window.message_bar.show_message(f"Something went wrong: {exc_type.__name__}: {exc}. The app keeps "
+                                        f"running; details in {setup_logging()}")
+    except RuntimeError:  # the window is already gone
+        pass
