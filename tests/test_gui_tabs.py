@@ -236,6 +236,30 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     qtbot.waitUntil(lambda: store.active_version() == previous.version, timeout=10_000)
 
 
+@pytest.mark.slow  # two training processes
+def test_resume_continues_a_job_cancelled_in_an_earlier_run_of_the_app(qtbot, window):
+    """A job cancelled while the app was closed (here: started from the API) is found on disk; Resume
+    continues it from its checkpoint, with the curves of the earlier run."""
+    pytest.importorskip("mvcapture.train")
+    from mvcapture.train.jobs import JobSpec, start_job
+
+    session = create_synthetic_session("earlier", num_frames=80, image_size=(160, 120))
+    job = start_job(JobSpec(clips=[str(session.path_for("analysis"))], config="tiny",
+                            train={"variant": "l2d_con", "epochs": 3, "batch_size": 4}))
+    job.cancel()
+    assert job.result()["event"] == "cancelled"
+    tab = window.finetune_tab
+    assert not tab.resume_button.isEnabled()
+    window.tabs.setCurrentWidget(tab)  # showing the tab looks for unfinished jobs
+    qtbot.waitUntil(lambda: tab.resume_button.isEnabled(), timeout=10_000)
+    assert tab.resumable == job.job_dir and job.job_dir.name in tab.resume_button.toolTip()
+    tab.resume_button.click()
+    assert tab.progress.step_x, "the earlier run's curve is shown"
+    qtbot.waitUntil(lambda: tab.progress.status == "done", timeout=120_000)
+    assert tab.job.job_dir == job.job_dir and tab.progress.result["version"]
+    assert "resuming job" in tab.log_view.toPlainText()
+
+
 class _FakeDetector:
     """Stands in for the rtmlib detector (no model files needed): one person, fixed COCO-17 joints."""
 

@@ -242,3 +242,30 @@ def test_a_job_runs_in_one_worker_at_a_time(tmp_path):
     again = _lock(tmp_path)
     assert again is not None
     again.close()
+
+
+def test_unfinished_jobs_lists_resumable_jobs_newest_first(clips_dir, tmp_path):
+    """Cancelled jobs with a checkpoint are listed (newest first); finished jobs, failed ones and one whose
+    worker still holds the lock are not."""
+    import fcntl
+
+    from mvcapture.train.jobs import job_events, jobs_dir, unfinished_jobs
+
+    train = {**TRAIN, "epochs": 3}
+    older = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=train), jobs_dir() / "20260101-000000-a")
+    older.cancel()
+    assert older.result()["event"] == "cancelled"
+    newer = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=train), jobs_dir() / "20260102-000000-b")
+    newer.cancel()
+    assert newer.result()["event"] == "cancelled"
+    done = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train={**TRAIN, "epochs": 1}),
+                     jobs_dir() / "20260103-000000-c")
+    assert done.result()["event"] == "done"
+    assert unfinished_jobs() == [newer.job_dir, older.job_dir]
+    assert [e["event"] for e in job_events(newer.job_dir)][-1] == "cancelled"
+    with open(newer.job_dir / "worker.lock", "w") as held:  # as a running worker holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert unfinished_jobs() == [older.job_dir]
+    with open(older.job_dir / "events.jsonl", "a") as f:
+        f.write(json.dumps({"event": "failed", "error": "collapsed"}) + "\n")
+    assert unfinished_jobs() == [newer.job_dir]

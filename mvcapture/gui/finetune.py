@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import threading
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -88,6 +89,7 @@ class FinetuneTab(QtWidgets.QWidget):
         self.follower: JobFollower | None = None
         self.progress = TrainingProgress()
         self.previous_active: str | None = None
+        self.resumable: Path | None = None  # an unfinished job found on disk (no job started here yet)
         self._session_rows: list[dict] = []
 
         self.sessions = QtWidgets.QListWidget()
@@ -272,15 +274,41 @@ class FinetuneTab(QtWidgets.QWidget):
         run_task(start_job, spec, on_done=self._follow, on_error=self._start_failed, owner=self)
 
     def resume(self) -> None:
-        if self.job is None:
-            return
-        from mvcapture.train.jobs import resume_job
+        """Continue the cancelled or failed job of this tab, or else the newest unfinished job found on
+        disk (cancelled in an earlier run of the app, or stopped by a crash), from its checkpoint."""
+        from mvcapture.train.jobs import job_events, resume_job
 
-        job_dir = self.job.job_dir
-        progress = self.progress
+        if self.job is not None:
+            job_dir = self.job.job_dir
+            progress = self.progress
+        elif self.resumable is not None:
+            job_dir = self.resumable
+            progress = TrainingProgress()
+            for event in job_events(job_dir):  # the curves so far
+                progress.feed(event)
+            progress.log.append(f"resuming job {job_dir.name} from its last checkpoint")
+            self.resumable = None
+        else:
+            return
         progress.status = "starting"
         self._begin(progress)
         run_task(resume_job, job_dir, on_done=self._follow, on_error=self._start_failed, owner=self)
+
+    def find_resumable(self) -> None:
+        """Look for an unfinished fine-tuning job on disk (in a worker); Resume then continues it."""
+        if self.job is not None:
+            return
+        from mvcapture.train.jobs import unfinished_jobs
+
+        def found(jobs: list) -> None:
+            if self.job is not None:
+                return
+            self.resumable = jobs[0] if jobs else None
+            self.resume_button.setToolTip(f"continue job {self.resumable.name} from its last checkpoint"
+                                          if self.resumable else "continue a cancelled job")
+            self._update_buttons()
+
+        run_task(unfinished_jobs, on_done=found, on_error=lambda msg: None, owner=self)
 
     def cancel(self) -> None:
         """Ask the job to checkpoint and stop (it ends after its current step)."""
@@ -362,7 +390,9 @@ class FinetuneTab(QtWidgets.QWidget):
         busy = p.status in ("starting", "running")
         self.start_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and self.job is not None)
-        self.resume_button.setEnabled(not busy and self.job is not None and p.status in ("cancelled", "failed"))
+        self.resume_button.setEnabled(not busy and (
+            (self.job is not None and p.status in ("cancelled", "failed"))
+            or (self.job is None and self.resumable is not None)))
         done = p.status == "done" and bool((p.result or {}).get("version"))
         self.activate_button.setEnabled(done and not (p.result or {}).get("activated"))
         self.rollback_button.setEnabled(self.previous_active is not None)
@@ -421,6 +451,7 @@ class FinetuneTab(QtWidgets.QWidget):
 
     def showEvent(self, event) -> None:
         self.refresh_sessions()
+        self.find_resumable()
         super().showEvent(event)
 
     def shutdown(self) -> None:

@@ -25,7 +25,7 @@ from mvcapture.io.atomic import atomic_write_json, atomic_write_text
 from mvcapture.paths import data_dir
 from mvcapture.train import store
 from mvcapture.train.finetune import TrainConfig
-from mvcapture.train.worker import CANCEL, EVENTS, RESULT, SPEC
+from mvcapture.train.worker import CANCEL, CHECKPOINT, EVENTS, RESULT, SPEC
 
 TERMINAL_EVENTS = ("done", "cancelled", "failed")
 
@@ -215,3 +215,48 @@ def resume_job(job_dir: Path | str) -> Job:
     job.process = _launch(job_dir, int(job.spec.get("nproc", 1)))
     return job
 
+
+def job_events(job_dir: Path | str) -> list[dict]:
+    """Every event a job's workers have written so far (all runs, resumes included), in order."""
+    job = Job(Path(job_dir))
+    job._read_new()
+    return list(job._pending)
+
+
+def _worker_alive(job_dir: Path) -> bool:
+    """Whether a worker holds the job's lock (the lock dies with its process, even on a kill)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock to ask
+        return False
+    lock = job_dir / "worker.lock"
+    if not lock.is_file():
+        return False
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def unfinished_jobs(kind: str = "finetune") -> list[Path]:
+    """Jobs of `kind` that stopped with a checkpoint before finishing — cancelled, or the app or the computer
+    went down — and that no worker is running now; newest first. `resume_job` continues any of them.
+    A job whose last event says it failed (e.g. a collapse) is not listed: resuming would fail the same way."""
+    found = []
+    for job_dir in sorted(jobs_dir().iterdir(), reverse=True):
+        if not ((job_dir / SPEC).is_file() and (job_dir / CHECKPOINT).is_file()) or (job_dir / RESULT).is_file():
+            continue
+        try:
+            if json.loads((job_dir / SPEC).read_text(encoding="utf-8")).get("kind", "finetune") != kind:
+                continue
+        except ValueError:
+            continue
+        events = job_events(job_dir)
+        if events and events[-1].get("event") == "failed":
+            continue
+        if not _worker_alive(job_dir):
+            found.append(job_dir)
+    return found
