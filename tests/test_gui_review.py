@@ -168,16 +168,23 @@ def test_layout_tab_and_last_session_are_remembered(qtbot, settings, session_dir
     qtbot.addWidget(first)
     first.resize(780, 560)  # inside the 800x600 Xvfb screen (restoring clamps to it)
     first.show()
-    open_session(qtbot, first, session_dir)
+    view = open_session(qtbot, first, session_dir)
+    first.tabs.setCurrentIndex(2)
+    first.tabs.setCurrentIndex(1)
+    total = sum(view.splitter.sizes())
+    view.splitter.setSizes([total // 4, total - total // 4])  # the user drags the plots up
+    sizes = view.splitter.sizes()
     first.tabs.setCurrentIndex(3)
     first.close()
     second = MainWindow(settings)
     qtbot.addWidget(second)
     assert (second.width(), second.height()) == (780, 560)
     assert second.tabs.currentIndex() == 3
+    second.show()
     with qtbot.waitSignal(second.source_opened, timeout=10_000):
         assert second.restore_last_session()
     assert second.review_tab.view.source.name == "walk"
+    assert second.review_tab.view.splitter.sizes() == sizes, "the Review split is remembered"
     second.close()
 
 

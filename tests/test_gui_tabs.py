@@ -463,3 +463,43 @@ def test_processing_the_demo_in_the_app_keeps_it_responsive_then_reviews_it(qtbo
     notes = json.loads(session.path_for("metrics").read_text())["notes"]
     assert notes and view.notes.isVisible(), "processing's notes (e.g. the shipped detections) are shown"
     assert all(html.escape(n) in view.notes.text() for n in notes)
+
+
+def _close_main_window_once(seen: dict, ready) -> None:
+    """From inside app.exec(): wait for the app's main window to satisfy `ready(window)`, note what it
+    shows in `seen`, then close it (which ends app.exec)."""
+    from PySide6 import QtWidgets
+
+    for w in QtWidgets.QApplication.topLevelWidgets():
+        if isinstance(w, MainWindow) and w.isVisible() and ready(w):
+            seen["title"] = w.windowTitle()
+            seen["tab"] = w.tabs.tabText(w.tabs.currentIndex())
+            view = w.review_tab.view
+            seen["frames"] = None if view is None else view.analysis.num_frames
+            w.close()
+            return
+    QtCore.QTimer.singleShot(100, lambda: _close_main_window_once(seen, ready))
+
+
+def test_mvcapture_without_a_command_and_mvcapture_demo_open_the_window(qtbot, tmp_path, monkeypatch):
+    """The console entry points themselves: `mvcapture` opens the app, `mvcapture demo` processes the demo
+    session and opens it in Review (the window is closed by a timer once it shows what it should)."""
+    from mvcapture.cli import main
+    from mvcapture.errors import ModelNotFoundError
+    from mvcapture.lifter import create_lifter, save_lifter
+
+    def unavailable(mode="balanced", **kwargs):
+        raise ModelNotFoundError("no detector weights (test)")
+
+    monkeypatch.setattr("mvcapture.detect.backends.create_detector", unavailable)
+    seen: dict = {}
+    QtCore.QTimer.singleShot(100, lambda: _close_main_window_once(seen, lambda w: True))
+    assert main([]) == 0
+    assert seen["title"] == "mvcapture" and seen["frames"] is None
+
+    weights = tmp_path / "tiny.pt"
+    save_lifter(create_lifter("tiny"), weights, {"name": "tiny-test", "version": "t1"})
+    seen.clear()
+    QtCore.QTimer.singleShot(100, lambda: _close_main_window_once(seen, lambda w: w.review_tab.view is not None))
+    assert main(["demo", "--model", str(weights)]) == 0
+    assert seen["tab"] == "Review" and seen["frames"] == 100 and "demo" in seen["title"].lower()

@@ -359,6 +359,9 @@ class MainWindow(QtWidgets.QMainWindow):
         path = self._loading
         self._loading = None
         self.review_tab.show_source(source)
+        splitter = self.settings.value("review/splitter")
+        if splitter is not None and self.review_tab.view is not None:
+            self.review_tab.view.splitter.restoreState(splitter)
         self.tabs.setCurrentWidget(self.review_tab)
         self.setWindowTitle(f"{source.name} — mvcapture")
         self.message_bar.hide()
@@ -402,6 +405,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/tab", self.tabs.currentIndex())
+        view = self.review_tab.view
+        if view is not None:  # the Review tab's split between videos + 3D and the plots
+            self.settings.setValue("review/splitter", view.splitter.saveState())
         self.settings.sync()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
