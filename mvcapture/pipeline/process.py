@@ -102,6 +102,12 @@ def resample_view(times_s: np.ndarray, kp2d_px: np.ndarray, conf: np.ndarray, qu
     return kp.astype(np.float32), c.astype(np.float32)
 
 
+# The lifted 3D checks the time alignment over ± this many seconds, and flags a clear minimum more than
+# SYNC_CHECK_TOLERANCE_FRAMES frames away (a lifter's own errors move the minimum by a frame or two).
+SYNC_CHECK_SEARCH_S = 0.25
+SYNC_CHECK_TOLERANCE_FRAMES = 2.0
+
+
 def depth_ratio(pose: np.ndarray, conf: np.ndarray | None = None) -> float:
     """Median over frames of (spread of the joints in depth) / (spread across the image), for (T, 17, 3)
     camera-frame poses; frames where the athlete is not seen (all conf 0) are left out."""
@@ -554,14 +560,54 @@ class SessionPipeline:
                                        f"width, real poses 0.3-0.5); the camera angle is then biased towards "
                                        f"180° and depth is barely checked -- fine-tune on this session (Fine-tune "
                                        f"tab, or `{command}`) or use a better trained model")
+        sync_check = {str(v): self._check_sync_in_3d(v, pose3d[0], pose3d[v], conf[0] * conf[v], times0, sync[v])
+                      for v in range(1, V)}
         self.metrics = self._metrics(analysis, weight_sum, axis_angle, scale, sync)
         self.metrics["depth_ratio"] = depth
+        self.metrics["sync_check_3d"] = sync_check
         analysis.save(analysis_path)
         self.session.save_json("metrics", self.metrics)
         self._record("analysis", sig)
         self._progress("analysis", 1.0, f"residual {self.metrics['residual_mean_mm']:.1f} mm, cameras "
                                         f"{axis_angle[1]:.0f}° apart")
         return analysis
+
+    def _check_sync_in_3d(self, v: int, pose_0: np.ndarray, pose_v: np.ndarray, weight: np.ndarray,
+                          times_s: np.ndarray, sync: dict) -> dict:
+        """Check the time alignment of view `v` with the lifted 3D (`sync.check_with_consistency`): the two
+        views' 3D, both on the common time base, should agree best with no extra shift. A clear minimum
+        more than a frame away is a note for the user (the alignment is kept: a lifter's errors can move
+        the minimum too). Returns the check for metrics.json (`sync_check_3d`)."""
+        from mvcapture.sync import SyncResult
+        from mvcapture.sync.consistency import check_with_consistency
+
+        used = SyncResult(offset_s=0.0, confidence=1.0, method=str(sync.get("method", "offset")))
+        seen = weight.sum(1) > 0
+        if seen.sum() < 10:  # too little overlap to say anything
+            return {"checked": False}
+        frames = np.flatnonzero(seen)
+        span = slice(frames[0], frames[-1] + 1)
+        frame_s = float(np.median(np.diff(times_s)))
+        search = max(3.0, round(SYNC_CHECK_SEARCH_S / frame_s))
+        checked = check_with_consistency(used, pose_0[span], times_s[span], pose_v[span], times_s[span],
+                                         search_frames=search, tolerance_frames=SYNC_CHECK_TOLERANCE_FRAMES)
+        gap = float(checked.details["consistency_gap_frames"])
+        best_shift_s = float(checked.details["consistency"]["best_offset_s"])
+        curve = checked.details["consistency"]
+        # flagged: a clear disagreement (sync's own rule); hint: a shallow minimum that is still inside the
+        # searched range (on the demo it found a wrong offset's error within a frame or two)
+        hint = bool(curve["interior"]) and gap > SYNC_CHECK_TOLERANCE_FRAMES
+        if checked.low_confidence or hint:
+            offset = float(sync.get("offset_s", 0.0))
+            self._note("analysis", f"view {v}: the two views' 3D agree best {best_shift_s * 1000:+.0f} ms "
+                                   f"({gap:.1f} frames) from the offset used ({offset:+.3f} s"
+                                   f"{', ' + str(sync.get('method')) if sync.get('method') else ''}); if the "
+                                   f"videos look out of step, try {offset + best_shift_s:+.3f} s in Review "
+                                   f"(sync offset) or `mvcapture sync SESSION --manual-offset`")
+        return {"checked": True, "flagged": bool(checked.low_confidence), "hint": hint,
+                "best_shift_s": best_shift_s, "suggested_offset_s": float(sync.get("offset_s", 0.0)) + best_shift_s,
+                "gap_frames": gap, "contrast": float(curve["contrast"]), "interior": bool(curve["interior"]),
+                "reason": checked.reason}
 
     def _metrics(self, a: Analysis, weight: np.ndarray, axis_angle: np.ndarray, scale: np.ndarray,
                  sync: list[dict]) -> dict[str, Any]:
