@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "record", help="record two (or more) cameras into a new session",
-        description="Record webcams into a new session (crash-safe: at most the last half second is lost). "
+        description="Record webcams into a new session (crash-safe: a crash loses at most the last second). "
                     "--files plays video files as if they were live cameras (demos, tests, headless).")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cameras", type=int, nargs="+", metavar="INDEX",

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from mvcapture.capture.sources import FrameSource, SourceEvent
 from mvcapture.errors import MvcaptureError
+from mvcapture.io.atomic import fsync_dir
 from mvcapture.io.video import VideoWriter
 from mvcapture.session.repair import repair_recording
 from mvcapture.session.store import LOCK_FILE, STAGES, Session, try_lock
@@ -94,6 +95,7 @@ class _ViewWriter(threading.Thread):
         writer.close()
         with open(writer.path, "rb") as f:
             os.fsync(f.fileno())
+        fsync_dir(writer.path.parent)  # the new segment's name survives a power cut too
         self._table.write("".join(self._pending))
         self._table.flush()
         os.fsync(self._table.fileno())

@@ -33,7 +33,7 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[io.IOBase]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _read_umask() -> int:
@@ -46,7 +46,9 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make the entries of `directory` (a file just created or renamed there) durable (POSIX; no-op
+    where a directory cannot be opened, e.g. Windows)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
