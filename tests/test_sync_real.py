@@ -1,5 +1,6 @@
 """Motion alignment on real video: the Pose2Sim four-camera recording (60 fps, synchronized), cut with
-known offsets. Keypoints from the cached detections (MediaPipe, COCO-17) of that folder."""
+known offsets. Keypoints from the cached detections (MediaPipe, COCO-17) of that folder, and from our own
+detection pipeline where rtmlib's models are on disk."""
 
 from __future__ import annotations
 
@@ -56,3 +57,29 @@ def test_cam02_with_side_swaps(shared_data, cut_b):
     kp_b, conf_b = _load(shared_data, "02")
     result = estimate_offset(_cut(kp_a, conf_a, 0), _cut(kp_b, conf_b, cut_b))
     assert abs(result.offset_s + cut_b / FPS) * FPS <= 0.5, result.to_dict()
+    assert not result.low_confidence
+
+
+@pytest.mark.slow
+def test_cam01_cam04_offsets_with_keypoints_from_our_detection_pipeline(shared_data, tmp_path):
+    """The same cuts with the keypoints of our own detection pipeline (rtmlib models, athlete tracking) on
+    the real videos. Runs where rtmlib's models are on disk — its cache, or a folder named by
+    MVCAPTURE_DETECTOR_DIR — and is skipped elsewhere (nothing can be downloaded on the build machine)."""
+    import os
+
+    from mvcapture.detect import create_detector, detect_video
+    from mvcapture.errors import ModelNotFoundError
+
+    try:
+        detector = create_detector("balanced", model_dir=os.environ.get("MVCAPTURE_DETECTOR_DIR"), download=False)
+    except ModelNotFoundError as exc:
+        pytest.skip(f"rtmlib's detector models are not on this machine: {exc}")
+    video = shared_data / "video" / "pose2sim_demo"
+    tracks = {cam: detect_video(video / f"cam{cam}.mp4", detector, cache_dir=tmp_path) for cam in ("01", "04")}
+    for cam, det in tracks.items():
+        assert (det.conf.max(1) > 0.3).mean() > 0.9, f"cam{cam}: the athlete is found in most frames"
+    for cut_a, cut_b in ((0, 0), (0, 4.3), (3.7, 0), (0, 8)):
+        a = _cut(tracks["01"].kp2d_px.astype(np.float64), tracks["01"].conf.astype(np.float64), cut_a)
+        b = _cut(tracks["04"].kp2d_px.astype(np.float64), tracks["04"].conf.astype(np.float64), cut_b)
+        result = estimate_offset(a, b)
+        assert abs(result.offset_s - (cut_a - cut_b) / FPS) * FPS <= 0.5, result.to_dict()
