@@ -38,12 +38,28 @@ def test_lift_command_writes_per_view_predictions(clip_and_weights, tmp_path, ca
         assert np.all(data["pose3d_m"][:, :, 0] == 0)
     summary = json.loads(report.read_text())
     assert summary["views"] == 2 and summary["frames"] == 40 and summary["flip"] is True
+    assert summary["precision"] == "fp32" and summary["compiled"] is False
     assert "walk.npz" in capsys.readouterr().out
     # the Python API writes the same predictions (default output beside the clip)
     api = lift_file(clip_path, model=str(weights), flip=True, device="cpu")
     with np.load(api["out"]) as a, np.load(out) as b:
         np.testing.assert_allclose(a["pose3d_norm"], b["pose3d_norm"], atol=1e-6)
     assert api["out"].endswith("walk.lift.npz")
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels first: about 30 s on 2 cores
+def test_lift_command_compiled_matches_eager(clip_and_weights, tmp_path):
+    """`--compile` (torch.compile, inductor's CPU code here) gives the eager predictions."""
+    clip_path, weights = clip_and_weights
+    outs = {}
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        outs[name] = tmp_path / f"{name}.npz"
+        report = tmp_path / f"{name}.json"
+        assert main(["lift", str(clip_path), "--model", str(weights), "--out", str(outs[name]), "--device", "cpu",
+                     "--json", str(report), *extra]) == 0
+        assert json.loads(report.read_text())["compiled"] is (name == "compiled")
+    with np.load(outs["eager"]) as a, np.load(outs["compiled"]) as b:
+        np.testing.assert_allclose(b["pose3d_norm"], a["pose3d_norm"], atol=1e-5)
 
 
 def test_lift_without_default_weights_explains(clip_and_weights, tmp_path, monkeypatch, capsys):

@@ -57,7 +57,8 @@ def lift_file(clip_path: Path | str, model: str = "active", out: Path | str | No
     log.info("lifted %s (%d views, %d frames) with %s in %.2f s -> %s",
              clip_path, clip.num_views, clip.num_frames, lifter.name, seconds, out)
     return {"clip": str(clip_path), "out": str(out), "model": lifter.name, "config": lifter.config_name,
-            "device": str(lifter.device), "views": clip.num_views, "frames": clip.num_frames, "flip": flip,
+            "device": str(lifter.device), "precision": lifter.precision, "compiled": lifter.compiled,
+            "views": clip.num_views, "frames": clip.num_frames, "flip": flip,
             "seconds": seconds, "metres_method": method}
 
 
@@ -71,6 +72,10 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output .npz (default: CLIP.lift.npz)")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation (twice the work)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network first (about 30 s or more; pays off on long clips, GPU)")
     parser.add_argument("--height-m", type=float, default=DEFAULT_ATHLETE_HEIGHT_M,
                         help="athlete height in metres, sets the metric scale (default %(default)s)")
     add_json_option(parser)
@@ -82,7 +87,7 @@ def _run(args) -> int:
 
     from mvcapture.lifter.weights import load_lifter
 
-    lifter = load_lifter(args.model, device=args.device)
+    lifter = load_lifter(args.model, device=args.device, precision=args.precision, compile=args.compile)
     with tqdm(total=0, unit="window", desc="lifting") as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -91,7 +96,8 @@ def _run(args) -> int:
         summary = lift_file(args.clip, out=args.out, flip=args.flip, height_m=args.height_m, lifter=lifter,
                             progress=progress)
     print(f"{summary['clip']}: {summary['views']} views x {summary['frames']} frames lifted with "
-          f"{summary['model']} ({summary['config']}, {summary['device']}) in {summary['seconds']:.2f} s "
+          f"{summary['model']} ({summary['config']}, {summary['device']}, {summary['precision']}"
+          f"{', compiled' if summary['compiled'] else ''}) in {summary['seconds']:.2f} s "
           f"-> {summary['out']} (metres from {summary['metres_method']})")
     write_json(args.json, summary)
     return 0

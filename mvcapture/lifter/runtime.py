@@ -100,6 +100,7 @@ class Lifter:
         bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         self.autocast_dtype = torch.bfloat16 if bf16 else None
         self._forward = torch.compile(self.model) if compile else self.model
+        self.compiled = bool(compile)
         self.batch_size = int(batch_size)
         self.overlap = self.window // 3 if overlap is None else int(overlap)
         if not 0 <= self.overlap < self.window:
@@ -108,6 +109,11 @@ class Lifter:
     @property
     def config(self):
         return self.model.config
+
+    @property
+    def precision(self) -> str:
+        """"bf16" (autocast) or "fp32": what the forward passes run in."""
+        return "bf16" if self.autocast_dtype is not None else "fp32"
 
     @property
     def config_name(self) -> str:
