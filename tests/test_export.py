@@ -71,14 +71,33 @@ def test_json_structure(tmp_path):
     np.testing.assert_allclose(np.array(doc["tracks"]["aligned"]["pose3d"]), a.aligned.mean(0), atol=1e-6)
 
 
+def _simple_trc_reader(text: str):
+    """An independent reader of the TRC layout (OpenSim / Pose2Sim): tab-separated, header line 3 holds
+    DataRate … Units, line 4 the marker names (each followed by two empty columns), data from line 6."""
+    lines = text.splitlines()
+    header = dict(zip(lines[1].split("\t"), lines[2].split("\t")))
+    names = [n for n in lines[3].split("\t")[2:] if n.strip()]
+    rows = [line.split("\t") for line in lines[5:] if line.strip()]
+    frames = np.array([[float(v) for v in row[2:2 + 3 * len(names)]] for row in rows])
+    times = np.array([float(row[1]) for row in rows])
+    return header, names, times, frames.reshape(len(rows), len(names), 3)
+
+
 def test_trc_round_trip_within_1mm(tmp_path):
+    """Every track (each view's 3D and the aligned one) read back by a reader written here, and by ours."""
     a = _analysis()
     ex.export_analysis(a, tmp_path, formats=("trc",))
-    data, rate, names = ex.read_trc((tmp_path / "session_view0.trc").read_text())
-    assert rate == 30.0 and names == list(H36M17_JOINTS)
-    # TRC is Y-up: camera (x, y, z) -> (x, -y, -z)
-    back = data * [1, -1, -1]
-    assert np.abs(back - a.pose3d[0]).max() < 1e-3
+    tracks = {"view0": a.pose3d[0], "view1": a.pose3d[1], "aligned": a.aligned[0]}
+    for track, expected in tracks.items():
+        text = (tmp_path / f"session_{track}.trc").read_text()
+        header, names, times, data = _simple_trc_reader(text)
+        assert header["Units"] == "m" and float(header["DataRate"]) == 30.0 and int(header["NumFrames"]) == 30
+        assert names == list(H36M17_JOINTS) and int(header["NumMarkers"]) == 17
+        np.testing.assert_allclose(times, np.arange(30) / 30.0, atol=1e-6)
+        # TRC is Y-up: camera (x, y, z) -> (x, -y, -z)
+        assert np.abs(data * [1, -1, -1] - expected).max() < 1e-3, track
+        ours, rate, our_names = ex.read_trc(text)
+        assert rate == 30.0 and our_names == names and np.abs(ours - data).max() < 1e-9
 
 
 def test_unknown_format_is_rejected(tmp_path):
@@ -92,12 +111,13 @@ def test_bvh_round_trip_through_our_importer_within_1mm(tmp_path):
 
     a = _analysis()
     ex.export_analysis(a, tmp_path, formats=("bvh",))
-    motion = load_bvh(tmp_path / "session_view0.bvh")
-    assert motion.fps == pytest.approx(30.0)
-    idx = [motion.index(name) for name in H36M17_JOINTS]
-    positions_m = motion.positions()[:, idx] / 100.0  # file is in centimetres, Y up
-    expected = a.pose3d[0] @ ex.CAMERA_TO_YUP.T
-    assert np.abs(positions_m - expected).max() < 1e-3
+    for track, pose in (("view0", a.pose3d[0]), ("view1", a.pose3d[1]), ("aligned", a.aligned[0])):
+        motion = load_bvh(tmp_path / f"session_{track}.bvh")
+        assert motion.fps == pytest.approx(30.0)
+        idx = [motion.index(name) for name in H36M17_JOINTS]
+        positions_m = motion.positions()[:, idx] / 100.0  # file is in centimetres, Y up
+        expected = pose @ ex.CAMERA_TO_YUP.T
+        assert np.abs(positions_m - expected).max() < 1e-3, track
 
 
 def test_bvh_of_varying_bone_lengths_keeps_directions(tmp_path):
