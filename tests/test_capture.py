@@ -77,6 +77,27 @@ def test_v4l2_mode_listing_is_parsed():
         ("MJPG", 1280, 720, 30.0), ("MJPG", 1280, 720, 60.0), ("YUYV", 640, 480, 30.0)]
 
 
+def test_record_list_cameras(tmp_path, monkeypatch, capsys):
+    """`mvcapture record --list-cameras`: what enumeration found, with its modes, on screen and as JSON."""
+    import json
+
+    from mvcapture.capture.sources import CameraInfo, CameraMode
+
+    monkeypatch.setattr(sources_mod, "V4L_SYSFS", tmp_path)  # no camera
+    assert main(["record", "--list-cameras", "--json", str(tmp_path / "none.json")]) == 0
+    assert "no camera found on this computer" in capsys.readouterr().out
+    assert json.loads((tmp_path / "none.json").read_text()) == {"cameras": []}
+    cams = [CameraInfo(0, "Integrated Webcam", "/dev/video0", (CameraMode(1280, 720, 30.0, "MJPG"),)),
+            CameraInfo(2, "USB Camera", "/dev/video2")]
+    monkeypatch.setattr(sources_mod, "list_cameras", lambda: cams)
+    assert main(["record", "--list-cameras", "--json", str(tmp_path / "two.json")]) == 0
+    out = capsys.readouterr().out
+    assert "0: Integrated Webcam (/dev/video0)" in out and "1280x720 @ 30 fps MJPG" in out
+    assert "2: USB Camera" in out and "the OS lists no modes" in out
+    listed = json.loads((tmp_path / "two.json").read_text())["cameras"]
+    assert [c["index"] for c in listed] == [0, 2] and listed[0]["modes"][0]["width"] == 1280
+
+
 @pytest.mark.skipif(bool(list_cameras()), reason="this machine has a camera")
 def test_missing_camera_is_a_clear_error(capsys):
     with pytest.raises(MvcaptureError, match="camera 0 could not be opened"):

@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     group.add_argument("--cameras", type=int, nargs="+", metavar="INDEX",
                        help="camera indices to record (default: the first two cameras found)")
     group.add_argument("--files", type=Path, nargs="+", metavar="VIDEO", help="video files to play as cameras")
+    group.add_argument("--list-cameras", action="store_true",
+                       help="list the cameras of this computer (index, name, device, modes) and exit")
     parser.add_argument("--seconds", type=float, default=None,
                         help="stop after this many seconds (default: at Ctrl+C, or when all files end)")
     parser.add_argument("--loop", action="store_true", help="with --files: restart each file at its end")
@@ -51,6 +53,26 @@ def _camera_sources(args: argparse.Namespace) -> list:
     return [CameraSource(i, args.width, args.height, args.fps, name=f"camera{i}") for i in indices]
 
 
+def _list_cameras(json_path) -> int:
+    from dataclasses import asdict
+
+    from mvcapture.capture.sources import list_cameras
+
+    found = list_cameras()
+    if not found:
+        print("no camera found on this computer: connect a webcam (and check the app may use it), or record "
+              "from video files with --files A.mp4 B.mp4")
+    for cam in found:
+        print(f"{cam.index}: {cam.name}" + (f" ({cam.device})" if cam.device else ""))
+        for mode in cam.modes:
+            rate = f" @ {mode.fps:g} fps" if mode.fps else ""
+            print(f"    {mode.width}x{mode.height}{rate}" + (f" {mode.pixel_format}" if mode.pixel_format else ""))
+        if not cam.modes:
+            print("    (the OS lists no modes: --width/--height/--fps are requested and the camera's answer is used)")
+    write_json(json_path, {"cameras": [asdict(c) for c in found]})
+    return 0
+
+
 def run_record(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -59,6 +81,8 @@ def run_record(args: argparse.Namespace) -> int:
     from mvcapture.io.video import probe
     from mvcapture.session.store import Session
 
+    if args.list_cameras:
+        return _list_cameras(args.json)
     if args.files:
         for path in args.files:
             probe(path)  # a clear message for an unreadable file before anything starts
