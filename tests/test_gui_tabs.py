@@ -304,6 +304,7 @@ def test_capture_live_pose_overlay_3d_and_camera_angle(qtbot, window, take):
     cap.start_preview()
     qtbot.waitUntil(lambda: cap.last_live is not None and cap.last_live.angle_deg is not None, timeout=30_000)
     assert "between the cameras" in cap.angle.text()
+    assert cap.gauge.angle_deg == pytest.approx(min(cap.last_live.angle_deg, 180.0))
     xs, _ = cap.panels[0].bones.getData()
     assert len(xs) == 32, "2D overlay drawn on the live preview"
     qtbot.wait(100)
@@ -503,3 +504,29 @@ def test_mvcapture_without_a_command_and_mvcapture_demo_open_the_window(qtbot, t
     QtCore.QTimer.singleShot(100, lambda: _close_main_window_once(seen, lambda w: w.review_tab.view is not None))
     assert main(["demo", "--model", str(weights)]) == 0
     assert seen["tab"] == "Review" and seen["frames"] == 100 and "demo" in seen["title"].lower()
+
+
+def test_angle_gauge_needle_points_at_the_angle_over_its_zones(qtbot):
+    from mvcapture.gui.gauge import ZONES, AngleGauge
+
+    gauge = AngleGauge()
+    qtbot.addWidget(gauge)
+    gauge.resize(220, 120)
+    gauge.show()
+    qtbot.waitExposed(gauge)
+    assert gauge.angle_deg is None
+    centre = gauge.point_at(0.0, 0.0)
+    up, left, right = gauge.point_at(90.0), gauge.point_at(0.0), gauge.point_at(180.0)
+    assert up.x() == pytest.approx(centre.x()) and up.y() < centre.y()
+    assert left.x() < centre.x() < right.x() and left.y() == pytest.approx(centre.y())
+    image = gauge.grab().toImage()
+
+    def colour_at(angle: float):
+        p = gauge.point_at(angle, 0.95)
+        c = image.pixelColor(round(p.x()), round(p.y()))
+        return c.red(), c.green(), c.blue()
+
+    for start, stop, rgb in ZONES:  # each zone drawn in its colour on the dial
+        assert max(abs(a - b) for a, b in zip(colour_at((start + stop) / 2), rgb)) < 40, (start, stop)
+    gauge.set_angle(200.0)
+    assert gauge.angle_deg == 180.0

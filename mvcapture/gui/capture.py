@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from mvcapture.gui.gauge import AngleGauge
 from mvcapture.gui.live import LivePose, LivePoseWorker, default_detector, default_lifter
 from mvcapture.gui.state import placement_advice
 from mvcapture.gui.theme import view_color
@@ -176,7 +177,9 @@ class CaptureTab(QtWidgets.QWidget):
         self.view3d = Skeleton3DView(num_views)
         self.angle = QtWidgets.QLabel("camera angle: –")
         self.angle.setWordWrap(True)
-        self.angle.setObjectName("angle_gauge")
+        self.angle.setObjectName("angle_advice")
+        self.gauge = AngleGauge()
+        self.gauge.setObjectName("angle_gauge")
         self.live_status = QtWidgets.QLabel("")
         self.live_status.setWordWrap(True)
 
@@ -191,7 +194,10 @@ class CaptureTab(QtWidgets.QWidget):
             col.addWidget(counter)
             panels.addLayout(col, 1)
         live_col = QtWidgets.QVBoxLayout()
-        live_col.addWidget(self.angle)
+        angle_row = QtWidgets.QHBoxLayout()
+        angle_row.addWidget(self.gauge)
+        angle_row.addWidget(self.angle, 1)
+        live_col.addLayout(angle_row)
         live_col.addWidget(self.view3d, 1)
         live_col.addWidget(self.live_status)
         panels.addLayout(live_col, 1)
@@ -461,6 +467,7 @@ class CaptureTab(QtWidgets.QWidget):
         if pose.aligned is not None:
             self.view3d.set_poses(pose.aligned, pose.residual_mm)
         if pose.angle_deg is not None:
+            self.gauge.set_angle(pose.angle_deg)
             good = 60 <= pose.angle_deg <= 120
             color = "rgb(40, 170, 80)" if good else "rgb(220, 140, 0)"
             self.angle.setText(f"<span style='font-size: 16pt; color: {color}'><b>{pose.angle_deg:.0f}°</b></span>"
