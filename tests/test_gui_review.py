@@ -39,6 +39,8 @@ def window(qtbot, settings):
         w.activateWindow()
     yield w
     w.close()
+    w.deleteLater()  # while the QApplication lives (see test_gui_tabs._delete_now)
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
 
 
 def open_session(qtbot, window, path):

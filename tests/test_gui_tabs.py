@@ -27,6 +27,14 @@ def window(qtbot, tmp_path):
     qtbot.waitExposed(w)
     yield w
     w.close()
+    _delete_now(w)
+
+
+def _delete_now(widget) -> None:
+    """Destroy the window (and its OpenGL views) while the QApplication lives: left to Python's exit, the
+    C++ side went after the application and the interpreter crashed there (segfault after the last test)."""
+    widget.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
 
 
 @pytest.fixture(scope="module")
