@@ -505,6 +505,10 @@ def test_mvcapture_without_a_command_and_mvcapture_demo_open_the_window(qtbot, t
     QtCore.QTimer.singleShot(100, lambda: _close_main_window_once(seen, lambda w: True))
     assert main([]) == 0
     assert seen["title"] == "mvcapture" and seen["frames"] is None
+    from PySide6 import QtWidgets
+
+    # closed and destroyed with its heartbeat (a leftover monitor logged "stalls" between later tests)
+    assert not any(isinstance(w, MainWindow) for w in QtWidgets.QApplication.topLevelWidgets())
 
     weights = tmp_path / "tiny.pt"
     save_lifter(create_lifter("tiny"), weights, {"name": "tiny-test", "version": "t1"})

@@ -48,6 +48,9 @@ def run(path: Path | None = None, videos: list[Path] | None = None) -> int:
         return app.exec()
     finally:
         sys.excepthook = previous_hook
+        monitor.stop()
+        window.deleteLater()  # with its GL views, while the application lives (not at interpreter exit)
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
 
 
 def report_unexpected_error(window, exc_type, exc, tb) -> None:
