@@ -429,20 +429,21 @@ class FinetuneTab(QtWidgets.QWidget):
     def _show_validation_set(self, held_out: bool) -> None:
         where = "held-out frames" if held_out else "the training windows (clips too short to hold any out)"
         self.val_plot.setTitle(f"validation on {where} (per epoch; 0 = before)")
-        self.compare_label.setText(f"<b>Before / after</b> on {where}")
+        self.compare_label.setText(f"<b>Before / after</b> on {where}"
+                                   + (" and on the held-out sessions" if self.progress.held_out else ""))
 
     def _render_comparison(self) -> None:
         p = self.progress
         rows = []
+        if p.held_out:  # first: the sessions never trained on say most about the new version
+            for name, before in p.held_out["before"].items():
+                if name in p.held_out["after"]:
+                    rows.append((f"held-out sessions: {name}", before, p.held_out["after"][name]))
         if p.epoch_x and p.epoch_x[0] == 0:
             best = p.epoch_x.index(p.best_epoch) if p.best_epoch in p.epoch_x else len(p.epoch_x) - 1
             for name, values in p.validation.items():
                 if len(values) > best and best > 0:
                     rows.append((name, values[0], values[best]))
-        if p.held_out:
-            for name, before in p.held_out["before"].items():
-                if name in p.held_out["after"]:
-                    rows.append((f"held-out sessions: {name}", before, p.held_out["after"][name]))
         self.compare.setRowCount(len(rows))
         for r, (name, before, after) in enumerate(rows):
             for c, text in enumerate((name, f"{before:.4g}", f"{after:.4g}")):

@@ -102,8 +102,10 @@ def take_screenshots(out_dir: Path, session: Path | None = None, size: tuple[int
             tab = window.finetune_tab
             window.tabs.setCurrentWidget(tab)
             wait_until(lambda: tab.sessions.count() > 0)
-            for i in range(tab.sessions.count()):
-                tab.sessions.item(i).setCheckState(QtCore.Qt.CheckState.Checked)
+            # train on the first session, hold the others out (before/after on sessions never trained on)
+            tab.sessions.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+            for i in range(1, tab.held_out.count()):
+                tab.held_out.item(i).setCheckState(QtCore.Qt.CheckState.Checked)
             tab.epochs.setValue(4)
             tab.start()
             wait_until(lambda: tab.progress.finished, timeout_s=300)
