@@ -575,9 +575,10 @@ class SessionPipeline:
     def _check_sync_in_3d(self, v: int, pose_0: np.ndarray, pose_v: np.ndarray, weight: np.ndarray,
                           times_s: np.ndarray, sync: dict) -> dict:
         """Check the time alignment of view `v` with the lifted 3D (`sync.check_with_consistency`): the two
-        views' 3D, both on the common time base, should agree best with no extra shift. A clear minimum
-        more than a frame away is a note for the user (the alignment is kept: a lifter's errors can move
-        the minimum too). Returns the check for metrics.json (`sync_check_3d`)."""
+        views' 3D, both on the common time base, should agree best with no extra shift. A minimum more
+        than SYNC_CHECK_TOLERANCE_FRAMES frames away, inside ±SYNC_CHECK_SEARCH_S, is a note for the user
+        with the offset to try (the alignment is kept: a lifter's errors can move the minimum too).
+        Returns the check for metrics.json (`sync_check_3d`)."""
         from mvcapture.sync import SyncResult
         from mvcapture.sync.consistency import check_with_consistency
 
