@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from mvcapture.sync._peaks import quadratic_peak
+from mvcapture.sync._tracks import fill_gaps
 from mvcapture.sync.result import SyncResult, flagged
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,9 @@ def epipolar_residual_curve(kp2d_a: np.ndarray, conf_a: np.ndarray, times_a_s: n
     # Interpolating noisy keypoints between frames averages their noise, which would make offsets between
     # B's frames look better: smooth both tracks over one frame of the slower view first (same time scale
     # for both, so the minimum does not move).
+    # Missed joints' placeholder positions must not be smoothed into the frames that see them.
+    kp_a = fill_gaps(kp_a, np.asarray(conf_a) >= MIN_KEYPOINT_CONF)
+    kp_b = fill_gaps(kp_b, np.asarray(conf_b) >= MIN_KEYPOINT_CONF)
     kp_a, kp_b = _smooth_pair(kp_a, times_a_s, kp_b, times_b_s)
     offsets, frames = _common_frames(times_a_s, times_b_s, offsets_s, drift)
     residual = np.full(len(offsets), np.nan)

@@ -22,6 +22,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from mvcapture.sync._peaks import peak_stats, quadratic_peak
+from mvcapture.sync._tracks import fill_gaps, seen_within
 from mvcapture.sync.drift import fit_clock_drift
 from mvcapture.sync.result import SyncResult, flagged
 
@@ -44,6 +45,8 @@ FINE_GRID_FACTOR = 2
 # Fewest overlapping seconds (and fraction of the shorter recording) for a lag to count.
 MIN_OVERLAP_S = 1.0
 MIN_OVERLAP_FRACTION = 0.5
+# A torso joint missed for at most this long still gives the torso centre and scale (interpolated).
+TORSO_GAP_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,16 @@ def motion_signal(kp2d_px: np.ndarray, conf: np.ndarray, frame_times_s: np.ndarr
         raise ValueError("frame_times_s must hold at least 3 strictly increasing times")
     spec = _CHANNELS[skeleton]
     seen = conf >= MIN_KEYPOINT_CONF
+    kp2d = fill_gaps(kp2d, seen)
     dt = np.diff(times)[:, None]
+    # A torso joint missed for a moment (occluded by an arm, say) is bridged by the gap filling above: the
+    # torso counts as seen where each of its joints was seen within TORSO_GAP_S.
+    seen_torso = seen.copy()
+    for j in (*spec["torso"][0], *spec["torso"][1]):
+        seen_torso[:, j] = seen_within(times, seen[:, j], TORSO_GAP_S)
 
     def mid(pair):
-        return 0.5 * (kp2d[:, pair[0]] + kp2d[:, pair[1]]), seen[:, pair[0]] & seen[:, pair[1]]
+        return 0.5 * (kp2d[:, pair[0]] + kp2d[:, pair[1]]), seen_torso[:, pair[0]] & seen_torso[:, pair[1]]
 
     (shoulders, ok_s), (hips, ok_h) = mid(spec["torso"][0]), mid(spec["torso"][1])
     torso = np.linalg.norm(shoulders - hips, axis=-1)
@@ -191,7 +200,8 @@ def _masked_ncc(sig_a: MotionSignal, sig_b: MotionSignal, grid_hz: float, min_ov
     """Correlation for every lag on the grid at once (masked normalised cross-correlation via FFT).
 
     Only A's times within `span_a_s` and B's within `span_b_s` are used (default: all).
-    Returns (offsets_s, curve) with NaN where the overlap is shorter than `min_overlap` samples.
+    Returns (offsets_s, curve) with NaN where the recordings overlap for fewer than `min_overlap` samples,
+    or share too few valid samples (see below).
     """
     step = 1.0 / grid_hz
 
@@ -227,9 +237,14 @@ def _masked_ncc(sig_a: MotionSignal, sig_b: MotionSignal, grid_hz: float, min_ov
     corr = np.where(ok, cov / np.sqrt(np.where(ok, var, 1.0)), 0.0)
     weight = np.where(ok, n, 0.0)
     total = weight.sum(axis=1)
-    curve = np.where(total >= min_overlap * xa.shape[1], (corr * weight).sum(axis=1) / np.maximum(total, 1),
-                     np.nan)
     lags = np.arange(-(len(ga) - 1), len(gb))
+    # Two conditions per lag: the recordings overlap in time for `min_overlap` samples (missed detections
+    # do not shorten that: they only thin the samples), and the channels that carry motion in both views
+    # share at least MIN_OVERLAP_S of valid samples each on average.
+    overlap = np.clip(np.minimum(len(ga), len(gb) - lags) - np.maximum(0, -lags), 0, None)
+    live = int(((ma.sum(axis=0) > 0) & (mb.sum(axis=0) > 0)).sum())
+    enough = (overlap >= min_overlap) & (total >= MIN_OVERLAP_S * grid_hz * max(live, 1))
+    curve = np.where(enough, (corr * weight).sum(axis=1) / np.maximum(total, 1), np.nan)
     offsets = gb[0] - ga[0] + lags * step
     return offsets, curve
 
