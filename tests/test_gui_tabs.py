@@ -144,6 +144,35 @@ def test_capture_previews_records_with_counters_and_the_session_opens_in_review(
     qtbot.waitUntil(lambda: all(p.image.image.shape[0] > 8 for p in view.panels), timeout=10_000)
 
 
+def test_library_lists_lifter_versions_with_their_cards_and_makes_one_active(qtbot, window, tmp_path):
+    pytest.importorskip("mvcapture.train")
+    from mvcapture.lifter import create_lifter, save_lifter
+    from mvcapture.train import store
+
+    card = save_lifter(create_lifter("tiny"), tmp_path / "mine.pt",
+                       {"name": "my sprint lifter <b>", "losses": {"variant": "l2d_con"},
+                        "metrics": {"consistency_mm": 41.5},
+                        "held_out": {"clips": ["a.npz"], "before": {"consistency_mm": 60.25},
+                                     "after": {"consistency_mm": 52.75}}})
+    mine = store.register_version(tmp_path / "mine.pt", card)
+    lib = window.library_tab
+    window.tabs.setCurrentWidget(lib)
+    qtbot.waitUntil(lambda: lib.versions.count() >= 2, timeout=5000)  # the shipped default and mine
+    labels = [lib.versions.item(i).text() for i in range(lib.versions.count())]
+    row = next(i for i, text in enumerate(labels) if text.startswith(mine.version))
+    assert "my sprint lifter" in labels[row] and "active" not in labels[row]
+    assert any("✔ active" in text for text in labels)
+    lib.versions.setCurrentRow(row)
+    shown = lib.card.toPlainText()
+    assert "my sprint lifter <b>" in shown and "41.5" in shown and "epochs: –" in shown  # escaped, no "None"
+    assert "held-out sessions (1, never trained on)" in shown and "consistency_mm: 60.25 → 52.75" in shown
+    with qtbot.waitSignal(lib.versions_changed, timeout=5000):
+        lib.activate_button.click()
+    assert store.active_version() == mine.version
+    assert f"active lifter: {mine.version}" in lib.active_label.text().replace("<b>", "").replace("</b>", "")
+    assert "✔ active" in lib.versions.item(row).text()
+
+
 def test_import_phone_files_creates_a_session(qtbot, window, take):
     cap = window.capture_tab
     cap.athlete.setText("Ann")

@@ -6,6 +6,7 @@ a worker. The tab sends intent (open a session, activate a version) and never to
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from pathlib import Path
@@ -93,21 +94,33 @@ class SessionTable(QtWidgets.QTableWidget):
 
 def format_card(card: dict) -> str:
     """A model card as readable HTML (the fields a coach cares about first, then the rest)."""
+    def text(value) -> str:
+        return "–" if value is None or value == "" else html.escape(str(value))
+
     metrics = card.get("metrics") or {}
     losses = card.get("losses") or {}
-    lines = [f"<h3>{card.get('name', 'lifter')} <small>({card.get('version', '?')})</small></h3>",
-             f"<b>parent:</b> {card.get('parent_version') or '–'} &nbsp; <b>date:</b> {card.get('date', '–')}",
-             f"<br><b>losses:</b> {losses.get('variant', '–')} &nbsp; <b>epochs:</b> {card.get('epochs', '–')}"]
+    lines = [f"<h3>{text(card.get('name', 'lifter'))} <small>({text(card.get('version', '?'))})</small></h3>",
+             f"<b>parent:</b> {text(card.get('parent_version'))} &nbsp; <b>date:</b> {text(card.get('date'))}",
+             f"<br><b>losses:</b> {text(losses.get('variant'))} &nbsp; <b>epochs:</b> {text(card.get('epochs'))}"]
     if metrics:
-        lines.append("<br><b>metrics</b> (" + str(metrics.get("eval_set", "")) + "):<ul>")
+        lines.append("<br><b>metrics</b> (" + text(metrics.get("eval_set")) + "):<ul>")
         for key, value in metrics.items():
             if key != "eval_set" and isinstance(value, (int, float)):
-                lines.append(f"<li>{key}: {value:.4g}</li>")
+                lines.append(f"<li>{html.escape(key)}: {value:.4g}</li>")
+        lines.append("</ul>")
+    held = card.get("held_out")
+    if isinstance(held, dict) and held.get("before") and held.get("after"):
+        lines.append(f"<b>held-out sessions</b> ({len(held.get('clips', []))}, never trained on), before → after:<ul>")
+        for key, before in held["before"].items():
+            after = held["after"].get(key)
+            if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+                lines.append(f"<li>{html.escape(key)}: {before:.4g} → {after:.4g}</li>")
         lines.append("</ul>")
     data = card.get("training_data")
     if data:
-        lines.append(f"<b>training data:</b> {len(data) if isinstance(data, list) else data} source(s)")
-    lines.append("<pre style=\"font-size: small\">" + json.dumps(card, indent=1, default=str)[:4000] + "</pre>")
+        lines.append(f"<b>training data:</b> {len(data) if isinstance(data, list) else text(data)} source(s)")
+    lines.append("<pre style=\"font-size: small\">" + html.escape(json.dumps(card, indent=1, default=str)[:4000])
+                 + "</pre>")
     return "\n".join(lines)
 
 
