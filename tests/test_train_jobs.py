@@ -163,6 +163,17 @@ def test_held_out_sessions_are_scored_before_and_after_with_the_right_models(cli
     assert scores["before"]["consistency_mm"] != pytest.approx(scores["after"]["consistency_mm"], rel=1e-3)
 
 
+def test_held_out_sessions_without_two_views_fail_before_training(clips_dir, tmp_path):
+    """A held-out session with nothing to compare (one view) is refused when the job starts, not after the
+    training."""
+    single = write_clips(tmp_path / "single", n=1, T=60, views=1, first_seed=5)
+    job = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=TRAIN, held_out=[str(single)]),
+                    tmp_path / "job")
+    events = list(job.events())
+    assert events[-1]["event"] == "failed" and "clip00.npz: needs at least 2 views" in events[-1]["error"]
+    assert not any(e["event"] in ("step", "epoch") for e in events)
+
+
 def test_finetune_on_a_clip_too_short_to_hold_out_a_tail(tmp_path):
     """A 40-frame recording (tiny lifter: 27-frame windows, a tail needs 54 frames) fine-tunes, validating
     on its own windows, and the card says so (it failed with "clips are too short" before)."""
@@ -233,7 +244,7 @@ def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolat
 
 
 def test_a_job_runs_in_one_worker_at_a_time(tmp_path):
-    from mvcapture.train.worker import _lock
+    from mvcapture.train.worker import lock_job as _lock
 
     first = _lock(tmp_path)
     assert first is not None

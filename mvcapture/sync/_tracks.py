@@ -17,8 +17,8 @@ def seen_within(times_s: np.ndarray, seen: np.ndarray, gap_s: float) -> np.ndarr
 
 
 def fill_gaps(kp2d: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """(T, J, D) positions with each joint's unseen frames (`seen` (T, J) False) interpolated over time from the frames that see
-    it (held at the ends). A detector's placeholder for a missed joint (often 0, 0) must not reach the
+    """(T, J, D) positions with each joint's unseen frames (`seen` (T, J) False) interpolated over time
+    from the frames that see it (held at the ends). A detector's placeholder for a missed joint (often 0, 0) must not reach the
     smoothing, which would smear it into the seen frames next to it, nor the side-swap test, whose flipped
     parity would then swap that pair for the rest of the recording. Those frames stay invalid."""
     out = kp2d.copy()

@@ -25,7 +25,7 @@ from mvcapture.io.atomic import atomic_write_json, atomic_write_text
 from mvcapture.paths import data_dir
 from mvcapture.train import store
 from mvcapture.train.finetune import TrainConfig
-from mvcapture.train.worker import CANCEL, CHECKPOINT, EVENTS, RESULT, SPEC
+from mvcapture.train.worker import CANCEL, CHECKPOINT, EVENTS, RESULT, SPEC, lock_job
 
 TERMINAL_EVENTS = ("done", "cancelled", "failed")
 
@@ -224,20 +224,11 @@ def job_events(job_dir: Path | str) -> list[dict]:
 
 
 def _worker_alive(job_dir: Path) -> bool:
-    """Whether a worker holds the job's lock (the lock dies with its process, even on a kill)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock to ask
-        return False
-    lock = job_dir / "worker.lock"
-    if not lock.is_file():
-        return False
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
+    """Whether a worker holds the job's lock (the OS releases it when that process ends, even on a kill)."""
+    lock = lock_job(job_dir)
+    if lock is None:
+        return True
+    lock.close()  # ours for a moment: release it
     return False
 
 

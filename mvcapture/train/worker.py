@@ -140,6 +140,8 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     clips, files, train_clips, val_clips, test_clips, eval_set, held_out = load_job_data(spec, config, window)
     train_set, val_set = tdata.make_datasets(train_clips, val_clips, window, config.stride,
                                              min_views=1 if kind == "pretrain" else 2)
+    # sessions never trained on, scored when the job ends; loaded now, so that a bad one fails before training
+    held_out_sessions = held_out_windows(spec["held_out"], window) if spec.get("held_out") else None
     trainer = Trainer(model, train_set, val_set, config, emit=emit, dist=dist, device=device)
     ckpt = job_dir / CHECKPOINT
     if ckpt.is_file():
@@ -163,7 +165,8 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     if not dist.is_main:
         return {"event": "done"}
     model.load_state_dict(trainer.best_state)
-    held_out_scores = score_held_out(spec, trainer, window, emit) if spec.get("held_out") else None
+    held_out_scores = (score_held_out(spec, trainer, held_out_sessions, emit) if held_out_sessions is not None
+                       else None)
     card = {
         "name": spec.get("name") or f"{config.variant} fine-tune",
         "parent_version": parent,
@@ -188,18 +191,21 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     return finish(job_dir, spec, model, card)
 
 
-def score_held_out(spec: dict, trainer: Trainer, window: int, emit) -> dict:
-    """Validation metrics (consistency mm, reprojection, ...) on the held-out sessions' windows, for the
-    starting lifter (before) and the trained one (after, the kept epoch's weights); emitted as a
-    `held_out` event and returned for the model card."""
+def held_out_windows(paths: list[str], window: int):
+    """(files, windows): the held-out sessions' clip files (from files or folders) and their two-view
+    windows, one per `window` frames."""
     from mvcapture.data.dataset import WindowDataset
     from mvcapture.train import data as tdata
 
-    files = tdata.clip_files(spec["held_out"])
-    dataset = WindowDataset(tdata.load_training_clips(files), window=window, stride=window, min_views=2)
-    if len(dataset) == 0:
-        raise MvcaptureError("the held-out sessions hold no two-view window of "
-                             f"{window} frames: {', '.join(f.name for f in files)}")
+    files = tdata.clip_files(paths)  # a missing file, or one with a single view, is an error naming it
+    return files, WindowDataset(tdata.load_training_clips(files), window=window, stride=window, min_views=2)
+
+
+def score_held_out(spec: dict, trainer: Trainer, held_out: tuple, emit) -> dict:
+    """Validation metrics (consistency mm, reprojection, ...) on the held-out sessions' windows
+    (`held_out_windows`), for the starting lifter (before) and the trained one (after, the kept epoch's
+    weights); emitted as a `held_out` event and returned for the model card."""
+    files, dataset = held_out
     after = trainer.validate(dataset)
     start_model, _ = build_model(spec, trainer.config.seed)
     before = trainer.validate(dataset, model=start_model.to(trainer.device))
@@ -236,7 +242,7 @@ def finish(job_dir: Path, spec: dict, model, card: dict) -> dict:
     return final
 
 
-def _lock(job_dir: Path):
+def lock_job(job_dir: Path):
     """Hold an exclusive lock on the job for this process's life (released by the OS even on a kill).
 
     Returns the open lock file, or None when another worker holds it. No-op lock where fcntl is missing.
@@ -264,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     job_dir = Path(argv[0])
     dist = init_distributed()
-    lock = _lock(job_dir) if dist.is_main else None  # held until this process ends
+    lock = lock_job(job_dir) if dist.is_main else None  # held until this process ends
     if dist.is_main and lock is None:
         print(f"job {job_dir} is already running in another process", file=sys.stderr)
         return 3
