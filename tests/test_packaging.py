@@ -79,6 +79,10 @@ def test_built_app_runs_modules_as_python_would(app):
                              timeout=300)
     assert version.returncode == 0, version.stderr[-5000:]
     assert version.stdout.strip() == f"mvcapture {__version__}"
+    # fine-tuning on several GPUs: `app -m torch.distributed.run ... -m mvcapture.train.worker JOB`
+    torchrun = subprocess.run([str(app), "-m", "torch.distributed.run", "--help"], capture_output=True, text=True,
+                              timeout=300)
+    assert torchrun.returncode == 0 and "nproc" in torchrun.stdout, torchrun.stderr[-5000:]
 
 
 def test_built_app_fine_tunes_in_its_worker_process(app, demo_out, tmp_path):
