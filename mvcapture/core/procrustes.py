@@ -150,10 +150,10 @@ def _fit(src, dst, weights, mode, allow_scale) -> SimilarityTransform:
         # Moments of the raw points, no centred copy: H = E[x yᵀ] − μx μyᵀ, var = E‖x‖² − ‖μx‖². They
         # lose ~eps·‖μx‖²/var to cancellation, so points far from the origin relative to their spread
         # (above CANCELLATION_LIMIT, e.g. float32 poses metres away from the origin) take the centred path.
-        var_x = torch.linalg.vector_norm(x, dim=(-2, -1)) ** 2 / n - mu_x.square().sum((-2, -1))
-        _check_finite(mu_x, "src")
-        limit = CANCELLATION_LIMIT[x.dtype]
-        if bool((mu_x.square().sum((-2, -1)) <= limit * var_x).all()):
+        # (NaN input fails the comparison, takes the centred path and is reported by _check_finite below.)
+        mu_sq = mu_x.square().sum((-2, -1))
+        var_x = torch.linalg.vector_norm(x, dim=(-2, -1)) ** 2 / n - mu_sq
+        if bool((mu_sq <= CANCELLATION_LIMIT[x.dtype] * var_x).all()):
             H = x.transpose(-1, -2) @ y / n - mu_x.transpose(-1, -2) @ mu_y
             xc = None
         else:
