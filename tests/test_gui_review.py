@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("pytestqt")
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
+from mvcapture.gui.app import destroy_now  # noqa: E402
 from mvcapture.gui.heartbeat import EventLoopMonitor  # noqa: E402
 from mvcapture.gui.main_window import MainWindow  # noqa: E402
 from mvcapture.gui.synthetic import write_synthetic_session  # noqa: E402
@@ -39,8 +40,7 @@ def window(qtbot, settings):
         w.activateWindow()
     yield w
     w.close()
-    w.deleteLater()  # while the QApplication lives (see test_gui_tabs._delete_now)
-    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    destroy_now(w)
 
 
 def open_session(qtbot, window, path):

@@ -12,6 +12,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("mvcapture.session")
 from PySide6 import QtCore  # noqa: E402
 
+from mvcapture.gui.app import destroy_now  # noqa: E402
 from mvcapture.gui.heartbeat import EventLoopMonitor  # noqa: E402
 from mvcapture.gui.main_window import MainWindow  # noqa: E402
 from mvcapture.gui.synthetic import create_synthetic_session, write_synthetic_session  # noqa: E402
@@ -27,14 +28,7 @@ def window(qtbot, tmp_path):
     qtbot.waitExposed(w)
     yield w
     w.close()
-    _delete_now(w)
-
-
-def _delete_now(widget) -> None:
-    """Destroy the window (and its OpenGL views) while the QApplication lives: left to Python's exit, the
-    C++ side went after the application and the interpreter crashed there (segfault after the last test)."""
-    widget.deleteLater()
-    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    destroy_now(w)  # left to interpreter exit, a run ending after the live-capture test segfaulted
 
 
 @pytest.fixture(scope="module")

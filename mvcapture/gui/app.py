@@ -49,8 +49,14 @@ def run(path: Path | None = None, videos: list[Path] | None = None) -> int:
     finally:
         sys.excepthook = previous_hook
         monitor.stop()
-        window.deleteLater()  # with its GL views, while the application lives (not at interpreter exit)
-        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+        destroy_now(window)
+
+
+def destroy_now(widget: QtWidgets.QWidget) -> None:
+    """Destroy a closed window (and its OpenGL views) now, while the QApplication lives: left to Python's
+    exit, the C++ side went after the application and the interpreter crashed there."""
+    widget.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
 
 
 def report_unexpected_error(window, exc_type, exc, tb) -> None:
