@@ -102,8 +102,8 @@ def resample_view(times_s: np.ndarray, kp2d_px: np.ndarray, conf: np.ndarray, qu
     return kp.astype(np.float32), c.astype(np.float32)
 
 
-# The lifted 3D checks the time alignment over ± this many seconds, and flags a clear minimum more than
-# SYNC_CHECK_TOLERANCE_FRAMES frames away (a lifter's own errors move the minimum by a frame or two).
+# The lifted 3D checks the time alignment over ± this many seconds; a minimum more than
+# SYNC_CHECK_TOLERANCE_FRAMES frames away becomes a note (a lifter's own errors move it by a frame or two).
 SYNC_CHECK_SEARCH_S = 0.25
 SYNC_CHECK_TOLERANCE_FRAMES = 2.0
 
@@ -592,9 +592,9 @@ class SessionPipeline:
         search = max(3.0, round(SYNC_CHECK_SEARCH_S / frame_s))
         checked = check_with_consistency(used, pose_0[span], times_s[span], pose_v[span], times_s[span],
                                          search_frames=search, tolerance_frames=SYNC_CHECK_TOLERANCE_FRAMES)
-        gap = float(checked.details["consistency_gap_frames"])
-        best_shift_s = float(checked.details["consistency"]["best_offset_s"])
         curve = checked.details["consistency"]
+        gap = float(checked.details["consistency_gap_frames"])
+        best_shift_s = float(curve["best_offset_s"])
         # flagged: a clear disagreement (sync's own rule); hint: a shallow minimum that is still inside the
         # searched range (on the demo it found a wrong offset's error within a frame or two)
         hint = bool(curve["interior"]) and gap > SYNC_CHECK_TOLERANCE_FRAMES
