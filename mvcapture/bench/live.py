@@ -7,6 +7,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from mvcapture import threads
 from mvcapture.cli import add_json_option, write_json
 from mvcapture.errors import ModelNotFoundError
 
@@ -125,9 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from mvcapture.pipeline.live import LIVE_STAGES, LivePipeline
 
     if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+        threads.apply("live", args.threads)
     videos = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
     notes = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -81,7 +81,11 @@ def _quiet_cpu_session(model: Path):
     (rtmlib creates its sessions with the defaults)."""
     import onnxruntime as ort
 
+    from mvcapture import threads
+
     options = ort.SessionOptions()
+    options.intra_op_num_threads = threads.current_budget()  # the app's thread policy (live or processing)
+    options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])

@@ -78,8 +78,10 @@ class StageBars:
 
 
 def _process(session, args: argparse.Namespace):
+    from mvcapture import threads
     from mvcapture.pipeline.process import SessionPipeline
 
+    threads.apply("process")
     bars = StageBars()
     pipeline = SessionPipeline(session, model=args.model, detector_mode=args.mode, model_dir=args.model_dir,
                                device=args.device, height_m=args.height, progress=bars, force=args.force,

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from mvcapture import threads
 from mvcapture.core.normalize import DEFAULT_ATHLETE_HEIGHT_M, HEIGHT_PROXY_RATIO, height_proxy
 from mvcapture.core.skeleton import coco_to_h36m
 
@@ -182,6 +183,7 @@ class LivePipeline:
         """Process one frame per view (BGR uint8 images, same instant); returns and reports the result."""
         if len(images) != self.num_views:
             raise ValueError(f"expected {self.num_views} images, got {len(images)}")
+        threads.live_heartbeat()  # live threads budget; background training yields while this runs
         V = self.num_views
         timings: dict[str, float] = {}
         start = time.perf_counter()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from mvcapture import threads
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.atomic import atomic_write_json, atomic_write_text
 from mvcapture.paths import data_dir
@@ -170,7 +171,7 @@ def _launch(job_dir: Path, nproc: int) -> subprocess.Popen:
                "-m", "mvcapture.train.worker", str(job_dir)]
     else:
         cmd = [sys.executable, "-m", "mvcapture.train.worker", str(job_dir)]
-    env = dict(os.environ)
+    env = threads.child_env("train")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                       env.get("PYTHONPATH")]))
     log_file = open(job_dir / "worker.log", "ab")

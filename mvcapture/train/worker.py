@@ -3,6 +3,8 @@
 Reads `JOB_DIR/spec.json`, trains (resuming from `JOB_DIR/checkpoint.pt` when present), appends
 progress as JSON lines to `JOB_DIR/events.jsonl`, stops cleanly when `JOB_DIR/cancel` appears or on
 SIGINT/SIGTERM, and on success saves the model (store version, or the `out` path for pretraining).
+Its threads follow the app's policy (`mvcapture.threads`): the training budget, and fewer threads and a
+lower priority while live capture runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from mvcapture import threads
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.atomic import atomic_torch_save, atomic_write_json
 from mvcapture.train.finetune import DistInfo, Trainer, TrainConfig, seed_everything
@@ -276,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     emit = EventWriter(job_dir / EVENTS) if dist.is_main else (lambda event: None)
     stop = {"signal": False}
+    threads.apply("train")
+    yielder = threads.TrainingYield()
+
+    def stop_requested() -> bool:
+        """Polled between steps: yield to live capture, then whether to stop."""
+        change = yielder.poll()
+        if change is not None:
+            emit(change)
+        return stop["signal"] or (job_dir / CANCEL).exists()
 
     def on_signal(signum, frame):
         stop["signal"] = True
@@ -283,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        final = run_job(job_dir, dist, emit, lambda: stop["signal"] or (job_dir / CANCEL).exists())
+        final = run_job(job_dir, dist, emit, stop_requested)
         code = 0
     except Exception as exc:  # the job's owner reads the failure from the event stream
         log.exception("training job %s failed", job_dir)
