@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "mvcapture.gui.cli",
     "mvcapture.capture.cli",
     "mvcapture.session.cli",
+    "mvcapture.geometry.cli",
     "mvcapture.detect.cli",
     "mvcapture.lifter.cli",
     "mvcapture.train.cli",

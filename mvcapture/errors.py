@@ -11,3 +11,7 @@ class InvalidClipError(MvcaptureError, ValueError):
 
 class ModelNotFoundError(MvcaptureError, FileNotFoundError):
     """Weights that are neither at a given path, nor cached, nor downloadable."""
+
+
+class InvalidIntrinsicsError(MvcaptureError, ValueError):
+    """Lens intrinsics (FORMATS.md, `CAM.json`) that are missing, unreadable or impossible (names file and key)."""
