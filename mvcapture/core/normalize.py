@@ -109,6 +109,34 @@ def camera_to_norm25d(pose_m, focal_px, image_size):
     return out
 
 
+def focal_from_projection(kp2d_px: np.ndarray, conf: np.ndarray, pose_m: np.ndarray, image_size: np.ndarray
+                          ) -> np.ndarray:
+    """Focal length (px) of each view from its 2D keypoints and camera-frame 3D: the closed-form least
+    squares of the pinhole projection u − c = f · (X/Z, Y/Z) with the principal point c at the image centre
+    (the model `camera_to_norm25d` assumes), weighted by confidence; f = Σ w (u − c)·a / Σ w a·a with a = (X/Z, Y/Z).
+
+    Args:
+        kp2d_px: (V, T, 17, 2) pixels. conf: (V, T, 17) in [0, 1] (0 = not used).
+        pose_m: (V, T, 17, 3) metres in each camera's frame, z forward. image_size: (V, 2) width, height.
+
+    Returns:
+        (V,) focal lengths in pixels; NaN for a view without any joint with conf > 0 in front of the camera
+        (z > 0), or whose fit is not positive.
+    """
+    kp = np.asarray(kp2d_px, np.float64)
+    pose = np.asarray(pose_m, np.float64)
+    centre = np.asarray(image_size, np.float64)[:, None, None, :] / 2
+    Z = pose[..., 2]
+    w = np.where((np.asarray(conf) > 0) & (Z > 1e-6) & np.all(np.isfinite(kp), -1), np.asarray(conf, np.float64), 0.0)
+    a = pose[..., :2] / np.where(Z > 1e-6, Z, 1.0)[..., None]
+    u = np.where(w[..., None] > 0, kp - centre, 0.0)
+    num = (w[..., None] * u * a).sum(axis=(1, 2, 3))
+    den = (w[..., None] * a * a).sum(axis=(1, 2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = num / den
+    return np.where((den > 0) & (f > 0), f, np.nan)
+
+
 def norm25d_to_camera(pose_norm, focal_px, image_size, root_m):
     """Exact inverse of `camera_to_norm25d` given where the root is.
 

@@ -56,7 +56,7 @@ class WindowDataset(Dataset):
         target (V, T, 17, 3): `camera_to_norm25d(gt3d, focal_px, image_size)` (zeros unless has_target).
         gt3d (V, T, 17, 3): root-relative metres, camera frames (zeros unless has_gt3d).
         root_m (V, T, 3): the root in camera metres (for `norm25d_to_camera`).
-        focal_px (V,) (0 when unknown), image_size (V, 2), valid (T,) bool (False on padding frames),
+        focal_px (V,) (the clip's, else estimated from gt3d and kp2d; 0 without gt3d), image_size (V, 2), valid (T,) bool (False on padding frames),
         has_gt3d, has_target () bool, flipped () bool, clip (), start () int64.
 
     Windows start every `stride` frames (default window // 2), plus one flush with the clip's end. A clip
@@ -95,7 +95,8 @@ class WindowDataset(Dataset):
         size = np.asarray(clip.image_size, np.float32)
         inp = normalize_kp2d(clip.kp2d.astype(np.float32), clip.conf.astype(np.float32), size)
         V, T = clip.kp2d.shape[:2]
-        focal = np.asarray(clip.extras.get("focal_px", np.zeros(V)), np.float32).reshape(V)
+        focal = clip.focal_px()  # the clip's key, or estimated from gt3d and kp2d
+        focal = np.zeros(V, np.float32) if focal is None else focal.astype(np.float32)
         out = {"input": inp.astype(np.float32), "image_size": size, "focal_px": focal,
                "has_gt3d": clip.gt3d is not None, "has_target": clip.gt3d is not None and bool(np.all(focal > 0))}
         if clip.gt3d is not None:

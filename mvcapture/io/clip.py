@@ -103,6 +103,26 @@ class MultiViewClip:
             raise InvalidClipError(f"{source}: needs at least {min_frames} frames, has {T} (key 'kp2d')")
         return self
 
+    def focal_px(self, source: str | None = None) -> np.ndarray | None:
+        """(V,) focal length in pixels: the clip's `focal_px` key (synthetic data), else estimated from
+        `gt3d` and `kp2d` (FORMATS.md clips; `core.normalize.focal_from_projection`); None without gt3d.
+        Raises InvalidClipError naming the clip when gt3d and kp2d do not fit a camera in front of the body."""
+        V = self.num_views
+        given = self.extras.get("focal_px")
+        if given is not None:
+            return np.asarray(given, np.float64).reshape(V)
+        if self.gt3d is None:
+            return None
+        from mvcapture.core.normalize import focal_from_projection
+
+        focal = focal_from_projection(self.kp2d, self.conf, self.gt3d, self.image_size)
+        bad = [v for v in range(V) if not np.isfinite(focal[v])]
+        if bad:
+            raise InvalidClipError(
+                f"{source or self.name or 'clip'}: key 'gt3d' of view {bad[0]} does not project onto its 'kp2d' "
+                f"(no focal length fits: expected metres in that camera's frame, z forward, in front of it)")
+        return focal
+
     def save(self, path: Path | str) -> None:
         """Write the clip atomically as `.npz` (FORMATS.md keys)."""
         self.validate(str(path))

@@ -285,6 +285,9 @@ def _register_eval(subparsers) -> None:
     p.add_argument("--lambda-con", type=float, default=None, help="consistency weight for the *_con variants")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="windows per training step")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the --out file of an earlier run with the same settings: its finished "
+                        "variants are kept, the rest are run (results are written after each variant)")
     add_json_option(p)
     p.set_defaults(func=_eval)
 
@@ -306,9 +309,12 @@ def _eval(args) -> int:
             bar.refresh()
         elif event.get("event") == "evaluated" and variant in bars:
             bars.pop(variant).close()
+        elif event.get("event") == "skipped":
+            tqdm.write(f"{variant}: kept from {args.out} (--resume)")
 
     payload = run_eval(args.train, args.test, model=args.model, variants=args.variants, epochs=args.epochs,
-                       lambda_con=args.lambda_con, seed=args.seed, batch_size=args.batch_size, emit=emit)
+                       lambda_con=args.lambda_con, seed=args.seed, batch_size=args.batch_size, emit=emit,
+                       out=args.out, resume=args.resume)
     atomic_write_json(args.out, payload)
     write_json(args.json, payload)
     print(format_table(payload))

@@ -36,6 +36,29 @@ def load_training_clips(paths: list[Path | str], min_frames: int = 1) -> list[Mu
     return [load_clip(f, min_views=2, min_frames=min_frames) for f in clip_files(paths)]
 
 
+def check_requirements(variants, clips: list[MultiViewClip], sources: list) -> None:
+    """Raise, before any training starts, when a training clip lacks what a variant needs (the variant's
+    `requires` keys, variants.VARIANTS); the message names the variant, the file and the key.
+
+    `gt3d` also needs a focal length: the clip's `focal_px`, or one estimated from gt3d and kp2d, which
+    must succeed here rather than in the middle of a run.
+    """
+    from mvcapture.train.variants import VARIANTS
+
+    for variant in variants:
+        for key in VARIANTS.get(variant, {}).get("requires", ()):
+            for clip, source in zip(clips, sources):
+                present = clip.gt3d is not None if key == "gt3d" else key in clip.extras
+                if not present:
+                    others = sum(1 for c in clips if (c.gt3d is None if key == "gt3d" else key not in c.extras)) - 1
+                    raise MvcaptureError(
+                        f"variant {variant} needs key '{key}' in every training clip; {source} has none"
+                        + (f" (and {others} more clip(s))" if others else "")
+                        + "; use an l2d variant for clips without it")
+                if key == "gt3d":
+                    clip.focal_px(str(source))
+
+
 def slice_clip(clip: MultiViewClip, start: int, stop: int) -> MultiViewClip:
     """Frames [start, stop) of a clip (per-frame keys sliced, per-view keys kept)."""
     sl = slice(start, stop)

@@ -2,8 +2,8 @@
 
 Every view of every test clip is lifted on its own and compared with its `gt3d` (root-relative, mm):
 MPJPE, PA-MPJPE (per-frame similarity), N-MPJPE (scale), plus the mean two-view consistency residual
-L_c (one similarity per sequence, PAPER.md). Predictions become metres exactly when the clip stores
-`focal_px` (synthetic data), otherwise through the athlete-height prior.
+L_c (one similarity per sequence, PAPER.md). Predictions become metres exactly through the focal length:
+the clip's `focal_px` (synthetic data), or estimated from its `gt3d` and `kp2d` (FORMATS.md clips).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def prediction_metres(pred_norm: np.ndarray, clip: MultiViewClip, view: int) -> 
     """(T, 17, 3) normalized 2.5D of one view → root-relative metres in that camera's frame."""
     from mvcapture.core.normalize import norm25d_to_camera, norm25d_to_metres
 
-    focal = clip.extras.get("focal_px")
-    if focal is not None and clip.gt3d is not None:
+    focal = clip.focal_px() if clip.gt3d is not None else None  # the clip's key, or estimated from gt3d
+    if focal is not None:
         return norm25d_to_camera(pred_norm, np.float64(np.asarray(focal)[view]),
                                  clip.image_size[view].astype(np.float64), clip.gt3d[view, :, 0, :])
     return norm25d_to_metres(pred_norm)
@@ -68,32 +68,58 @@ def evaluate_model(model, clips: list[MultiViewClip], device=None) -> dict:
 
 def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIANTS, epochs: int = 30,
              lambda_con: float | None = None, seed: int = 0, batch_size: int = 8,
-             emit=lambda variant, event: None, train_overrides: dict | None = None) -> dict:
+             emit=lambda variant, event: None, train_overrides: dict | None = None,
+             out=None, resume: bool = False) -> dict:
     """`mvcapture eval`: fine-tune one model per variant on `train_dir`, evaluate each on `test_dir`.
 
-    `train_overrides` are further TrainConfig fields for every fine-tune (e.g. lr, stride; used by
-    `mvcapture experiment`). Returns the results.json payload of FORMATS.md.
+    Every variant's and every clip's requirements are checked before any training starts. With `out`,
+    results.json is written after each variant (a run killed late keeps what it finished); `resume`
+    continues such a file: its finished variants are kept and skipped, when it was made with the same
+    settings. `train_overrides` are further TrainConfig fields for every fine-tune (e.g. lr, stride; used
+    by `mvcapture experiment`). Returns the results.json payload of FORMATS.md.
     """
     import copy
     import time
+    from pathlib import Path
 
     import torch
 
-    from mvcapture.io.clip import load_dataset
+    from mvcapture.io.atomic import atomic_write_json
+    from mvcapture.io.clip import load_clip, load_dataset
     from mvcapture.lifter import Lifter, load_lifter, select_device
-    from mvcapture.train.data import split_tail
+    from mvcapture.train.data import check_requirements, clip_files, split_tail
     from mvcapture.train.finetune import TrainConfig, fit, seed_everything
 
     unknown = [v for v in variants if v not in EVAL_VARIANTS]
     if unknown:
         raise MvcaptureError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(EVAL_VARIANTS)}")
+    test_files = sorted(Path(test_dir).glob("*.npz"))
     test_clips = load_dataset(test_dir, min_views=1)
-    train_clips = load_dataset(train_dir, min_views=2) if any(v != "baseline" for v in variants) else []
+    for clip, path in zip(test_clips, test_files):
+        if clip.gt3d is None:
+            raise MvcaptureError(f"{path}: test clip has no key 'gt3d'; evaluation needs 3D ground truth "
+                                 f"(float32 (V, T, 17, 3) metres)")
+        clip.focal_px(str(path))  # the metres of every prediction come through it: fail now, not after training
+    trained = [v for v in variants if v != "baseline"]
+    train_files = clip_files([train_dir]) if trained else []
+    train_clips = [load_clip(f, min_views=2) for f in train_files]
+    check_requirements(trained, train_clips, train_files)
     model_name = model or "default"
     base = load_lifter(model_name)
     device = select_device()
-    results = {}
+    settings = {"model": model_name, "epochs": epochs, "lambda_con": lambda_con, "seed": seed,
+                "batch_size": batch_size, "train_overrides": dict(train_overrides or {}),
+                "train_clips": [Path(f).name for f in train_files], "test_clips": [p.name for p in test_files]}
+    common = TrainConfig(variant=trained[0], epochs=epochs, seed=seed, batch_size=batch_size,
+                         **(train_overrides or {})) if trained else None
+    if common is not None:  # clips too short for training and validation windows: fail before any training
+        split_tail(train_clips, common.val_fraction, common.window or int(base.model.maxlen))
+    results = _resumed(out, settings) if resume else {}
+    payload = {}
     for variant in variants:
+        if variant in results:
+            emit(variant, {"event": "skipped", "reason": "finished in the resumed results"})
+            continue
         t0 = time.perf_counter()
         if variant == "baseline":
             lifter, entry = base, {"epochs": 0}
@@ -113,10 +139,41 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
         metrics = evaluate_lifter(lifter, test_clips)
         results[variant] = {**metrics, "epochs": entry.pop("epochs"),
                             "train_seconds": round(train_seconds if variant != "baseline" else 0.0, 2), **entry}
+        payload = _payload(results, variants, settings, train_clips, test_clips, device)
+        if out is not None:
+            atomic_write_json(Path(out), payload)
         emit(variant, {"event": "evaluated", **results[variant]})
-    return {"variants": results, "model": model_name, "n_train_clips": len(train_clips),
-            "n_test_clips": len(test_clips),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type}
+    return payload or _payload(results, variants, settings, train_clips, test_clips, device)
+
+
+def _payload(results: dict, variants, settings: dict, train_clips: list, test_clips: list, device) -> dict:
+    """results.json (FORMATS.md) with the variants finished so far, in the requested order; `settings` and
+    `unfinished` (extensions) let `--resume` continue it."""
+    import torch
+
+    return {"variants": {v: results[v] for v in variants if v in results}, "model": settings["model"],
+            "n_train_clips": len(train_clips), "n_test_clips": len(test_clips),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+            "unfinished": [v for v in variants if v not in results], "settings": settings}
+
+
+def _resumed(out, settings: dict) -> dict:
+    """The finished variants of an earlier run's results file, when it was made with the same settings."""
+    import json
+    from pathlib import Path
+
+    if out is None or not Path(out).is_file():
+        return {}
+    try:
+        earlier = json.loads(Path(out).read_text(encoding="utf-8"))
+        done = dict(earlier["variants"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MvcaptureError(f"{out}: cannot resume from this results file ({exc}); remove it or drop --resume")
+    if earlier.get("settings") != json.loads(json.dumps(settings)):
+        raise MvcaptureError(f"{out}: made with other settings (model, epochs, seed, batch size, λ_con or clips) "
+                             f"than this run; remove it or drop --resume")
+    log.info("resuming %s: %s finished", out, ", ".join(done) or "none")
+    return done
 
 
 def format_table(payload: dict) -> str:

@@ -150,7 +150,7 @@ def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig,
         total = total + w_reproj * config.lambda_reproj * parts["reproj"]
     if terms["sup3d"]:
         if "target" not in batch or ("has_target" in batch and not bool(batch["has_target"].all())):
-            raise MvcaptureError(f"variant {config.variant} needs 3D ground truth (gt3d and focal_px) in every "
+            raise MvcaptureError(f"variant {config.variant} needs 3D ground truth (key 'gt3d') in every "
                                  "training clip; use an l2d variant for clips without it")
         target = batch["target"].flatten(0, 1)
         parts["pos"] = losses.loss_pos(flat, target)
