@@ -74,3 +74,31 @@ def test_splits_keep_source_target_and_test_apart(shared_data):
         assert train and test and not {p.stem for p in train} & {p.stem for p in test}
         assert not subjects & {p.stem[:3] for p in train + test}, "target subjects are never in the source"
         assert {p.stem for p in test} == set(split.test_clips)
+
+
+def test_experiment_killed_late_keeps_what_it_finished_and_resumes(shared_data, tmp_path):
+    import pytest
+
+    from mvcapture.train.experiment import ExperimentConfig, run_experiment
+
+    class Killed(Exception):
+        pass
+
+    def kill_in_l2d(name, event):
+        if name == "l2d" and event.get("event") == "step":
+            raise Killed
+
+    cfg = ExperimentConfig.quick(bvh_dir=str(shared_data / "mocap" / "cmu"), variants=("baseline", "l2d"),
+                                 lambdas=(), angles=())
+    out = tmp_path / "out"
+    with pytest.raises(Killed):
+        run_experiment(cfg, out, emit=kill_in_l2d)
+    kept = json.loads((out / "eval_variants.json").read_text())
+    assert list(kept["variants"]) == ["baseline"] and (out / "source.json").is_file()
+
+    events = []
+    payload = run_experiment(cfg, out, emit=lambda name, event: events.append((name, event["event"])),
+                             resume=True)
+    assert ("baseline", "skipped") in events and not any(name == "pretrain" for name, _ in events)
+    assert list(payload["variants"]) == ["baseline", "l2d"]
+    assert payload["variants"]["baseline"] == kept["variants"]["baseline"]

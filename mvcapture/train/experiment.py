@@ -16,7 +16,9 @@ One command builds everything from the shipped CMU motion capture (../shared/dat
 4. a λ_con sweep of l2d_con and a sweep of the angle between the two target-train cameras (test views
    unchanged).
 
-Writes `results.json` and `results.md` (the tables) into the output folder.
+Writes `results.json` and `results.md` (the tables) into the output folder; on the way, each evaluation's
+results after every variant (`eval_*.json`) and the source lifter (`source_lifter.pt`, `source.json`), so a
+run killed late keeps what it finished and `--resume` continues it.
 """
 
 from __future__ import annotations
@@ -225,8 +227,12 @@ def given_source(spec: str) -> dict:
 
 # ---------------------------------------------------------------------------------------- experiment
 
-def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, emit=lambda v, e: None) -> dict:
-    """Run everything; returns (and writes to `out/results.json`) the payload."""
+def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, emit=lambda v, e: None,
+                   resume: bool = False) -> dict:
+    """Run everything; returns (and writes to `out/results.json`) the payload.
+
+    `resume`: keep the source lifter and the finished variants of an earlier run into `out` (same settings).
+    """
     import torch
 
     from mvcapture.bench.common import hardware
@@ -240,13 +246,22 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
     cpu_start = time.process_time()
     progress("synthesizing source and target clips ...")
     data = build_data(cfg, out / "data")
+    source_json = out / "source.json"
     if cfg.source_model:
         source = given_source(cfg.source_model)
         progress(f"source lifter: {source['weights']} (given; no pretraining)")
+    elif resume and source_json.is_file() and (out / "source_lifter.pt").is_file():
+        source = json.loads(source_json.read_text(encoding="utf-8"))
+        if source.get("setup") != _source_setup(cfg):
+            raise MvcaptureError(f"{source_json}: the source lifter was pretrained with other settings; "
+                                 f"remove {out} or drop --resume")
+        progress(f"source lifter: {source['weights']} (kept from the resumed run)")
     else:
         progress(f"pretraining the source lifter ({cfg.config}, {cfg.pretrain_epochs} epochs) ...")
         source = pretrain_source(cfg, Path(data["source"]["dir"]), out / "source_lifter.pt",
                                  emit=lambda e: emit("pretrain", e))
+        atomic_write_json(source_json, {**source, "setup": _source_setup(cfg)})
+    source.pop("setup", None)
     overrides = {"lr": cfg.lr, "stride": cfg.stride or None, "warmup_steps": cfg.warmup_steps, "flip": cfg.flip}
     if overrides["stride"] is None:
         from mvcapture.lifter import load_lifter
@@ -260,7 +275,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
         return data["target_train"][_angle_key(angle)]["dir"]
 
     progress(f"variants {', '.join(cfg.variants)} ({cfg.epochs} epochs each) ...")
-    main = run_eval(train_dir(cfg.angle), test_dir, variants=cfg.variants, emit=emit, **common)
+    main = run_eval(train_dir(cfg.angle), test_dir, variants=cfg.variants, emit=emit, out=out / "eval_variants.json",
+                    resume=resume, **common)
     lambda_sweep = {}
     for lam in cfg.lambdas:
         default_lam = main["variants"].get("l2d_con", {}).get("lambda_con")
@@ -269,7 +285,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
             continue
         progress(f"λ_con sweep: l2d_con with λ_con = {lam:g} ...")
         r = run_eval(train_dir(cfg.angle), test_dir, variants=["l2d_con"], lambda_con=lam,
-                     emit=lambda v, e, lam=lam: emit(f"l2d_con λ={lam:g}", e), **common)
+                     emit=lambda v, e, lam=lam: emit(f"l2d_con λ={lam:g}", e),
+                     out=out / f"eval_lambda_{lam:g}.json", resume=resume, **common)
         lambda_sweep[f"{lam:g}"] = r["variants"]["l2d_con"]
     angle_sweep = {}
     for angle in cfg.angles:
@@ -278,7 +295,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
             continue
         progress(f"angle sweep: l2d_con, target-train cameras {angle:g}° apart ...")
         r = run_eval(train_dir(angle), test_dir, variants=["l2d_con"],
-                     emit=lambda v, e, a=angle: emit(f"l2d_con {a:g}°", e), **common)
+                     emit=lambda v, e, a=angle: emit(f"l2d_con {a:g}°", e),
+                     out=out / f"eval_angle_{_angle_key(angle)}.json", resume=resume, **common)
         angle_sweep[_angle_key(angle)] = r["variants"]["l2d_con"]
 
     v = main["variants"]
@@ -314,6 +332,13 @@ def run_experiment(cfg: ExperimentConfig, out: Path, progress=lambda msg: None, 
     atomic_write_json(out / "results.json", json.loads(json.dumps(payload, default=_jsonable)))
     atomic_write_text(out / "results.md", format_markdown(payload))
     return payload
+
+
+def _source_setup(cfg: ExperimentConfig) -> dict:
+    """The settings that make the pretrained source lifter what it is (a resumed run must share them)."""
+    keys = ("bvh_dir", "split", "config", "pretrain_epochs", "pretrain_lr", "pretrain_batch_size", "source_rigs",
+            "warmup_steps", "fps", "noise", "seed", "max_frames", "max_files")
+    return json.loads(json.dumps({k: getattr(cfg, k) for k in keys}))
 
 
 def _jsonable(obj):
@@ -402,6 +427,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a shared box)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny smoke version (short clips, 1 epoch)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an earlier run into --out with the same settings: keep its source lifter and "
+                        "finished variants (each is written as it finishes)")
     add_json_option(p)
     p.set_defaults(func=_run)
 
@@ -445,7 +473,7 @@ def _run(args) -> int:
         bars.clear()
         tqdm.write(msg)
 
-    payload = run_experiment(cfg, args.out, progress=progress, emit=emit)
+    payload = run_experiment(cfg, args.out, progress=progress, emit=emit, resume=args.resume)
     for bar in bars.values():
         bar.close()
     write_json(args.json, json.loads(json.dumps(payload, default=_jsonable)))

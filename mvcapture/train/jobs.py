@@ -190,7 +190,14 @@ def start_job(spec: JobSpec | dict, job_dir: Path | str | None = None) -> Job:
         raise MvcaptureError("no training clips given")
     if spec.kind == "pretrain" and not spec.data:
         raise MvcaptureError("pretraining needs a folder of clips with gt3d")
-    TrainConfig.from_dict(spec.train)  # bad settings fail here, not in the worker
+    config = TrainConfig.from_dict(spec.train)  # bad settings fail here, not in the worker
+    if spec.kind == "finetune":  # so do bad clips and clips the variant cannot train on
+        from mvcapture.train import data as tdata
+
+        files = tdata.clip_files(spec.clips)
+        tdata.check_requirements([config.variant], tdata.load_training_clips(files), files)
+        if spec.held_out:
+            tdata.load_training_clips(spec.held_out)
     if spec.config is None:
         store.resolve_model(spec.model)  # a missing starting model too
     if job_dir is None:
