@@ -89,15 +89,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        check_session_arguments(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (MvcaptureError, ValueError, FileNotFoundError) as exc:
+    except (MvcaptureError, ValueError, OSError) as exc:
         log.debug("command %s failed", args.command, exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         print(f"(details in {log_path})", file=sys.stderr)
         return 2
+
+
+def check_session_arguments(args: argparse.Namespace) -> None:
+    """Session keys (`session`) and new session names (`--name`) of any command, checked before it runs."""
+    from mvcapture.session.names import check_session_key, check_session_name
+
+    if isinstance(getattr(args, "session", None), (str, Path)):
+        check_session_key(str(args.session))
+    if isinstance(getattr(args, "name", None), str):
+        check_session_name(args.name)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of an error for the user, on one line; a file-system error names the file and what
+    went wrong in words (not Python's "[Errno 36]")."""
+    if isinstance(exc, OSError) and not isinstance(exc, MvcaptureError) and exc.strerror:
+        name = exc.filename if exc.filename is not None else ""
+        shown = str(name) if len(str(name)) <= 80 else str(name)[:77] + "..."
+        text = f"{shown}: {exc.strerror.lower()}" if shown else exc.strerror.lower()
+    else:
+        text = str(exc)
+    return " ".join(text.split()) or type(exc).__name__
 
 
 # interpreter options the app's own child-process commands may carry (torchrun adds -u)
