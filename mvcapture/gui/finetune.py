@@ -362,7 +362,7 @@ class FinetuneTab(QtWidgets.QWidget):
         version = result.get("version")
         if not version:
             return
-        from mvcapture.train import store
+        from mvcapture.lifter import store
 
         self.previous_active = store.active_version()
         run_task(store.activate, version, on_done=lambda _: self._activated(version),
@@ -371,7 +371,7 @@ class FinetuneTab(QtWidgets.QWidget):
     def roll_back(self) -> None:
         if not self.previous_active:
             return
-        from mvcapture.train import store
+        from mvcapture.lifter import store
 
         version = self.previous_active
         run_task(store.activate, version, on_done=lambda _: self._activated(version, rolled_back=True),

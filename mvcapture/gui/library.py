@@ -1,6 +1,6 @@
 """The Library tab: sessions from the catalog (thumbnail, search, tags) and the lifter's model versions.
 
-Reads through `mvcapture.session` (Session, Catalog) and `mvcapture.train.store`; thumbnails are decoded in
+Reads through `mvcapture.session` (Session, Catalog) and `mvcapture.lifter.store`; thumbnails are decoded in
 a worker. The tab sends intent (open a session, activate a version) and never touches files itself.
 """
 
@@ -303,7 +303,7 @@ class LibraryTab(QtWidgets.QWidget):
     # -- model versions ----------------------------------------------------------------------------
     def refresh_versions(self) -> None:
         try:
-            from mvcapture.train import store
+            from mvcapture.lifter import store
         except ImportError:
             self.card.setText("the model store is not installed")
             return
@@ -338,7 +338,7 @@ class LibraryTab(QtWidgets.QWidget):
         if not 0 <= row < len(self._version_list):
             return
         version = self._version_list[row].version
-        from mvcapture.train import store
+        from mvcapture.lifter import store
 
         def done(_) -> None:
             self.refresh_versions()

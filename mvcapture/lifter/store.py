@@ -2,7 +2,9 @@
 
 Layout in `data_dir()/models`: one folder per version (`v0001/`, `v0002/`, ...) holding `weights.pt` and
 its model card `weights.json` (FORMATS.md), plus `active.json` naming the version lifting uses. The
-shipped lifter (`resources/lifter/default.pt` + `.json`) is the read-only root version `default`.
+shipped lifter (`resources/lifter/default.pt` + `.json`) is the read-only root version `default`; earlier
+shipped defaults stay beside it under their own names (`resources/lifter/default-v1.pt` → version
+`default-v1`). Below `lifter.weights` (which resolves names here) and below training (which registers here).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.io.atomic import atomic_write_json
 from mvcapture.io.cards import card_path, sha256_file
-from mvcapture.paths import data_dir
+from mvcapture.paths import data_dir, resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,9 @@ ACTIVE_VERSION = "active"
 WEIGHTS_NAME = "weights.pt"  # the lifter's model-directory layout (lifter.weights.WEIGHTS_FILE_NAME)
 CARD_NAME = "weights.json"
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
+SHIPPED_DIR = "lifter"          # resources/lifter: the shipped default and the earlier defaults it replaced
+SHIPPED_DEFAULT_FILE = "default.pt"
+_SHIPPED_RE = re.compile(r"^default-v\d+$")  # names of earlier shipped defaults (resources/lifter/<name>.pt)
 
 # Keys every model card carries (FORMATS.md "Model card").
 CARD_KEYS = ("name", "version", "parent_version", "architecture", "training_data", "losses", "epochs",
@@ -56,10 +61,25 @@ def models_dir() -> Path:
 
 
 def default_weights() -> Path:
-    """The shipped lifter weights (the root version `default`)."""
-    from mvcapture.lifter.weights import default_weights_path
+    """The shipped lifter weights (the root version `default`): `resources/lifter/default.pt`."""
+    return resources_dir() / SHIPPED_DIR / SHIPPED_DEFAULT_FILE
 
-    return default_weights_path()
+
+def missing_default_error(path: Path) -> ModelNotFoundError:
+    """The error for shipped default weights that are not there, saying what to do."""
+    return ModelNotFoundError(
+        f"the default lifter weights are missing ({path}). Train the shipped lifter (the training "
+        f"command saves it there with save_lifter), copy a trained `default.pt` with its "
+        f"`default.json` model card into {path.parent}, or pass a weights file or a MotionBERT "
+        f"checkpoint with --model PATH.")
+
+
+def shipped_versions() -> list[ModelVersion]:
+    """Earlier shipped defaults kept by name (`resources/lifter/default-vN.pt`), oldest first."""
+    folder = resources_dir() / SHIPPED_DIR
+    files = [p for p in folder.glob("default-v*.pt") if _SHIPPED_RE.match(p.stem)] if folder.is_dir() else []
+    files.sort(key=lambda p: int(p.stem.rsplit("v", 1)[1]))
+    return [ModelVersion(p.stem, p, read_card(p)) for p in files]
 
 
 def read_card(weights: Path | str) -> dict:
@@ -80,10 +100,17 @@ def get_version(version: str) -> ModelVersion:
     if version == ACTIVE_VERSION:
         version = active_version()
     if version == DEFAULT_VERSION:
-        from mvcapture.lifter.weights import resolve_weights
-
-        weights = resolve_weights(DEFAULT_VERSION)  # explains what to do when the shipped weights are missing
+        weights = default_weights()
+        if not weights.is_file():
+            raise missing_default_error(weights)
         return ModelVersion(DEFAULT_VERSION, weights, read_card(weights))
+    if _SHIPPED_RE.match(version):
+        found = [v for v in shipped_versions() if v.version == version]
+        if not found:
+            known = ", ".join(v.version for v in shipped_versions()) or "none"
+            raise ModelNotFoundError(f"no earlier shipped lifter '{version}' in {resources_dir() / SHIPPED_DIR} "
+                                     f"(shipped: default, {known})")
+        return found[0]
     weights = models_dir() / version / WEIGHTS_NAME
     if not _VERSION_RE.match(version) or not weights.is_file():
         known = ", ".join(v.version for v in list_versions()) or "none"
@@ -92,10 +119,12 @@ def get_version(version: str) -> ModelVersion:
 
 
 def list_versions() -> list[ModelVersion]:
-    """All versions, oldest first; `default` first when the shipped weights exist."""
+    """All versions, oldest first; `default` first when the shipped weights exist, then the earlier shipped
+    defaults (`default-v1`, ...), then the user's versions."""
     out = []
     if default_weights().is_file():
         out.append(ModelVersion(DEFAULT_VERSION, default_weights(), read_card(default_weights())))
+    out.extend(shipped_versions())
     for d in _version_dirs():
         if (d / WEIGHTS_NAME).is_file():
             out.append(ModelVersion(d.name, d / WEIGHTS_NAME, read_card(d / WEIGHTS_NAME)))
@@ -123,13 +152,13 @@ def activate(version: str) -> ModelVersion:
 
 
 def is_version_name(spec: str | Path) -> bool:
-    """Whether `spec` names a store version (`default`, `active`, `vNNNN`) rather than a file."""
+    """Whether `spec` names a store version (`default`, `default-vN`, `active`, `vNNNN`) rather than a file."""
     text = str(spec)
-    return text in (DEFAULT_VERSION, ACTIVE_VERSION) or bool(_VERSION_RE.match(text))
+    return text in (DEFAULT_VERSION, ACTIVE_VERSION) or bool(_VERSION_RE.match(text) or _SHIPPED_RE.match(text))
 
 
 def resolve_model(spec: str | Path | None = None) -> Path:
-    """Weights file for a model spec: a version name (`default`, `active`, `vNNNN`) or a weights path.
+    """Weights file for a model spec: a version name (`default`, `default-vN`, `active`, `vNNNN`) or a weights path.
 
     `None` means the active version. This is what `mvcapture.lifter.load_lifter` resolves names with.
     """

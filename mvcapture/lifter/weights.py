@@ -20,8 +20,8 @@ import torch
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.io.atomic import atomic_write_bytes, atomic_write_json
 from mvcapture.io.cards import card_path, sha256_file
+from mvcapture.lifter import store
 from mvcapture.lifter.dstformer import DSTformer, DSTformerConfig, count_parameters
-from mvcapture.paths import resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ MOTIONBERT_NUM_HEADS = 8
 
 def default_weights_path() -> Path:
     """Where the shipped default lifter lives: `resources/lifter/default.pt`."""
-    return resources_dir() / "lifter" / "default.pt"
+    return store.default_weights()
 
 
 def save_lifter(model, path: Path | str, card: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -101,22 +101,16 @@ def read_card(weights_path: Path | str) -> dict[str, Any] | None:
 
 def resolve_weights(spec: str | Path = "default") -> Path:
     """A model spec → weights file: "default", a weights file, a model directory holding weights.pt, or a
-    model-store version ("active", "v0003"; resolved by mvcapture.train.store.resolve_model)."""
+    model-store version ("active", "v0003", an earlier shipped default "default-v1"; resolved by
+    mvcapture.lifter.store.resolve_model)."""
     if str(spec) == "default":
         path = default_weights_path()
         if not path.is_file():
-            raise ModelNotFoundError(
-                f"the default lifter weights are missing ({path}). Train the shipped lifter (the training "
-                f"command saves it there with save_lifter), copy a trained `default.pt` with its "
-                f"`default.json` model card into {path.parent}, or pass a weights file or a MotionBERT "
-                f"checkpoint with --model PATH.")
+            raise store.missing_default_error(path)
         return path
     path = Path(spec).expanduser()
-    if not path.exists():
-        from mvcapture.train.store import is_version_name, resolve_model
-
-        if is_version_name(spec):  # "active" or "vNNNN" in the user's model store
-            return resolve_model(spec)
+    if not path.exists() and store.is_version_name(spec):  # "active", "vNNNN", "default-vN"
+        return store.resolve_model(spec)
     if path.is_dir():
         weights = path / WEIGHTS_FILE_NAME
         if not weights.is_file():

@@ -88,7 +88,7 @@ def _device_for(dist: DistInfo, name: str) -> torch.device:
 def build_model(spec: dict, seed: int):
     """The network to train and its parent version: a fresh named config, or a lifter to fine-tune."""
     from mvcapture import lifter as lifter_pkg
-    from mvcapture.train import store
+    from mvcapture.lifter import store
 
     if spec.get("config"):
         seed_everything(seed)
@@ -223,7 +223,7 @@ def finish(job_dir: Path, spec: dict, model, card: dict) -> dict:
     """Save the trained model: a new store version (optionally activated), or the file `out` when given
     (pretraining the shipped lifter: `resources/lifter/default.pt` becomes the root version "default")."""
     from mvcapture.lifter import save_lifter
-    from mvcapture.train import store
+    from mvcapture.lifter import store
 
     done_path = job_dir / RESULT
     if done_path.is_file():  # a crash after saving: do not register twice
