@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mvcapture.paths import data_dir
+from mvcapture.session.layout import SESSION_FILE, sessions_root
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,6 @@ class Catalog:
 
     def rebuild(self, root: Path | str | None = None) -> int:
         """Re-index every session folder under `root` (default data_dir()/sessions); returns how many."""
-        from mvcapture.session.store import SESSION_FILE, sessions_root
-
         root = Path(root) if root is not None else sessions_root()
         n = 0
         for meta_path in sorted(root.glob(f"*/{SESSION_FILE}")):

@@ -10,12 +10,16 @@ import contextlib
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.video import concat_videos, frame_times
-from mvcapture.session.store import STAGES, Session, read_timestamps, write_timestamps
+from mvcapture.session.layout import STAGES, read_timestamps, write_timestamps
+
+if TYPE_CHECKING:  # the store calls this module on open; it imports nothing back
+    from mvcapture.session.store import Session
 
 log = logging.getLogger(__name__)
 
