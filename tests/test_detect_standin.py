@@ -98,9 +98,22 @@ def test_files_have_the_real_models_names_inputs_and_outputs(standins):
     pose_w, pose_h = specs["pose"].input_size
     assert [(i.name, i.shape) for i in det.get_inputs()] == [("input", [1, 3, det_h, det_w])]
     assert [(o.name, o.shape) for o in det.get_outputs()] == [("dets", [1, 1, 5]), ("labels", [1, 1])]
-    assert [(i.name, i.shape) for i in pose.get_inputs()] == [("input", [1, 3, pose_h, pose_w])]
-    assert [(o.name, o.shape) for o in pose.get_outputs()] == [("simcc_x", [1, 17, 2 * pose_w]),
-                                                               ("simcc_y", [1, 17, 2 * pose_h])]
+    # the pose model takes several crops (both views' athletes) in one run: a free batch dimension
+    assert [(i.name, i.shape) for i in pose.get_inputs()] == [("input", ["batch", 3, pose_h, pose_w])]
+    assert [(o.name, o.shape) for o in pose.get_outputs()] == [("simcc_x", ["batch", 17, 2 * pose_w]),
+                                                               ("simcc_y", ["batch", 17, 2 * pose_h])]
+
+
+def test_the_pose_standin_takes_a_batch_with_the_known_answer_per_crop(standins):
+    specs = model_specs(MODE)
+    pose_w, pose_h = specs["pose"].input_size
+    crops = np.random.default_rng(1).normal(0, 1, (3, 3, pose_h, pose_w)).astype(np.float32)
+    simcc_x, simcc_y = _session(standins["pose"]).run(None, {"input": crops})
+    assert simcc_x.shape == (3, 17, 2 * pose_w) and simcc_y.shape == (3, 17, 2 * pose_h)
+    bins_x, bins_y = standin.default_pose_bins((pose_w, pose_h))
+    for n in range(3):
+        np.testing.assert_array_equal(simcc_x[n].argmax(-1), bins_x)
+        np.testing.assert_array_equal(simcc_y[n].argmax(-1), bins_y)
 
 
 def test_the_network_really_runs(standins, tmp_path):

@@ -43,10 +43,16 @@ class Person:
 
 
 class PoseDetector(ABC):
-    """Finds the people in a BGR frame. `model_id` names the models and settings (cache key)."""
+    """Finds the people in a BGR frame. `model_id` names the models and settings (cache key).
+
+    Top-down detectors also offer the two stages apart (`supports_tracking`): `detect_boxes` (the person
+    detector) and `pose_in_boxes` (the pose model on given boxes, several frames' crops in one call), so that
+    live mode can take the next boxes from the last keypoints instead of running the person detector.
+    """
 
     model_id: str
     provider: str
+    supports_tracking = False
 
     @abstractmethod
     def detect(self, frame_bgr: np.ndarray) -> list[Person]:
@@ -162,6 +168,8 @@ class RTMPoseDetector(PoseDetector):
         nms_thr: IoU above which overlapping boxes are merged.
     """
 
+    supports_tracking = True
+
     def __init__(self, pose_model: Path | str, det_model: Path | str, pose_input_size=(192, 256),
                  det_input_size=(640, 640), device: str = "auto", det_score_thr: float = 0.3,
                  nms_thr: float = 0.45):
@@ -179,6 +187,9 @@ class RTMPoseDetector(PoseDetector):
         self.det_score_thr = det_score_thr
         self.nms_thr = nms_thr
         self.provider = _provider_name(self.pose)
+        batch = self.pose.session.get_inputs()[0].shape[0]
+        # rtmlib's exports fix batch 1; a model with a free batch dimension takes every crop in one run.
+        self.pose_batched = not isinstance(batch, int) or batch != 1
         dh, dw = self.det.model_input_size
         pw, ph = self.pose.model_input_size
         self.model_id = (f"rtmpose[det={Path(det_model).stem}@{dw}x{dh},thr={det_score_thr},nms={nms_thr};"
@@ -205,6 +216,37 @@ class RTMPoseDetector(PoseDetector):
         keypoints, scores = self.pose.postprocess(outputs, center, scale)
         scores = np.clip(scores[0], 0.0, 1.0)
         return keypoints[0].astype(np.float64), scores
+
+    def pose_in_boxes(self, frames_bgr: list[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RTMPose on one box per frame (e.g. both views' athletes), all crops in one onnxruntime run when
+        the model has a free batch dimension (`pose_batched`), else one run per crop.
+
+        Args:
+            frames_bgr: N frames (H_i, W_i, 3) uint8 BGR. boxes: (N, 4) x1 y1 x2 y2 px, one per frame.
+
+        Returns:
+            keypoints (N, 17, 2) px of each frame and scores (N, 17) in [0, 1].
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(frames_bgr) != len(boxes):
+            raise ValueError(f"pose_in_boxes needs one box per frame, got {len(frames_bgr)} frames, {len(boxes)} boxes")
+        if not len(boxes):
+            return np.zeros((0, 17, 2)), np.zeros((0, 17))
+        if not self.pose_batched:
+            found = [self.pose_in_box(f, b) for f, b in zip(frames_bgr, boxes)]
+            return np.stack([k for k, _ in found]), np.stack([s for _, s in found])
+        from rtmlib.tools.pose_estimation.post_processings import get_simcc_maximum
+
+        crops, centres, scales = zip(*(self.pose.preprocess(f, b) for f, b in zip(frames_bgr, boxes)))
+        batch = np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2), dtype=np.float32)
+        session = self.pose.session
+        simcc_x, simcc_y = session.run([o.name for o in session.get_outputs()],
+                                       {session.get_inputs()[0].name: batch})[:2]
+        locs, scores = get_simcc_maximum(simcc_x, simcc_y)   # (N, 17, 2) SimCC bins, (N, 17)
+        scale = np.asarray(scales, np.float64)[:, None, :]
+        keypoints = (locs / 2.0) / np.asarray(self.pose.model_input_size) * scale
+        keypoints = keypoints + np.asarray(centres, np.float64)[:, None, :] - scale / 2
+        return keypoints.astype(np.float64), np.clip(scores, 0.0, 1.0).astype(np.float64)
 
     def detect(self, frame_bgr: np.ndarray) -> list[Person]:
         boxes, box_scores = self.detect_boxes(frame_bgr)

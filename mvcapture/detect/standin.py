@@ -73,11 +73,14 @@ class _Net:
 
     With `weights=False` the weights are declared as graph inputs (shapes only, no data): such a graph
     cannot run, but its MACs can be counted without generating hundreds of MB of random numbers.
+    With `batched=True` the graph's input and outputs have a free first dimension "batch" (the shapes
+    tracked here say 1); every op must then work per sample.
     """
 
-    def __init__(self, seed: int, weights: bool = True):
+    def __init__(self, seed: int, weights: bool = True, batched: bool = False):
         self.rng = np.random.default_rng(seed)
         self.weights = weights
+        self.batched = batched
         self.nodes: list = []
         self.initializers: list = []
         self.weight_inputs: list = []
@@ -167,6 +170,12 @@ class _Net:
         """() mean of all elements."""
         return self.op("ReduceMean", [x], (), keepdims=0)
 
+    def mean_per_sample(self, x: str) -> str:
+        """(N, 1, ..., 1) mean of each sample's elements (all axes but the first)."""
+        shape = self.shapes[x]
+        return self.op("ReduceMean", [x], shape[:1] + (1,) * (len(shape) - 1), axes=list(range(1, len(shape))),
+                       keepdims=1)
+
     def spp(self, x: str, c_out: int, kernels=(5, 9, 13)) -> str:
         """SPP bottleneck: 1×1 to half the channels, max-pools of the given sizes, concat, 1×1."""
         hidden = self.conv(x, self.shapes[x][1] // 2, 1)
@@ -176,9 +185,11 @@ class _Net:
         """The ModelProto with graph input "input" and the given outputs (name → shape)."""
         from onnx import TensorProto, helper
 
-        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(self.shapes["input"]))]
+        batch = ["batch"] if self.batched else []
+        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                batch + list(self.shapes["input"][len(batch):]))]
         outs = [helper.make_tensor_value_info(o, TensorProto.INT64 if o in int64_outputs else TensorProto.FLOAT,
-                                              list(shape)) for o, shape in outputs.items()]
+                                              batch + list(shape)[len(batch):]) for o, shape in outputs.items()]
         graph = helper.make_graph(self.nodes, name, inputs + self.weight_inputs, outs, self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = IR_VERSION
@@ -186,20 +197,22 @@ class _Net:
 
 
 def _tie(net: _Net, known: str, scalars: list[str], out: str) -> None:
-    """`out` = `known` + 0 × (sum of the scalars): the network must run, the answer stays `known`.
+    """`out` = `known` + 0 × (sum of the scalars): the network must run, the answer stays `known`. With
+    per-sample "scalars" of shape (N, 1, 1) the output gets the batch dimension N (`known` has 1).
 
     The sum passes IsNaN→0 and a clip to [-1, 1] first, so that even an overflow in the random network
     (NaN or ±inf, where 0 × value would be NaN) cannot change the output.
     """
     from onnx import helper
 
+    shape = net.shapes[scalars[0]]
     total = scalars[0]
     for s in scalars[1:]:
-        total = net.op("Add", [total, s], ())
+        total = net.op("Add", [total, s], shape)
     zero = net.const(np.float32(0.0), "zero")
-    finite = net.op("Where", [net.op("IsNaN", [total], ()), zero, total], ())
-    bounded = net.op("Clip", [finite, net.const(np.float32(-1.0)), net.const(np.float32(1.0))], ())
-    nothing = net.op("Mul", [bounded, zero], (), "nothing")
+    finite = net.op("Where", [net.op("IsNaN", [total], shape), zero, total], shape)
+    bounded = net.op("Clip", [finite, net.const(np.float32(-1.0)), net.const(np.float32(1.0))], shape)
+    nothing = net.op("Mul", [bounded, zero], shape, "nothing")
     net.nodes.append(helper.make_node("Add", [known, nothing], [out]))
     net.shapes[out] = net.shapes[known]
 
@@ -305,7 +318,7 @@ def rtmpose_graph(size: str, bins_x: np.ndarray, bins_y: np.ndarray, input_size:
 
     width_mult, depth_mult = RTMPOSE_SIZES[size]
     width, height = input_size
-    net = _Net(seed, weights)
+    net = _Net(seed, weights, batched=True)
     net.shapes["input"] = (1, 3, height, width)
     simcc_x, simcc_y = simcc_peaks(bins_x, bins_y, width, height, value, SIMCC_SPLIT_RATIO)
     known_x, known_y = net.const(simcc_x, "simcc_x_known"), net.const(simcc_y, "simcc_y_known")
@@ -324,7 +337,7 @@ def rtmpose_graph(size: str, bins_x: np.ndarray, bins_y: np.ndarray, input_size:
     # attention unit (s = 128, expansion 2), SimCC linears.
     _, _, fh, fw = net.shapes[x]
     maps = net.conv(x, NUM_KEYPOINTS, 7, act=False)
-    flat = net.op("Reshape", [maps, net.const(np.array([1, NUM_KEYPOINTS, fh * fw], np.int64))],
+    flat = net.op("Reshape", [maps, net.const(np.array([-1, NUM_KEYPOINTS, fh * fw], np.int64))],
                   (1, NUM_KEYPOINTS, fh * fw))
     tokens = net.linear(_scale_norm(net, flat), 256)
     e, s = 512, 128
@@ -345,7 +358,7 @@ def rtmpose_graph(size: str, bins_x: np.ndarray, bins_y: np.ndarray, input_size:
     tokens = net.add(net.linear(gated, 256), tokens)
     pred_x = net.linear(tokens, int(width * SIMCC_SPLIT_RATIO))
     pred_y = net.linear(tokens, int(height * SIMCC_SPLIT_RATIO))
-    scalars = [net.mean_scalar(pred_x), net.mean_scalar(pred_y)]
+    scalars = [net.mean_per_sample(pred_x), net.mean_per_sample(pred_y)]   # (N, 1, 1) each
     _tie(net, known_x, scalars, "simcc_x")
     _tie(net, known_y, scalars, "simcc_y")
     return net.model(f"rtmpose-{size}-standin", {"simcc_x": simcc_x.shape, "simcc_y": simcc_y.shape})
@@ -383,9 +396,9 @@ def make_rtmpose_standin(path: Path | str, bins_x: np.ndarray, bins_y: np.ndarra
                          input_size=(192, 256), value: float = 0.9, seed: int = 0) -> Path:
     """RTMPose stand-in of the real model's cost with known SimCC outputs.
 
-    Input "input" (1, 3, H, W) float (rtmlib's normalised crop). Outputs "simcc_x" (1, 17, 2W) and
-    "simcc_y" (1, 17, 2H): 0.01 everywhere but `value` at `bins_x`/`bins_y` (bin b = input pixel b / 2),
-    for every image — exactly as `testing.make_rtmpose`.
+    Input "input" (N, 3, H, W) float (rtmlib's normalised crops; N free, several crops in one run). Outputs
+    "simcc_x" (N, 17, 2W) and "simcc_y" (N, 17, 2H): 0.01 everywhere but `value` at `bins_x`/`bins_y` (bin
+    b = input pixel b / 2), for every image — exactly as `testing.make_rtmpose`.
 
     Args:
         bins_x, bins_y: (17,) SimCC bins, in [0, 2W) and [0, 2H).
@@ -395,7 +408,7 @@ def make_rtmpose_standin(path: Path | str, bins_x: np.ndarray, bins_y: np.ndarra
 
 
 def count_macs(model) -> int:
-    """Multiply-accumulates of one run of an ONNX model: Conv k_h·k_w·C_in/groups·C_out·H_out·W_out (batch
+    """Multiply-accumulates of one run of an ONNX model (on one sample): Conv k_h·k_w·C_in/groups·C_out·H_out·W_out (batch
     included), MatMul M·K·N (batch dims included). Other ops (activations, pooling, adds) are not counted,
     as in the published figures. Shapes come from ONNX shape inference; weights may be initializers or
     shape-only graph inputs."""
@@ -406,7 +419,7 @@ def count_macs(model) -> int:
     shapes = {t.name: tuple(t.dims) for t in graph.initializer}
     for info in list(graph.input) + list(graph.value_info) + list(graph.output):
         dims = info.type.tensor_type.shape.dim
-        shapes.setdefault(info.name, tuple(d.dim_value for d in dims))
+        shapes.setdefault(info.name, tuple(d.dim_value or 1 for d in dims))   # a free batch dimension counts 1
     macs = 0
     for node in graph.node:
         if node.op_type == "Conv":

@@ -35,19 +35,25 @@ def _const(name: str, array: np.ndarray):
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(array), name))
 
 
-def _image_input(height: int, width: int):
+def _image_input(height: int, width: int, batched: bool = False):
     from onnx import TensorProto, helper
 
-    return helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])
+    return helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch" if batched else 1, 3, height, width])
 
 
-def _constant_outputs(inputs_hw: tuple[int, int], outputs: dict[str, np.ndarray], path: Path | str) -> Path:
-    """A graph whose outputs are fixed tensors (each plus 0 × mean(input), so the input is used)."""
+def _constant_outputs(inputs_hw: tuple[int, int], outputs: dict[str, np.ndarray], path: Path | str,
+                      batched: bool = False) -> Path:
+    """A graph whose outputs are fixed tensors (each plus 0 × mean(input), so the input is used). With
+    `batched` the input's first dimension is free and the float outputs (1, A, B) get it: (N, A, B)."""
     from onnx import TensorProto, helper
 
-    nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], keepdims=0),
-             _const("zero", np.float32(0.0)),
-             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
+    if batched:   # per-sample mean (N, 1, 1): the outputs broadcast to the batch
+        nodes = [helper.make_node("ReduceMean", ["input"], ["mean4"], axes=[1, 2, 3], keepdims=1),
+                 _const("shape3", np.array([-1, 1, 1], np.int64)),
+                 helper.make_node("Reshape", ["mean4", "shape3"], ["mean"])]
+    else:
+        nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], keepdims=0)]
+    nodes += [_const("zero", np.float32(0.0)), helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
     value_infos = []
     for name, array in outputs.items():
         array = np.asarray(array)
@@ -58,8 +64,10 @@ def _constant_outputs(inputs_hw: tuple[int, int], outputs: dict[str, np.ndarray]
         else:
             nodes.append(helper.make_node("Identity", [f"{name}_const"], [name]))
             elem = TensorProto.INT64
-        value_infos.append(helper.make_tensor_value_info(name, elem, list(array.shape)))
-    graph = helper.make_graph(nodes, "constant", [_image_input(*inputs_hw)], value_infos)
+        shape = ["batch", *array.shape[1:]] if batched and elem == TensorProto.FLOAT else list(array.shape)
+        value_infos.append(helper.make_tensor_value_info(name, elem, shape))
+    nodes.sort(key=lambda node: node.op_type != "Constant")
+    graph = helper.make_graph(nodes, "constant", [_image_input(*inputs_hw, batched)], value_infos)
     return _save(graph, path)
 
 
@@ -75,11 +83,76 @@ def simcc_peaks(bins_x: np.ndarray, bins_y: np.ndarray, width: int, height: int,
 
 def make_rtmpose(path: Path | str, bins_x: np.ndarray, bins_y: np.ndarray, input_size=(48, 64),
                  value: float = 0.9) -> Path:
-    """RTMPose stand-in: input (1, 3, H, W) → simcc_x (1, 17, 2W), simcc_y (1, 17, 2H) peaking at the
-    given bins for every image. `input_size` is (width, height) like rtmlib's RTMPose."""
+    """RTMPose stand-in: input (N, 3, H, W) → simcc_x (N, 17, 2W), simcc_y (N, 17, 2H) peaking at the
+    given bins for every image (N free: several crops in one run). `input_size` is (width, height) like
+    rtmlib's RTMPose."""
     width, height = input_size
     simcc_x, simcc_y = simcc_peaks(bins_x, bins_y, width, height, value)
-    return _constant_outputs((height, width), {"simcc_x": simcc_x, "simcc_y": simcc_y}, path)
+    return _constant_outputs((height, width), {"simcc_x": simcc_x, "simcc_y": simcc_y}, path, batched=True)
+
+
+def make_rtmpose_following(path: Path | str, fractions_x: np.ndarray, fractions_y: np.ndarray,
+                           input_size=(48, 64), value: float = 0.9, threshold: float = 1.5) -> Path:
+    """RTMPose stand-in whose keypoints follow a bright rectangle: in each crop of the batch it finds the
+    bounding box [x1, x2) × [y1, y2) (input pixels) of the bright pixels (mean of the three normalised
+    channels > `threshold`; rtmlib normalises (pixel − 123.7..103.5) / 57.4..58.4, so > 1.5 is a pixel
+    brighter than about 205) and puts keypoint i at (x1 + fx_i (x2 − x1), y1 + fy_i (y2 − y1)) with score
+    `value`; a crop without bright pixels gives every keypoint score 0.01 (the athlete is lost).
+
+    Input (N, 3, H, W) → simcc_x (N, 17, 2W), simcc_y (N, 17, 2H) (SimCC split ratio 2: the peak bin is
+    twice the keypoint's input pixel, rounded; every other bin is 0.01).
+
+    Args:
+        fractions_x, fractions_y: (17,) where each keypoint sits in the bright box, 0..1.
+        input_size: (width, height) like rtmlib's RTMPose.
+    """
+    from onnx import TensorProto, helper
+
+    width, height = input_size
+    fx = np.asarray(fractions_x, np.float32).reshape(1, 17, 1)
+    fy = np.asarray(fractions_y, np.float32).reshape(1, 17, 1)
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["grey"], axes=[1], keepdims=1),          # (N,1,H,W)
+        _const("thr", np.float32(threshold)),
+        helper.make_node("Greater", ["grey", "thr"], ["bright"]),
+        helper.make_node("Cast", ["bright"], ["mask"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMax", ["mask"], ["cols"], axes=[2], keepdims=0),            # (N,1,W)
+        helper.make_node("ReduceMax", ["mask"], ["rows"], axes=[3], keepdims=0),            # (N,1,H)
+        helper.make_node("ReduceMax", ["mask"], ["seen"], axes=[1, 2, 3], keepdims=0),      # (N,)
+        _const("shape3", np.array([-1, 1, 1], np.int64)),
+        helper.make_node("Reshape", ["seen", "shape3"], ["seen3"]),                         # (N,1,1)
+        _const("one", np.float32(1.0)), _const("two", np.float32(2.0)),
+        _const("floor_value", np.float32(0.01)), _const("peak_gain", np.float32(value - 0.01)),
+        helper.make_node("Mul", ["seen3", "peak_gain"], ["gain"]),
+    ]
+    for axis, n, prof, frac in (("x", width, "cols", fx), ("y", height, "rows", fy)):
+        coords = np.arange(n, dtype=np.float32)
+        nodes += [
+            _const(f"{axis}s", coords), _const(f"{axis}s_rev", n - coords), _const(f"{axis}n", np.float32(n)),
+            _const(f"{axis}_frac", frac), _const(f"{axis}_bins", np.arange(2 * n, dtype=np.float32).reshape(1, 1, -1)),
+            helper.make_node("Mul", [prof, f"{axis}s"], [f"{axis}_on"]),
+            helper.make_node("ReduceMax", [f"{axis}_on"], [f"{axis}_last"], axes=[2], keepdims=1),   # (N,1,1)
+            helper.make_node("Add", [f"{axis}_last", "one"], [f"{axis}2"]),
+            helper.make_node("Mul", [prof, f"{axis}s_rev"], [f"{axis}_on_rev"]),
+            helper.make_node("ReduceMax", [f"{axis}_on_rev"], [f"{axis}_rev_max"], axes=[2], keepdims=1),
+            helper.make_node("Sub", [f"{axis}n", f"{axis}_rev_max"], [f"{axis}1"]),
+            helper.make_node("Sub", [f"{axis}2", f"{axis}1"], [f"{axis}_extent"]),
+            helper.make_node("Mul", [f"{axis}_extent", f"{axis}_frac"], [f"{axis}_offset"]),   # (N,17,1)
+            helper.make_node("Add", [f"{axis}1", f"{axis}_offset"], [f"{axis}_px"]),
+            helper.make_node("Mul", [f"{axis}_px", "two"], [f"{axis}_bin_raw"]),
+            helper.make_node("Round", [f"{axis}_bin_raw"], [f"{axis}_bin"]),
+            helper.make_node("Sub", [f"{axis}_bins", f"{axis}_bin"], [f"{axis}_diff"]),        # (N,17,2n)
+            helper.make_node("Abs", [f"{axis}_diff"], [f"{axis}_dist"]),
+            helper.make_node("Sub", ["one", f"{axis}_dist"], [f"{axis}_tent_raw"]),
+            helper.make_node("Relu", [f"{axis}_tent_raw"], [f"{axis}_tent"]),   # 1 at the peak bin, else 0
+            helper.make_node("Mul", [f"{axis}_tent", "gain"], [f"{axis}_peak"]),
+            helper.make_node("Add", [f"{axis}_peak", "floor_value"], [f"simcc_{axis}"]),
+        ]
+    nodes.sort(key=lambda node: node.op_type != "Constant")
+    outputs = [helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, ["batch", 17, 2 * width]),
+               helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, ["batch", 17, 2 * height])]
+    graph = helper.make_graph(nodes, "following", [_image_input(height, width, batched=True)], outputs)
+    return _save(graph, path)
 
 
 def make_yolox_constant(path: Path | str, dets: np.ndarray, input_hw=(64, 64)) -> Path:

@@ -209,3 +209,138 @@ class AthleteTracker:
         boxes, ids = self._last
         self.athlete_id = choose_athlete([boxes], [ids], self.image_size, (0, x, y))
         return self.athlete_id
+
+
+def box_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float = 0.3,
+                       expansion: float = 1.0) -> np.ndarray | None:
+    """The box (4,) x1 y1 x2 y2 px around the keypoints (17, 2) px whose score (17,) is at least `min_score`,
+    grown about its centre by `expansion`; None when fewer than two keypoints are that confident."""
+    keypoints = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    good = keypoints[np.asarray(scores, np.float64).reshape(-1) >= min_score]
+    if len(good) < 2:
+        return None
+    lo, hi = good.min(axis=0), good.max(axis=0)
+    centre, half = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * expansion / 2
+    return np.concatenate([centre - half, centre + half])
+
+
+# Why the person detector ran for a frame (`KeypointTracker.reasons` counts them).
+DETECT_REASONS = ("scheduled", "no athlete", "low confidence", "drift")
+
+
+class KeypointTracker:
+    """One view's athlete in live mode: the person detector runs every `detect_every` frames and whenever
+    tracking fails; in between the pose model runs in a box taken from the athlete's last keypoints (as
+    rtmlib's PoseTracker does). The athlete's identity is kept by an `AthleteTracker` fed the detector's
+    boxes, and on tracked frames the keypoints' box.
+
+    Per frame: `plan()` says whether the detector must run (None) or gives the box to use; after a
+    detector run `detected(boxes)` gives the athlete's box (or None); after the pose model `update(...)`
+    says whether the keypoints are good enough to follow (else the detector runs next, and the caller may
+    re-detect at once).
+
+    Args:
+        image_size: (width, height) px.
+        detect_every: frames between scheduled detector runs (1 = every frame, no tracking).
+        min_conf: mean keypoint score under which the athlete counts as lost.
+        max_drift: largest frame-to-frame move of the keypoints' box centre, in box heights, and of its
+            size, as a log ratio, before the box is no longer trusted.
+        expansion: the pose model's box is the keypoints' box grown by this factor (rtmlib's pose
+            model pads every box by another 1.25).
+        athlete_id, max_gap: as for `AthleteTracker`.
+
+    Attributes:
+        reasons: detector runs per reason (`DETECT_REASONS`). frames: frames seen.
+    """
+
+    def __init__(self, image_size: Sequence[float], detect_every: int = 10, min_conf: float = 0.3,
+                 max_drift: float = 0.5, expansion: float = 1.25, athlete_id: int | None = None,
+                 max_gap: int = 15):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1 frame, got {detect_every}")
+        self.image_size = tuple(float(v) for v in image_size)
+        self.detect_every = int(detect_every)
+        self.min_conf = float(min_conf)
+        self.max_drift = float(max_drift)
+        self.expansion = float(expansion)
+        self.athlete = AthleteTracker(image_size, athlete_id, max(max_gap, detect_every + 1))
+        self.reasons = dict.fromkeys(DETECT_REASONS, 0)
+        self.frames = 0
+        self._keypoint_box: np.ndarray | None = None   # tight box of the last accepted keypoints
+        self._since_detection = 0
+        self._failure: str | None = "no athlete"
+        self._last_detection = self.athlete._last
+
+    @property
+    def detections(self) -> int:
+        """Detector runs so far."""
+        return sum(self.reasons.values())
+
+    def plan(self) -> np.ndarray | None:
+        """Start a frame: the box (4,) px to run the pose model in, or None when the detector must run."""
+        self.frames += 1
+        reason = self._failure
+        if reason is None and self._since_detection >= self.detect_every:
+            reason = "scheduled"
+        if reason is not None:
+            self.reasons[reason] += 1
+            self._since_detection = 0
+            return None
+        self._since_detection += 1
+        return self._grown(self._keypoint_box)
+
+    def detected(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray | None:
+        """The detector's person boxes (N, 4) px (and scores (N,)) of this frame → the athlete's box (4,),
+        or None when the athlete is not among them (the detector runs again next frame)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes)) if scores is None else np.asarray(scores, np.float64)
+        people = [Person(b, float(s), np.zeros((17, 2)), np.zeros(17)) for b, s in zip(boxes, scores)]
+        athlete = self.athlete.update(people)
+        self._last_detection = self.athlete._last
+        self._since_detection = 1
+        if athlete is None:
+            self._failure, self._keypoint_box = "no athlete", None
+            return None
+        self._failure = None
+        return athlete.box.copy()
+
+    def update(self, keypoints: np.ndarray, scores: np.ndarray, detected: bool) -> bool:
+        """The pose model's keypoints (17, 2) px and scores (17,) in this frame's box; `detected` says
+        whether the box came from the detector. Returns True when they are followed next frame, False
+        when tracking failed (low confidence, lost, drift: the detector runs next frame)."""
+        scores = np.asarray(scores, np.float64)
+        box = box_from_keypoints(keypoints, scores, self.min_conf)
+        failure = None
+        if box is None:
+            failure = "no athlete"
+        elif scores.mean() < self.min_conf:
+            failure = "low confidence"
+        elif self._keypoint_box is not None and not detected and self._drifted(self._keypoint_box, box):
+            failure = "drift"
+        if failure is not None:
+            self._failure, self._keypoint_box = failure, None
+            return False
+        if not detected:   # keep the athlete's track (and its identity) moving with the keypoints
+            self.athlete.update([Person(box, float(scores.mean()), np.asarray(keypoints), scores)])
+        self._keypoint_box, self._failure = box, None
+        return True
+
+    def _drifted(self, before: np.ndarray, after: np.ndarray) -> bool:
+        height = max(before[3] - before[1], 1.0)
+        jump = np.linalg.norm((after[:2] + after[2:]) / 2 - (before[:2] + before[2:]) / 2) / height
+        size_change = np.abs(np.log(np.maximum(after[2:] - after[:2], 1.0) / np.maximum(before[2:] - before[:2], 1.0)))
+        return bool(jump > self.max_drift or size_change.max() > self.max_drift)
+
+    def _grown(self, box: np.ndarray) -> np.ndarray:
+        centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * self.expansion / 2
+        width, height = self.image_size
+        grown = np.concatenate([centre - half, centre + half])
+        return np.clip(grown, 0, [width, height, width, height])
+
+    def pick(self, x: float, y: float) -> int:
+        """Follow the person under pixel (x, y) of the last detector frame from now on (the detector runs
+        next frame); returns their track id."""
+        self.athlete._last = self._last_detection   # the boxes of every person, not just the tracked one
+        track_id = self.athlete.pick(x, y)
+        self._failure, self._keypoint_box = "scheduled", None
+        return track_id

@@ -257,6 +257,7 @@ class LiveLifter:
     pushes back, read from the last lifted window (so the output is a steady stream, k − 1 frames late,
     and every frame has k − 1 frames of future context). Push n returns frame max(n − k + 1, 0) exactly
     as the window that ends at the last lift (the first one with n ≡ k − 1 mod k at or before n) gives it.
+    `stride` may be changed between pushes (live mode adapts it to the machine); the delay follows it.
     """
 
     def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1):
@@ -297,7 +298,9 @@ class LiveLifter:
         self._frames[-1] = frame
         newest = self._count
         self._count += 1
-        if newest == 0 or newest % self.stride == self.stride - 1:
+        # (the last condition: after `stride` was made smaller, the wanted frame may be past the last lift)
+        wanted = max(newest - self.delay_frames, 0)
+        if newest == 0 or newest % self.stride == self.stride - 1 or wanted > self._lifted_end:
             window = self._frames
             missing = self.window - self._count
             if missing > 0:
@@ -305,7 +308,6 @@ class LiveLifter:
                 window[:missing] = window[missing]
             self._lifted = self.lifter.lift_windows(window[None], flip=self.flip)[0]
             self._lifted_end = newest
-        wanted = max(newest - self.delay_frames, 0)
         return self._lifted[self.window - 1 - (self._lifted_end - wanted)].copy()
 
 

@@ -1,9 +1,13 @@
 """Live mode: the pipeline's stages frame by frame for two (or more) live sources, each stage timed.
 
-Per frame pair: 2D detection + athlete tracking per view → sliding-window lifter per view (lifting every
-`lift_stride` pairs, the 3D that many pairs minus one late) → metres (running
-body-size median) → running sequence alignment onto view 0 over the last frames (re-fitted every few
-frames) → per-joint disagreement. No Qt: the GUI passes `on_frame` and runs `LivePipeline.run` in a worker.
+Per frame pair: the athlete's box per view (the person detector every `detect_every` pairs and whenever
+tracking fails, else the box of the last keypoints; identity kept by the athlete tracker) → the pose model
+on every view's box in one batched call → optional two-view 3D (`stereo`, the pair's own instant) →
+sliding-window lifter per view (lifting every `lift_stride` pairs, the 3D that many pairs minus one late;
+the stride may adapt to the machine) → metres (running body-size median) → running sequence alignment
+onto view 0 over the last frames (re-fitted every few frames) → per-joint disagreement. Frames are taken
+latest-first: a frame that a newer one overtook before it was processed is skipped, not queued. No Qt: the
+GUI passes `on_frame` and runs `LivePipeline.process` in a worker.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -23,9 +27,27 @@ from mvcapture.core.skeleton import coco_to_h36m
 
 log = logging.getLogger(__name__)
 
-# Timed stages of one frame pair, in order ("total" is their sum plus bookkeeping).
-LIVE_STAGES = ("detect", "lift", "metres", "align")
+# Timed stages of one frame pair, in order ("total" is their sum plus bookkeeping): the person detector,
+# the pose model (with the tracking around it), the two-view 3D, the lifter, metres, the alignment.
+LIVE_STAGES = ("detect", "pose", "stereo", "lift", "metres", "align")
 MM_PER_M = 1000.0
+# Pairs whose stage times are kept for `timing_summary` (bounded: a long live session must not grow).
+TIMING_HISTORY = 5000
+# Lift strides the adaptive stride moves between (doubling / halving), and pairs between its decisions.
+LIFT_STRIDES = (1, 2, 4, 8)
+ADAPT_EVERY = 15
+# The stride grows when a pair takes longer than this share of the camera's frame period, and shrinks when
+# the pair would still fit at the smaller stride with this margin.
+ADAPT_HIGH, ADAPT_LOW = 1.0, 0.6
+
+
+class StereoLift(Protocol):
+    """Two-view 3D of one instant (e.g. self-calibrated triangulation, `mvcapture.geometry`): H36M-17
+    keypoints (17, 2) px and confidences (17,) of views a and b → (17, 3) metres in view a's camera frame,
+    or None while it has no confident estimate."""
+
+    def __call__(self, kp2d_a: np.ndarray, conf_a: np.ndarray, kp2d_b: np.ndarray,
+                 conf_b: np.ndarray) -> np.ndarray | None: ...
 
 
 @dataclass
@@ -45,6 +67,10 @@ class LiveFrameResult:
         fitted: whether a running alignment exists yet.
         timings_s: seconds spent in each stage of LIVE_STAGES for this pair, and "total".
         pose_index: the pair whose 3D pose3d_m, aligned_m and residual_mm show (index − delay, ≥ 0).
+        fused_m: (17, 3) metres in view 0's camera frame from the `stereo` two-view 3D of this pair, or
+            None (no `stereo`, or no confident estimate yet).
+        detected: (V,) whether the person detector ran for each view in this pair (else tracked).
+        lift_stride: the lifter's stride for this pair.
     """
 
     index: int
@@ -59,6 +85,9 @@ class LiveFrameResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     pose_index: int = 0
     axis_angle_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fused_m: np.ndarray | None = None
+    detected: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    lift_stride: int = 1
 
 
 class RunningAlignment:
@@ -124,11 +153,16 @@ class RunningAlignment:
         return aligned, residual
 
 
+
+
 class LivePipeline:
     """Frame-by-frame processing of synchronized live views.
 
     Args:
-        detector: a `PoseDetector` (rtmlib, or the tiny test models of `mvcapture.detect.testing`).
+        detector: a `PoseDetector` (rtmlib, or the generated models of `mvcapture.detect.testing`). A
+            top-down one (`supports_tracking`) is run in two stages: its person detector every
+            `detect_every` pairs per view (and whenever tracking fails), its pose model on every view's
+            athlete box in one batched call; any other one runs `detect` on every frame.
         lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it).
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
@@ -136,31 +170,54 @@ class LivePipeline:
         height_m: athlete height for metres.
         lift_stride: lift every this many pairs (`LiveLifter` stride): the lifter's cost per pair falls
             by this factor and the 3D arrives `lift_stride` − 1 pairs late (2D stays current). Default 4:
-            100 ms behind at 30 fps, a quarter of the lifting cost.
-        on_frame: called with each `LiveFrameResult` (from the thread that runs `run`).
+            67 ms behind at 60 fps, a quarter of the lifting cost.
+        adapt_lift_stride: let `adapt_lift_stride` double the stride (up to `max_lift_stride`) while pairs
+            take longer than the cameras' frame period, and halve it when the smaller stride would fit.
+        detect_every: pairs between scheduled person-detector runs (1 = every pair). Between them the
+            athlete's box comes from the last keypoints (`detect.tracking.KeypointTracker`).
+        stereo: optional two-view 3D of each pair (`StereoLift`, views 0 and 1), shown as `fused_m`.
+        on_frame: called with each `LiveFrameResult` (from the thread that runs `process`).
     """
 
     def __init__(self, detector, lifter, num_views: int = 2, window: int = 120, refit_every: int = 10,
                  min_align_frames: int = 15,
                  height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
-                 on_frame: Callable[[LiveFrameResult], None] | None = None):
-        from mvcapture.detect.tracking import AthleteTracker
-
+                 adapt_lift_stride: bool = False, max_lift_stride: int = 8, detect_every: int = 1,
+                 stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1 pair, got {detect_every}")
         self.detector = detector
         self.lifter = lifter
         self.num_views = num_views
         self.height_m = float(height_m)
         self.flip = flip
         self.on_frame = on_frame
-        self._tracker_cls = AthleteTracker
+        self.stereo = stereo
+        self.detect_every = int(detect_every)
+        self.tracking = bool(getattr(detector, "supports_tracking", False))
         self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
         self.lifters = [lifter.live(flip=flip, stride=lift_stride) for _ in range(num_views)]
-        self.delay = self.lifters[0].delay_frames if num_views else 0
-        self._conf_history: collections.deque = collections.deque(maxlen=self.delay + 1)  # (V, 17) per pair
+        self.adaptive = bool(adapt_lift_stride)
+        self.max_lift_stride = max(int(lift_stride), min(int(max_lift_stride), lifter.window))
+        self._conf_history: collections.deque = collections.deque(maxlen=self.max_lift_stride)  # (V, 17)
         self._body = [collections.deque(maxlen=window) for _ in range(num_views)]
         self.index = 0
-        self.timings: dict[str, list[float]] = {s: [] for s in (*LIVE_STAGES, "total")}
+        self._adapted_at = 0
+        self.timings: dict[str, collections.deque] = {s: collections.deque(maxlen=TIMING_HISTORY)
+                                                       for s in (*LIVE_STAGES, "total")}
+        self.latency_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+        self.done_at_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+        self.skipped = [0] * num_views
+
+    @property
+    def lift_stride(self) -> int:
+        return self.lifters[0].stride if self.lifters else 1
+
+    @property
+    def delay(self) -> int:
+        """Pairs the 3D lags the 2D (`lift_stride` − 1)."""
+        return self.lift_stride - 1
 
     def reset(self) -> None:
         """Start over (a new take): trackers, lifter windows, body size and alignment are forgotten."""
@@ -172,12 +229,77 @@ class LivePipeline:
         self._conf_history.clear()
         self.alignment.reset()
         self.index = 0
+        self._adapted_at = 0
 
     def pick_athlete(self, view: int, x: float, y: float) -> int:
         """Follow the person under pixel (x, y) of the last frame of `view`; returns the track id."""
         if self.trackers[view] is None:
             raise ValueError(f"view {view} has not seen a frame yet")
         return self.trackers[view].pick(x, y)
+
+    def _tracker(self, v: int, image: np.ndarray):
+        if self.trackers[v] is None:
+            from mvcapture.detect.tracking import AthleteTracker, KeypointTracker
+
+            size = image.shape[1], image.shape[0]
+            self.trackers[v] = (KeypointTracker(size, detect_every=self.detect_every) if self.tracking
+                                else AthleteTracker(size))
+        return self.trackers[v]
+
+    def _detect_every_frame(self, images, timings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`detect` on every view's frame; the athlete by the box tracker."""
+        V = self.num_views
+        kp, conf = np.zeros((V, 17, 2)), np.zeros((V, 17))
+        t = time.perf_counter()
+        for v, image in enumerate(images):
+            athlete = self._tracker(v, image).update(self.detector.detect(image))
+            if athlete is not None:
+                kp[v], conf[v] = athlete.keypoints, athlete.scores
+        timings["detect"], timings["pose"] = time.perf_counter() - t, 0.0
+        return kp, conf, np.ones(V, bool)
+
+    def _find(self, v: int, image: np.ndarray) -> np.ndarray | None:
+        boxes, scores = self.detector.detect_boxes(image)
+        return self.trackers[v].detected(boxes, scores)
+
+    def _detect_tracked(self, images, timings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Person detector where the tracker asks for it, else the box of the last keypoints; every view's
+        box through the pose model in one call; a view whose tracking fails is re-detected at once."""
+        V = self.num_views
+        kp, conf, detected = np.zeros((V, 17, 2)), np.zeros((V, 17)), np.zeros(V, bool)
+        start = time.perf_counter()
+        detect_s = 0.0
+        boxes: dict[int, np.ndarray] = {}
+        for v, image in enumerate(images):
+            box = self._tracker(v, image).plan()
+            if box is None:
+                t = time.perf_counter()
+                box = self._find(v, image)
+                detect_s += time.perf_counter() - t
+                detected[v] = True
+            if box is not None:
+                boxes[v] = box
+        while boxes:
+            views = list(boxes)
+            found_kp, found_conf = self.detector.pose_in_boxes([images[v] for v in views],
+                                                               np.stack([boxes[v] for v in views]))
+            boxes = {}
+            for i, v in enumerate(views):
+                kp[v], conf[v] = found_kp[i], found_conf[i]
+                if self.trackers[v].update(found_kp[i], found_conf[i], bool(detected[v])) or detected[v]:
+                    continue
+                # tracking lost the athlete in this very frame: look for them again now
+                kp[v], conf[v] = 0.0, 0.0
+                self.trackers[v].plan()
+                t = time.perf_counter()
+                box = self._find(v, images[v])
+                detect_s += time.perf_counter() - t
+                detected[v] = True
+                if box is not None:
+                    boxes[v] = box
+        timings["detect"] = detect_s
+        timings["pose"] = time.perf_counter() - start - detect_s
+        return kp, conf, detected
 
     def process(self, images: Sequence[np.ndarray], t_ns: Sequence[int] | None = None) -> LiveFrameResult:
         """Process one frame per view (BGR uint8 images, same instant); returns and reports the result."""
@@ -187,27 +309,27 @@ class LivePipeline:
         V = self.num_views
         timings: dict[str, float] = {}
         start = time.perf_counter()
-
-        t = time.perf_counter()
-        kp_coco = np.zeros((V, 17, 2), np.float32)
-        conf_coco = np.zeros((V, 17), np.float32)
-        sizes = []
-        for v, image in enumerate(images):
-            h, w = image.shape[:2]
-            sizes.append((w, h))
-            if self.trackers[v] is None:
-                self.trackers[v] = self._tracker_cls((w, h))
-            athlete = self.trackers[v].update(self.detector.detect(image))
-            if athlete is not None:
-                kp_coco[v], conf_coco[v] = athlete.keypoints, athlete.scores
-        timings["detect"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        kp2d, conf = coco_to_h36m(kp_coco, conf_coco)
+        sizes = [(image.shape[1], image.shape[0]) for image in images]
+        if self.tracking:
+            kp_coco, conf_coco, detected = self._detect_tracked(images, timings)
+        else:
+            kp_coco, conf_coco, detected = self._detect_every_frame(images, timings)
+        kp2d, conf = coco_to_h36m(kp_coco.astype(np.float32), conf_coco.astype(np.float32))
         kp2d, conf = kp2d.astype(np.float32), conf.astype(np.float32)
+
+        t = time.perf_counter()
+        fused = None
+        if self.stereo is not None and V >= 2:
+            fused = self.stereo(kp2d[0], conf[0], kp2d[1], conf[1])
+            fused = None if fused is None else np.asarray(fused, np.float32).reshape(17, 3)
+        timings["stereo"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         pose_norm = np.stack([self.lifters[v].push(kp2d[v], conf[v], sizes[v]) for v in range(V)])
         self._conf_history.append(conf)
-        pose_conf = self._conf_history[0]   # confidences of the (delayed) pair the 3D belongs to
+        delay = self.delay
+        # confidences of the (delayed) pair the 3D belongs to
+        pose_conf = self._conf_history[-1 - delay] if len(self._conf_history) > delay else self._conf_history[0]
         timings["lift"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -231,57 +353,119 @@ class LivePipeline:
             conf=conf, pose3d_m=pose_m.astype(np.float32), aligned_m=aligned.astype(np.float32),
             residual_mm=residual.astype(np.float32), angle_deg=self.alignment.angle_deg.copy(),
             axis_angle_deg=self.alignment.axis_angle_deg.copy(),
-            fitted=self.alignment.fitted, timings_s=timings, pose_index=max(self.index - self.delay, 0))
+            fitted=self.alignment.fitted, timings_s=timings, pose_index=max(self.index - delay, 0),
+            fused_m=fused, detected=detected, lift_stride=self.lift_stride)
         self.index += 1
+        if t_ns is not None:
+            self.latency_s.append((time.monotonic_ns() - int(np.min(t_ns))) / 1e9)
+        self.done_at_s.append(time.monotonic())
         if self.on_frame is not None:
             self.on_frame(result)
         return result
+
+    def adapt_lift_stride(self, period_s: float) -> int:
+        """Keep up with cameras delivering a pair every `period_s` s (with `adapt_lift_stride`): every
+        `ADAPT_EVERY` pairs, double the stride while the recent pairs took longer than the period, halve
+        it when the pairs would still take under `ADAPT_LOW` of the period at half the stride (the lifter's
+        share per pair doubles). Returns the stride."""
+        stride = self.lift_stride
+        if not self.adaptive or self.index - self._adapted_at < ADAPT_EVERY or len(self.timings["total"]) < ADAPT_EVERY:
+            return stride
+        self._adapted_at = self.index
+        recent = list(self.timings["total"])[-ADAPT_EVERY:]
+        lift = float(np.mean(list(self.timings["lift"])[-ADAPT_EVERY:]))
+        per_pair = float(np.mean(recent))
+        if per_pair > ADAPT_HIGH * period_s and stride * 2 <= self.max_lift_stride:
+            new = stride * 2
+        elif stride > 1 and per_pair + lift < ADAPT_LOW * period_s:   # half the stride: the lifting doubles
+            new = stride // 2
+        else:
+            return stride
+        log.info("live lift stride %d → %d (%.1f ms per pair, frame period %.1f ms)", stride, new,
+                 per_pair * 1e3, period_s * 1e3)
+        for live in self.lifters:
+            live.stride = new
+        return new
 
     def run(self, sources: Sequence, stop: threading.Event | None = None, max_frames: int | None = None,
             timeout_s: float = 5.0) -> int:
         """Pull frames from live sources (`mvcapture.capture` FrameSources; started here when idle) until
         the first one ends, `stop` is set or `max_frames` pairs are done; returns the pairs processed.
 
-        Each frame of source 0 is paired with the frame of every other source captured closest in time.
+        Latest frame wins: each pair takes the newest frame of source 0 (older buffered frames are skipped,
+        counted in `skipped`) and the frame of every other source captured closest in time to it. With
+        `adapt_lift_stride` the lift stride follows source 0's frame rate.
         """
         if len(sources) != self.num_views:
             raise ValueError(f"expected {self.num_views} sources, got {len(sources)}")
         for src in sources:
             if src.status == "idle":
                 src.start()
+        period_s = 1.0 / float(sources[0].fps or 30.0)
         done = 0
         while (stop is None or not stop.is_set()) and (max_frames is None or done < max_frames):
-            first = sources[0].read(timeout_s)
+            first, skipped = _newest(sources[0], timeout_s)
             if first is None:
                 break
+            self.skipped[0] += skipped
             frames = [first]
             for i in range(1, len(sources)):
-                frame = _closest(sources[i], first.t_ns, timeout_s)
+                frame, skipped = _closest(sources[i], first.t_ns, timeout_s)
                 if frame is None:
                     return done
+                self.skipped[i] += skipped
                 frames.append(frame)
             self.process([f.image for f in frames], [f.t_ns for f in frames])
+            self.adapt_lift_stride(period_s)
             done += 1
         return done
 
     def timing_summary(self, skip: int = 0) -> dict[str, dict[str, float]]:
-        """Per stage: mean and median milliseconds per frame pair (the first `skip` pairs left out)."""
+        """Per stage: mean and median milliseconds per frame pair over the last `TIMING_HISTORY` pairs
+        (the first `skip` of them left out)."""
         out = {}
         for stage, values in self.timings.items():
-            v = np.asarray(values[skip:], np.float64) * 1e3
+            v = np.asarray(list(values)[skip:], np.float64) * 1e3
             if len(v):
                 out[stage] = {"mean_ms": float(v.mean()), "median_ms": float(np.median(v))}
         return out
 
+    def live_stats(self, skip: int = 0) -> dict:
+        """Rates and counters over the last `TIMING_HISTORY` pairs (the first `skip` left out): pairs,
+        sustained pairs/s (pairs done per second of wall time), capture-to-result latency p50/p95 ms (from
+        the older frame's capture to the result), frames skipped per view, detector runs per view and why."""
+        done = np.asarray(list(self.done_at_s)[skip:], np.float64)
+        latency = np.asarray(list(self.latency_s)[skip:], np.float64) * 1e3
+        rate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None
+        detections = [dict(t.reasons) if hasattr(t, "reasons") else None for t in self.trackers]
+        return {"pairs": int(len(done)), "pairs_per_s": rate,
+                "latency_p50_ms": float(np.percentile(latency, 50)) if len(latency) else None,
+                "latency_p95_ms": float(np.percentile(latency, 95)) if len(latency) else None,
+                "skipped": list(self.skipped), "detector_runs": detections, "lift_stride": self.lift_stride}
+
+
+def _newest(source, timeout_s: float):
+    """(the newest frame of `source`, waiting up to `timeout_s` for one; frames passed over) — (None, n)
+    when the source has ended."""
+    frame = source.read(timeout_s)
+    skipped = 0
+    while frame is not None and source.buffered:
+        nxt = source.read(0)
+        if nxt is None:
+            break
+        frame, skipped = nxt, skipped + 1
+    return frame, skipped
+
 
 def _closest(source, t_ns: int, timeout_s: float):
-    """The next frame of `source` not older than half a frame period before `t_ns` (older ones are
-    skipped); None when the source has ended."""
+    """(the next frame of `source` not older than half a frame period before `t_ns`, frames passed over);
+    older ones are skipped; (None, n) when the source has ended."""
     period_ns = 1e9 / float(source.fps or 30.0)
     frame = source.read(timeout_s)
+    skipped = 0
     while frame is not None and frame.t_ns < t_ns - period_ns / 2:
         nxt = source.read(timeout_s)
         if nxt is None:
             break
-        frame = nxt
-    return frame
+        frame, skipped = nxt, skipped + 1
+    return frame, skipped

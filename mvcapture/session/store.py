@@ -17,7 +17,12 @@ Layout (paths relative to the session folder; `{v}` is the view index 0, 1, ...)
                                    COCO-17 px, conf (T, 17), frame_times_s (T,) (detect.VideoDetections keys)
     lift/view{v}.npz               3D per view (pipeline)
     analysis.npz, metrics.json     alignment + scores (pipeline)
+    intrinsics/view{v}.json        the view's lens intrinsics when known (FORMATS.md; Session.set_intrinsics),
+                                   matched to the view's frame size; views[v]["intrinsics"] in session.json
+                                   says where it came from
 
+File names and the timestamp tables are defined in mvcapture.session.layout (shared with the catalog,
+the repair of interrupted recordings and the recorder).
 Sound is read from each view's video when needed (`Session.load_audio`), not stored twice.
 Every write is atomic (mvcapture.io.atomic). `Session.open` never fails on a damaged folder: it lists what
 is missing or unreadable in `problems` and keeps the rest; an interrupted recording is repaired there.
@@ -25,9 +30,7 @@ is missing or unreadable in `problems` and keeps the rest; an interrupted record
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 import json
 import logging
 import re
@@ -39,37 +42,26 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from mvcapture.errors import MvcaptureError
-from mvcapture.io.atomic import atomic_save_npz, atomic_write_json, atomic_write_text
-from mvcapture.paths import data_dir
+from mvcapture.errors import InvalidIntrinsicsError, MvcaptureError
+from mvcapture.io.atomic import atomic_save_npz, atomic_write_json
+from mvcapture.session.catalog import Catalog
+from mvcapture.session.layout import (  # noqa: F401 (LOCK_FILE, try_lock, sessions_root: part of this module's API)
+    FORMAT_VERSION,
+    INTRINSICS_FILE,
+    LOCK_FILE,
+    SESSION_FILE,
+    STAGES,
+    VIDEO_SUFFIXES,
+    read_timestamps,
+    sessions_root,
+    try_lock,
+    unlock,
+    write_timestamps,
+)
 
 log = logging.getLogger(__name__)
 
-SESSION_FILE = "session.json"
-LOCK_FILE = "recording.lock"
-FORMAT_VERSION = 1
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".3gp")
 COPY_CHUNK_BYTES = 8 << 20         # imports copy in 8 MiB chunks (progress between them)
-
-# stage name -> path template; "{v}" marks per-view stages
-STAGES: dict[str, str] = {
-    "session": SESSION_FILE,
-    "media": "media/view{v}.mp4",
-    "timestamps": "media/view{v}_timestamps.csv",
-    "segments": "media/view{v}.segments",
-    "sync": "sync.json",
-    "detections": "detections/view{v}.npz",
-    "lift": "lift/view{v}.npz",
-    "analysis": "analysis.npz",
-    "metrics": "metrics.json",
-}
-
-
-def sessions_root() -> Path:
-    """Where new sessions go: data_dir()/sessions."""
-    root = data_dir() / "sessions"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _now() -> str:
@@ -101,36 +93,6 @@ class View:
     @property
     def has_audio(self) -> bool:
         return bool(self.probe.get("has_audio"))
-
-
-def read_timestamps(path: Path | str) -> dict[str, np.ndarray]:
-    """A timestamp table as columns: frame (int64), t_s (float64), and t_monotonic_ns / segment if present."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise MvcaptureError(f"{path}: empty timestamp table")
-    header, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
-    cols: dict[str, np.ndarray] = {}
-    for j, name in enumerate(header):
-        dtype = np.float64 if name == "t_s" else np.int64
-        try:
-            cols[name] = np.array([r[j] for r in body], dtype=dtype)
-        except ValueError as exc:
-            raise MvcaptureError(f"{path}: unreadable column {name!r} ({exc})") from exc
-    if "t_s" not in cols:
-        raise MvcaptureError(f"{path}: timestamp table has no t_s column")
-    return cols
-
-
-def write_timestamps(path: Path | str, t_s: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> None:
-    """Atomically write a timestamp table (frame, t_s and optional integer columns)."""
-    extra = extra or {}
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["frame", "t_s", *extra])
-    for i, t in enumerate(np.asarray(t_s, np.float64)):
-        writer.writerow([i, f"{t:.6f}", *(int(c[i]) for c in extra.values())])
-    atomic_write_text(path, buf.getvalue())
 
 
 class ImportCancelled(MvcaptureError):
@@ -197,7 +159,7 @@ class Session:
             if session.recording_in_progress():
                 problems.append("this session is being recorded right now; its videos are incomplete")
             elif repair:
-                from mvcapture.session.repair import repair_recording
+                from mvcapture.session.repair import repair_recording  # here: it loads the video decoder
 
                 problems.extend(repair_recording(session))
             else:
@@ -234,6 +196,11 @@ class Session:
                     read_timestamps(ts)
                 except (MvcaptureError, OSError) as exc:
                     self.problems.append(f"view {i}: timestamp table is unreadable ({exc})")
+            if v.get("intrinsics"):
+                try:
+                    self.intrinsics(i)
+                except MvcaptureError as exc:
+                    self.problems.append(f"view {i}: lens intrinsics are unusable ({exc}); set them again")
         for stage in ("sync", "metrics"):
             p = self.path / STAGES[stage]
             if p.exists():
@@ -280,16 +247,12 @@ class Session:
         """Write session.json atomically and update the catalog."""
         atomic_write_json(self.path / SESSION_FILE, self.meta)
         try:
-            from mvcapture.session.catalog import Catalog
-
             Catalog().upsert(self.meta, self.path)
         except Exception as exc:  # the folder is the truth; a broken catalog is rebuilt later
             log.warning("catalog not updated for %s: %s", self.id, exc)
 
     def discard(self) -> None:
         """Delete this session's folder and forget it in the catalog (for a recording that never started)."""
-        from mvcapture.session.catalog import Catalog
-
         shutil.rmtree(self.path, ignore_errors=True)
         Catalog().remove(self.id)
 
@@ -306,6 +269,59 @@ class Session:
         entry = {"stage": stage, "model": model, "version": str(version), "used_at": _now()}
         self.meta.setdefault("models", []).append(entry)
         self.save_meta()
+
+    # -- lens intrinsics -----------------------------------------------------------------------------------
+    def set_intrinsics(self, view: int, intrinsics: Path | str | dict, source: str | None = None,
+                       remember: bool = True) -> Path:
+        """Give view `view` its lens intrinsics (a FORMATS.md `CAM.json` path, or its dict): validated, matched
+        to the view's frame size (`Intrinsics.scaled_to`: another resolution of the same aspect ratio is
+        scaled, a codec's few pixels of padding are kept as they are, another aspect ratio or orientation is
+        refused), stored as intrinsics/view{v}.json and noted in session.json (views[v]["intrinsics"]: file,
+        source, set). For a webcam view recorded by the app (views[v]["camera_id"]) they are also remembered
+        for that camera's later recordings (mvcapture.session.lenses) unless `remember=False`.
+
+        Returns the stored file. Raises InvalidIntrinsicsError naming the file and the key, or MvcaptureError
+        for a view the session does not have.
+        """
+        from mvcapture.geometry.intrinsics import load_intrinsics
+        from mvcapture.session.lenses import remember_lens
+
+        self._check_view(view)
+        label = source or (None if isinstance(intrinsics, dict) else str(intrinsics))
+        lens = load_intrinsics(intrinsics, name=label)
+        probe = self.meta["views"][view].get("probe", {})
+        size = (probe.get("width"), probe.get("height"))
+        if all(isinstance(s, int) and s > 0 for s in size):
+            try:
+                lens = lens.scaled_to(size)
+            except InvalidIntrinsicsError as exc:
+                raise InvalidIntrinsicsError(f"view {view} of session {self.id}: {label or 'intrinsics'}: "
+                                             f"{exc}") from exc
+        rel = INTRINSICS_FILE.format(v=view)
+        stored = lens.to_dict()
+        atomic_write_json(self.path / rel, stored)
+        self.meta["views"][view]["intrinsics"] = {"file": rel, "source": label or "given", "set": _now()}
+        self.save_meta()
+        camera_id = self.meta["views"][view].get("camera_id")
+        if remember and camera_id:
+            remember_lens(camera_id, stored)
+        return self.path / rel
+
+    def intrinsics(self, view: int) -> dict | None:
+        """View `view`'s lens intrinsics as a FORMATS.md dict (image_size = the view's frames), or None when
+        they are not known. Raises InvalidIntrinsicsError when the stored file is missing or damaged."""
+        from mvcapture.geometry.intrinsics import load_intrinsics
+
+        self._check_view(view)
+        entry = self.meta["views"][view].get("intrinsics")
+        if not entry:
+            return None
+        return load_intrinsics(self._resolve(entry["file"])).to_dict()
+
+    def _check_view(self, view: int) -> None:
+        n = len(self.meta["views"])
+        if not 0 <= view < n:
+            raise MvcaptureError(f"session {self.id} has {n} view(s); there is no view {view}")
 
     # -- importing -----------------------------------------------------------------------------------------
     def import_videos(self, paths: Iterable[Path | str], copy: bool = True,
@@ -480,42 +496,11 @@ class Session:
                 "views": [{"index": v.index, "media": str(v.media), "source": v.source,
                            **{k: v.probe.get(k) for k in ("width", "height", "fps", "frame_count", "duration_s",
                                                           "rotation_deg", "has_audio", "variable_frame_rate")},
+                           "intrinsics": self.meta["views"][v.index].get("intrinsics"),
                            **({"recording": self.meta["views"][v.index]["recording"]}
                               if "recording" in self.meta["views"][v.index] else {})}
                           for v in self.views],
                 "stages": self.stage_status(), "problems": self.problems}
-
-
-def try_lock(f) -> bool:
-    """Take an exclusive, non-blocking lock on an open file (released when the process dies); False if held."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            f.seek(0)
-            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def unlock(f) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        import msvcrt
-
-        f.seek(0)
-        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def resolve_session_path(key: Path | str) -> Path:
@@ -526,8 +511,6 @@ def resolve_session_path(key: Path | str) -> Path:
     candidate = sessions_root() / str(key)
     if candidate.is_dir():
         return candidate
-    from mvcapture.session.catalog import Catalog
-
     row = Catalog().get(str(key))
     if row is not None and Path(row["path"]).is_dir():
         return Path(row["path"])

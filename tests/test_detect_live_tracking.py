@@ -1,0 +1,288 @@
+"""Live tracking: the person detector every k frames and whenever tracking fails, boxes from the last
+keypoints in between, both views' crops in one pose-model run (generated ONNX models of known output:
+the pose model puts its keypoints at fixed fractions of the bright rectangle it sees in its crop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("rtmlib")
+
+from mvcapture.detect.backends import RTMPoseDetector  # noqa: E402
+from mvcapture.detect.testing import make_rtmpose_following, make_yolox_rectangles  # noqa: E402
+from mvcapture.detect.tracking import KeypointTracker, box_from_keypoints  # noqa: E402
+
+H, W = 240, 320
+FX = np.linspace(0.1, 0.9, 17)
+FY = np.linspace(0.05, 0.95, 17)
+
+
+def frame(x: int, y: int = 60, w: int = 50, h: int = 120) -> np.ndarray:
+    """A dark frame with the 'athlete': a bright rectangle [x, x + w) × [y, y + h)."""
+    image = np.zeros((H, W, 3), np.uint8)
+    if x is not None:
+        image[y:y + h, x:x + w] = 255
+    return image
+
+
+def expected_keypoints(x: int, y: int = 60, w: int = 50, h: int = 120) -> np.ndarray:
+    return np.stack([x + FX * w, y + FY * h], axis=1)
+
+
+class Counting:
+    """Counts the calls of one method of an object (the detector's stages, the session's runs)."""
+
+    def __init__(self, obj, name: str):
+        self.calls = 0
+        original = getattr(obj, name)
+
+        def wrapped(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        setattr(obj, name, wrapped)
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("following")
+    return (make_rtmpose_following(folder / "pose.onnx", FX, FY, (96, 128)),
+            make_yolox_rectangles(folder / "det.onnx", (64, 64)))
+
+
+@pytest.fixture
+def detector(model_files):
+    return RTMPoseDetector(*model_files, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_lifter():
+    import torch
+
+    from mvcapture.lifter import create_lifter
+    from mvcapture.lifter.runtime import Lifter
+
+    torch.manual_seed(0)
+    return Lifter(create_lifter("tiny"), device="cpu")
+
+
+class _Session:
+    """Stands in for an onnxruntime session and counts its runs (the real one's `run` is read-only)."""
+
+    def __init__(self, session):
+        self.session, self.runs, self.batches = session, 0, []
+
+    def run(self, outputs, feeds):
+        self.runs += 1
+        self.batches.append(len(next(iter(feeds.values()))))
+        return self.session.run(outputs, feeds)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def test_both_views_crops_in_one_batched_pose_run(detector):
+    assert detector.pose_batched and detector.supports_tracking
+    counting = _Session(detector.pose.session)
+    detector.pose.session = counting
+    frames = [frame(100), frame(180, 80)]
+    boxes = np.array([[80, 40, 170, 200], [160, 60, 250, 220]], float)
+    keypoints, scores = detector.pose_in_boxes(frames, boxes)
+    assert counting.runs == 1 and counting.batches == [2]
+    assert keypoints.shape == (2, 17, 2) and scores.shape == (2, 17)
+    for v, (x, y) in enumerate(((100, 60), (180, 80))):
+        assert np.abs(keypoints[v] - expected_keypoints(x, y)).max() < 2.0
+    np.testing.assert_allclose(scores, 0.9, atol=1e-6)
+    # the one-crop path gives the same keypoints
+    one_kp, one_scores = detector.pose_in_box(frames[1], boxes[1])
+    np.testing.assert_allclose(one_kp, keypoints[1], atol=1e-6)
+    # a crop without the athlete: every score drops to 0.01
+    _, lost = detector.pose_in_boxes([frame(None)], boxes[:1])
+    np.testing.assert_allclose(lost, 0.01, atol=1e-6)
+
+
+def test_boxes_follow_the_keypoints_between_detections(detector, tiny_lifter):
+    """detect_every 100: the detector runs once per view; the athlete moves 4 px a frame and the keypoints
+    follow it through the boxes taken from the last keypoints."""
+    from mvcapture.pipeline.live import LivePipeline
+
+    det_calls = Counting(detector, "detect_boxes")
+    live = LivePipeline(detector, tiny_lifter, detect_every=100, lift_stride=1)
+    boxes = []
+    for t in range(30):
+        x = 40 + 4 * t
+        result = live.process([frame(x), frame(x + 20, 70)])
+        boxes.append(live.trackers[0]._keypoint_box.copy())
+        assert result.detected.tolist() == ([True, True] if t == 0 else [False, False])
+        from mvcapture.core.skeleton import coco_to_h36m
+
+        want, _ = coco_to_h36m(np.stack([expected_keypoints(x), expected_keypoints(x + 20, 70)]), np.ones((2, 17)))
+        assert np.abs(result.kp2d_px - want).max() < 2.5, t
+        assert (result.conf > 0.8).all()
+    assert det_calls.calls == 2
+    centres = np.array([(b[0] + b[2]) / 2 for b in boxes])
+    np.testing.assert_allclose(np.diff(centres), 4.0, atol=1.0)   # the box moved with the athlete
+    assert live.trackers[0].reasons == {"scheduled": 0, "no athlete": 1, "low confidence": 0, "drift": 0}
+
+
+def test_the_detector_reruns_when_confidence_drops_and_when_scheduled(detector, tiny_lifter):
+    from mvcapture.pipeline.live import LivePipeline
+
+    det_calls = Counting(detector, "detect_boxes")
+    live = LivePipeline(detector, tiny_lifter, num_views=1, detect_every=5, lift_stride=1)
+    detected = []
+    tall = {"y": 20, "w": 30, "h": 200}
+    for t in range(12):   # scheduled: frames 0, 5, 10
+        detected.append(bool(live.process([frame(60 + 2 * t, **tall)]).detected[0]))
+    assert [t for t, d in enumerate(detected) if d] == [0, 5, 10]
+    # nobody in the frame (occluded): the detector runs on every frame until the athlete is back
+    for _ in range(3):
+        calls = det_calls.calls
+        result = live.process([frame(None)])
+        assert result.detected[0] and det_calls.calls == calls + 1 and (result.conf == 0).all()
+    result = live.process([frame(88, **tall)])   # back where they vanished
+    assert result.detected[0] and (result.conf > 0.8).all()
+    assert not live.process([frame(90, **tall)]).detected[0]
+    # the athlete leaps out of the tracked box (the crop ends at x ≈ 202; still within the athlete track's
+    # gate, 0.7 box heights): the pose model loses them (scores 0.01), the detector runs in that very frame
+    # and the keypoints are right again
+    calls = det_calls.calls
+    result = live.process([frame(215, **tall)])
+    assert result.detected[0] and det_calls.calls == calls + 1
+    from mvcapture.core.skeleton import coco_to_h36m
+
+    want, _ = coco_to_h36m(expected_keypoints(215, **tall)[None], np.ones((1, 17)))
+    assert np.abs(result.kp2d_px - want).max() < 2.5
+    reasons = live.trackers[0].reasons
+    assert reasons["scheduled"] == 2 and reasons["low confidence"] + reasons["no athlete"] >= 4
+
+
+def test_low_confidence_and_drift_send_the_tracker_back_to_the_detector():
+    tracker = KeypointTracker((W, H), detect_every=50)
+    assert tracker.plan() is None   # nothing seen yet: detect
+    box = tracker.detected(np.array([[100, 60, 150, 180]]), np.array([0.9]))
+    np.testing.assert_array_equal(box, [100, 60, 150, 180])
+    kp = expected_keypoints(100)
+    assert tracker.update(kp, np.full(17, 0.9), detected=True)
+    grown = tracker.plan()
+    tight = box_from_keypoints(kp, np.ones(17))
+    np.testing.assert_allclose(grown[2:] - grown[:2], (tight[2:] - tight[:2]) * 1.25)
+    few = np.where(np.arange(17) < 3, 0.9, 0.1)                              # mean 0.24
+    assert not tracker.update(kp, few, detected=False)                       # low confidence
+    assert tracker.plan() is None and tracker.reasons["low confidence"] == 1
+    tracker.detected(np.array([[100, 60, 150, 180]]))
+    assert tracker.update(kp, np.full(17, 0.9), detected=True)
+    assert tracker.plan() is not None
+    doubled = (kp - kp.mean(0)) * 2 + kp.mean(0)
+    assert not tracker.update(doubled, np.full(17, 0.9), detected=False)     # the box drifted (size)
+    assert tracker.plan() is None and tracker.reasons["drift"] == 1
+
+
+def test_the_athlete_keeps_their_identity_and_can_be_picked():
+    tracker = KeypointTracker((W, H), detect_every=2)
+    athlete, coach = np.array([120, 40, 200, 230.]), np.array([10, 150, 40, 220.])
+    assert tracker.plan() is None
+    np.testing.assert_array_equal(tracker.detected(np.stack([coach, athlete])), athlete)  # the prominent one
+    first_id = tracker.athlete.athlete_id
+    kp = np.stack([np.linspace(125, 195, 17), np.linspace(45, 225, 17)], 1)
+    assert tracker.update(kp, np.full(17, 0.9), True)
+    assert tracker.plan() is not None
+    assert tracker.update(kp + [3, 0], np.full(17, 0.9), False)   # tracked frame: the track moves along
+    assert tracker.plan() is None                                 # scheduled (every 2 frames)
+    np.testing.assert_array_equal(tracker.detected(np.stack([athlete + [6, 0, 6, 0], coach])), athlete + [6, 0, 6, 0])
+    assert tracker.athlete.athlete_id == first_id
+    # the user clicks on the coach: followed from the next detector frame on
+    coach_id = tracker.pick(25, 180)
+    assert coach_id != first_id and tracker.plan() is None
+    np.testing.assert_array_equal(tracker.detected(np.stack([athlete + [6, 0, 6, 0], coach])), coach)
+
+
+def test_stereo_hook_gets_both_views_keypoints_and_gives_the_fused_3d(detector, tiny_lifter):
+    from mvcapture.pipeline.live import LivePipeline
+
+    seen = []
+
+    def stereo(kp_a, conf_a, kp_b, conf_b):
+        seen.append((kp_a.copy(), conf_a.copy(), kp_b.copy(), conf_b.copy()))
+        return None if len(seen) < 3 else np.full((17, 3), float(len(seen)))
+
+    live = LivePipeline(detector, tiny_lifter, stereo=stereo, lift_stride=1)
+    results = [live.process([frame(60 + t), frame(120 - t)]) for t in range(4)]
+    assert [r.fused_m is None for r in results] == [True, True, False, False]
+    np.testing.assert_array_equal(results[3].fused_m, np.full((17, 3), 4.0))
+    kp_a, conf_a, kp_b, conf_b = seen[-1]
+    np.testing.assert_array_equal(kp_a, results[3].kp2d_px[0])
+    np.testing.assert_array_equal(kp_b, results[3].kp2d_px[1])
+    assert kp_a.shape == (17, 2) and conf_b.shape == (17,)
+    assert results[3].timings_s["stereo"] >= 0.0
+
+
+def test_the_lift_stride_adapts_to_the_frame_period(detector, tiny_lifter):
+    from mvcapture.pipeline import live as live_module
+
+    live = live_module.LivePipeline(detector, tiny_lifter, num_views=1, lift_stride=1, adapt_lift_stride=True,
+                                    max_lift_stride=4, detect_every=10)
+    strides = []
+    for t in range(3 * live_module.ADAPT_EVERY):
+        result = live.process([frame(60 + t % 20)])
+        strides.append(live.adapt_lift_stride(period_s=1e-5))   # cameras far faster than the machine
+        assert result.pose_index == max(result.index - (result.lift_stride - 1), 0)
+    assert strides[-1] == 4 and sorted(set(strides)) == [1, 2, 4]
+    for t in range(3 * live_module.ADAPT_EVERY):                # cameras far slower: back to lifting every pair
+        result = live.process([frame(60 + t % 20)])
+        strides.append(live.adapt_lift_stride(period_s=10.0))
+        assert result.pose_index == max(result.index - (result.lift_stride - 1), 0)
+    assert strides[-1] == 1
+
+
+def test_a_live_lifter_whose_stride_shrinks_returns_the_wanted_frame(tiny_lifter):
+    """Before: a stride made smaller between pushes indexed past the last lifted window (IndexError)."""
+    rng = np.random.default_rng(0)
+    frames = rng.uniform(50, 200, (40, 17, 2)).astype(np.float32)
+    conf = np.ones(17, np.float32)
+    live = tiny_lifter.live(stride=8)
+    for t in range(14):                              # lifts at frames 0 and 7
+        live.push(frames[t], conf, (320, 240))
+    live.stride = 2
+    out = live.push(frames[14], conf, (320, 240))   # wants frame 13 (14 is not a stride-2 lift frame)
+    every = tiny_lifter.live(stride=1)              # lifts the window ending at frame 14
+    for t in range(15):
+        every.push(frames[t], conf, (320, 240))
+    want = every._lifted[-2]
+    np.testing.assert_allclose(out, want, atol=1e-6)
+
+
+def test_run_takes_the_latest_frames_and_counts_the_skipped_ones(tmp_path, detector, tiny_lifter):
+    """A consumer slower than the cameras: frames are skipped (newest first), never queued up."""
+    import time
+
+    import cv2
+
+    from mvcapture.capture.sources import FileSource
+    from mvcapture.pipeline.live import LivePipeline
+
+    paths = []
+    for v in range(2):
+        path = tmp_path / f"v{v}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 50.0, (W, H))
+        for t in range(60):
+            writer.write(frame(40 + 3 * t + 10 * v))
+        writer.release()
+        paths.append(path)
+    results = []
+    live = LivePipeline(detector, tiny_lifter, detect_every=5, lift_stride=2,
+                        on_frame=lambda r: (results.append(r), time.sleep(0.06)))
+    sources = [FileSource(p, buffer_size=64) for p in paths]
+    try:
+        pairs = live.run(sources, timeout_s=5.0)
+    finally:
+        for s in sources:
+            s.stop()
+    assert 5 <= pairs < 50 and pairs == len(results)
+    stats = live.live_stats()
+    assert stats["skipped"][0] > 10 and stats["pairs"] == pairs
+    assert stats["latency_p95_ms"] < 300 and stats["pairs_per_s"] > 5
+    skew_s = np.array([abs(int(r.t_ns[1]) - int(r.t_ns[0])) for r in results]) / 1e9
+    assert np.median(skew_s) < 2 / 50.0
