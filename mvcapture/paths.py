@@ -1,4 +1,4 @@
-"""Where mvcapture keeps its files: the user data dir (sessions, model store), logs and resources.
+"""Where mvcapture keeps its files: the user data dir (sessions, model store), settings, logs and resources.
 
 `MVCAPTURE_HOME` overrides the per-user data dir (tests and portable installs use it).
 """
@@ -26,6 +26,15 @@ def log_dir() -> Path:
     """Directory of the rotating log file (inside MVCAPTURE_HOME when that is set)."""
     home = os.environ.get("MVCAPTURE_HOME")
     root = Path(home) / "logs" if home else Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def config_dir() -> Path:
+    """User settings kept across sessions, e.g. lens intrinsics remembered per webcam (inside MVCAPTURE_HOME
+    when that is set; created on demand)."""
+    home = os.environ.get("MVCAPTURE_HOME")
+    root = Path(home) / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
     root.mkdir(parents=True, exist_ok=True)
     return root
 

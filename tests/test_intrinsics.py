@@ -22,6 +22,8 @@ from mvcapture.geometry.intrinsics import (
     save_intrinsics,
     undistort_points,
 )
+from mvcapture.paths import resources_dir
+from tests.capture_media import make_video, media  # noqa: F401 (fixture)
 
 TRUE_SIZE = (640, 480)
 TRUE_K = np.array([[620.0, 0.0, 326.0], [0.0, 614.0, 236.0], [0.0, 0.0, 1.0]])
@@ -52,8 +54,10 @@ def render_board(rvec, centre, size=TRUE_SIZE, K=TRUE_K, dist=TRUE_DIST, board=B
 
     def polygon(x0, y0, x1, y1):
         s = np.linspace(0, 1, 8, endpoint=False)
-        edge = [np.stack([x0 + (x1 - x0) * s, np.full_like(s, y0)], 1), np.stack([np.full_like(s, x1), y0 + (y1 - y0) * s], 1),
-                np.stack([x1 - (x1 - x0) * s, np.full_like(s, y1)], 1), np.stack([np.full_like(s, x0), y1 - (y1 - y0) * s], 1)]
+        xs, ys = x0 + (x1 - x0) * s, y0 + (y1 - y0) * s
+        edge = [np.stack([xs, np.full_like(s, y0)], 1), np.stack([np.full_like(s, x1), ys], 1),
+                np.stack([xs[::-1] + (x1 - x0) / 8, np.full_like(s, y1)], 1),
+                np.stack([np.full_like(s, x0), ys[::-1] + (y1 - y0) / 8], 1)]
         pts = np.concatenate(edge) * SQUARE_M
         world = np.concatenate([pts, np.zeros((len(pts), 1))], 1) - offset
         px, _ = cv2.projectPoints(world, cv2.Rodrigues(R)[0], t, big_K, dist)
@@ -181,7 +185,7 @@ def test_scaled_to_other_decode_sizes():
     padded = lens.scaled_to((1088, 1920))  # codec padding: same pixels, K kept
     np.testing.assert_array_equal(padded.K, lens.K)
     assert padded.image_size == (1088, 1920) and padded.extra["scaled_from"] == [1080, 1920]
-    with pytest.raises(InvalidIntrinsicsError, match="for portrait frames \\(1080x1920 px\\) but the video is 1920x1080"):
+    with pytest.raises(InvalidIntrinsicsError, match=r"for portrait frames \(1080x1920 px\) but the video is 1920x"):
         lens.scaled_to((1920, 1080))
     with pytest.raises(InvalidIntrinsicsError, match="another aspect ratio"):
         lens.scaled_to((1080, 1440))
@@ -230,8 +234,6 @@ def test_focal_from_phone_metadata(tmp_path):
             container.mux(packet)
     assert focal_from_metadata(path) == pytest.approx(26 / 43.2666 * 80.0, rel=1e-4)   # diagonal of 64x48 = 80
     plain = tmp_path / "plain.mp4"
-    from tests.capture_media import make_video
-
     make_video(plain, seconds=0.2)
     assert focal_from_metadata(plain) is None
     assert focal_from_tags({"FocalLengthIn35mmFilm": "28 mm"}, (3000, 4000)) == pytest.approx(28 / 43.2666 * 5000,
@@ -247,7 +249,8 @@ def test_calibrate_intrinsics_command(board_pictures, tmp_path, capsys):
     assert main(["calibrate-intrinsics", str(folder), "--board", "4x7", "--square-mm", "30", "--out", str(out),
                  "--json", str(report)]) == 0
     printed = capsys.readouterr()
-    assert f"board found in {len(POSES)} of {len(POSES) + 1}" in printed.out and "board not found in: empty.png" in printed.out
+    assert f"board found in {len(POSES)} of {len(POSES) + 1}" in printed.out
+    assert "board not found in: empty.png" in printed.out
     assert "searching" in printed.err, "progress goes to stderr"
     lens = load_intrinsics(out)
     assert lens.fx == pytest.approx(TRUE_K[0, 0], rel=0.01) and lens.extra["square_mm"] == 30.0
@@ -256,3 +259,150 @@ def test_calibrate_intrinsics_command(board_pictures, tmp_path, capsys):
     assert "none.jpg: file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["calibrate-intrinsics", str(folder), "--board", "four", "--out", str(out)])
+
+
+# -- sessions, the import command, webcams, the demo -----------------------------------------------------------
+def _lens(size=(160, 120), f=150.0) -> dict:
+    w, h = size
+    return {"fx": f, "fy": f, "cx": w / 2, "cy": h / 2, "dist": [0.01, 0.0, 0.0, 0.0, 0.0], "image_size": [w, h],
+            "rms_px": 0.3}
+
+
+def test_session_stores_a_checked_copy_of_each_views_intrinsics(media, tmp_path):
+    from mvcapture.session import Session
+
+    session = Session.create(name="lenses")
+    session.import_videos([media["a30"], media["portrait"]])
+    assert session.intrinsics(0) is None and session.intrinsics(1) is None
+    source = save_intrinsics(tmp_path / "cam.json", _lens((320, 240), f=300.0))  # calibrated at twice the size
+    stored = session.set_intrinsics(0, source)
+    assert stored == session.path / "intrinsics/view0.json"
+    source.unlink()  # the session keeps its own copy
+    reopened = Session.open(session.path)
+    lens = reopened.intrinsics(0)
+    assert (lens["fx"], lens["cx"], lens["image_size"]) == (150.0, 80.0, [160, 120]), "scaled to the video"
+    assert lens["scaled_from"] == [320, 240] and reopened.problems == []
+    entry = reopened.meta["views"][0]["intrinsics"]
+    assert entry["file"] == "intrinsics/view0.json" and entry["source"] == str(source)
+    assert reopened.summary()["views"][0]["intrinsics"]["file"] == "intrinsics/view0.json"
+    with pytest.raises(InvalidIntrinsicsError, match="view 1 of session .*for landscape frames .* video is 120x160"):
+        session.set_intrinsics(1, _lens((160, 120)))                  # view 1 is portrait
+    with pytest.raises(InvalidIntrinsicsError, match="bad.json: missing key 'fy'"):
+        (tmp_path / "bad.json").write_text(json.dumps({k: v for k, v in _lens().items() if k != "fy"}))
+        session.set_intrinsics(1, tmp_path / "bad.json")
+    with pytest.raises(MvcaptureError, match="has 2 view\\(s\\); there is no view 2"):
+        session.set_intrinsics(2, _lens())
+    assert Session.open(session.path).intrinsics(1) is None
+    (session.path / "intrinsics/view0.json").write_text("{")
+    damaged = Session.open(session.path)
+    assert any("view 0: lens intrinsics are unusable" in p for p in damaged.problems)
+
+
+def test_import_command_takes_one_intrinsics_file_per_video(media, tmp_path, capsys):
+    from mvcapture.session import Catalog, Session
+
+    a = save_intrinsics(tmp_path / "A.json", _lens((160, 120)))
+    b = save_intrinsics(tmp_path / "B.json", _lens((128, 96), f=120.0))
+    out = tmp_path / "import.json"
+    assert main(["import", str(media["a30"]), str(media["b25"]), "--name", "lenses", "--intrinsics", str(a), str(b),
+                 "--json", str(out)]) == 0
+    assert "lens intrinsics from B.json: fx 120.0 px" in capsys.readouterr().out
+    session = Session.open("lenses")
+    assert session.intrinsics(0)["fx"] == 150.0 and session.intrinsics(1)["fx"] == 120.0
+    assert json.loads(out.read_text())["views"][1]["intrinsics"]["source"] == str(b)
+    assert main(["import", str(media["a30"]), str(media["b25"]), "--intrinsics", str(a)]) == 2
+    assert "--intrinsics needs one file per video" in capsys.readouterr().err
+    (tmp_path / "C.json").write_text(json.dumps({**_lens(), "fx": 0}))
+    assert main(["import", str(media["a30"]), "--intrinsics", str(tmp_path / "C.json")]) == 2
+    assert "C.json: key 'fx' (focal length) must be > 0 px" in capsys.readouterr().err
+    assert main(["import", str(media["portrait"]), "--intrinsics", str(a)]) == 2   # a landscape lens
+    err = capsys.readouterr().err
+    assert "the lens intrinsics are for landscape frames (160x120 px) but the video is 120x160" in err
+    assert len(Catalog().list()) == 1, "failed imports leave no session behind"
+
+
+def test_camera_identity_is_the_name_and_serial(tmp_path, monkeypatch):
+    from mvcapture.capture import sources as sources_mod
+    from mvcapture.capture.sources import CameraSource, camera_identity
+
+    usb = tmp_path / "devices" / "usb1" / "1-2"
+    (usb / "1-2:1.0").mkdir(parents=True)
+    (usb / "serial").write_text("A1B2C3\n")
+    for index, device in ((0, usb / "1-2:1.0"), (2, tmp_path / "devices" / "platform")):
+        node = tmp_path / "video4linux" / f"video{index}"
+        node.mkdir(parents=True)
+        (node / "name").write_text("HD Pro Webcam C920\n")
+        device.mkdir(parents=True, exist_ok=True)
+        (node / "device").symlink_to(device)
+    monkeypatch.setattr(sources_mod, "V4L_SYSFS", tmp_path / "video4linux")
+    assert CameraSource(0).identity == "HD Pro Webcam C920 (serial A1B2C3)"
+    assert camera_identity(2) == "HD Pro Webcam C920"       # no serial number: the name
+    assert camera_identity(5) == "camera 5"                  # not listed
+
+
+def test_webcam_intrinsics_are_remembered_for_its_next_recordings(media):
+    from mvcapture.capture.recorder import Recorder
+    from mvcapture.capture.sources import FileSource
+    from mvcapture.paths import config_dir
+    from mvcapture.session import Session
+    from mvcapture.session.lenses import remembered_lens
+
+    class DeskCam(FileSource):  # a webcam stand-in: a file played live, with a camera identity
+        identity = "Desk cam (serial 42)"
+
+    def record() -> Session:
+        session = Session.create(name="webcams", kind="recording")
+        Recorder(session, [DeskCam(media["a30"], loop=True), FileSource(media["b25"], loop=True)]).record(0.4)
+        return Session.open(session.path)
+
+    first = record()
+    assert first.meta["views"][0]["camera_id"] == "Desk cam (serial 42)" and "camera_id" not in first.meta["views"][1]
+    assert first.intrinsics(0) is None and remembered_lens("Desk cam (serial 42)") is None
+    first.set_intrinsics(0, _lens((320, 240), f=300.0))
+    assert remembered_lens("Desk cam (serial 42)")["fx"] == 150.0
+    assert (config_dir() / "lenses.json").is_file()
+    first.set_intrinsics(1, _lens((128, 96)))  # a file source: nothing to remember it by
+    assert list(json.loads((config_dir() / "lenses.json").read_text())["cameras"]) == ["Desk cam (serial 42)"]
+    second = record()
+    assert second.intrinsics(0)["fx"] == 150.0 and second.intrinsics(1) is None
+    assert second.meta["views"][0]["intrinsics"]["source"] == "remembered for camera Desk cam (serial 42)"
+    (config_dir() / "lenses.json").write_text("[")  # a damaged memory costs the lens, not the recording
+    assert record().intrinsics(0) is None
+
+
+def test_demo_session_carries_its_cameras_intrinsics(tmp_path):
+    from mvcapture.pipeline.demo import demo_session
+
+    session = demo_session(root=tmp_path)
+    shipped = [load_intrinsics(resources_dir() / "demo" / "intrinsics" / f"{cam}.json") for cam in ("cam01", "cam04")]
+    for view, (lens, fx, size) in enumerate(zip(shipped, (1671, 1691), ([1080, 1920], [1088, 1920]))):
+        stored = session.intrinsics(view)
+        assert stored["fx"] == pytest.approx(fx, abs=1) and stored["fx"] == lens.fx and stored["cx"] == lens.cx
+        assert stored["image_size"] == size and session.views[view].probe["width"] == size[0]
+        assert 0.1 < stored["rms_px"] < 0.95 and stored["views_used"] == 6
+    for cam, fx in zip(("cam01", "cam02", "cam03", "cam04"), (1671, 1675, 1679, 1691)):
+        assert load_intrinsics(resources_dir() / "demo" / "intrinsics" / f"{cam}.json").fx == pytest.approx(fx, abs=1)
+
+
+def test_the_session_modules_import_no_circle():
+    """store imports the catalog, layout, repair and lenses; none of them imports store back (not even
+    inside a function), so the session package has no import cycle."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "mvcapture" / "session"
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
+        graph[path.stem] = {node.module.rsplit(".", 1)[1] for node in ast.walk(tree)
+                            if isinstance(node, ast.ImportFrom) and id(node) not in typing_only and node.module
+                            and node.module.startswith("mvcapture.session.")}
+    graph.pop("__init__")
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert {"catalog", "layout"} <= graph["store"]
+    assert [m for m in graph if reaches(m, m, set())] == []

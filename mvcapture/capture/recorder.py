@@ -24,8 +24,10 @@ from mvcapture.capture.sources import FrameSource, SourceEvent
 from mvcapture.errors import MvcaptureError
 from mvcapture.io.atomic import fsync_dir
 from mvcapture.io.video import VideoWriter
+from mvcapture.session.layout import LOCK_FILE, STAGES, try_lock
+from mvcapture.session.lenses import attach_remembered_lenses
 from mvcapture.session.repair import repair_recording
-from mvcapture.session.store import LOCK_FILE, STAGES, Session, try_lock
+from mvcapture.session.store import Session
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +167,15 @@ class Recorder:
         meta.update(kind="recording", state="recording", clock_t0_ns=self.t0_ns, segment_s=self.segment_s)
         meta["views"] = [{"media": STAGES["media"].format(v=i), "timestamps": STAGES["timestamps"].format(v=i),
                           "source": getattr(s, "path", None) and str(s.path) or s.name,
-                          "probe": {"width": s.width, "height": s.height, "fps": s.fps}}
+                          "probe": {"width": s.width, "height": s.height, "fps": s.fps},
+                          **({"camera_id": s.identity} if getattr(s, "identity", None) else {})}
                          for i, s in enumerate(self.sources)]
         self.session.save_meta()
         self._writers = [_ViewWriter(self.session, i, s, self.t0_ns, self.segment_s, self.codec, self._report)
                          for i, s in enumerate(self.sources)]
         for w in self._writers:
             w.start()
+        attach_remembered_lenses(self.session)  # webcams whose intrinsics were set on an earlier recording
 
     @property
     def running(self) -> bool:

@@ -230,6 +230,11 @@ class CameraSource(FrameSource):
         self.requested = (width, height, fps)
         self._cap = None
 
+    @property
+    def identity(self) -> str:
+        """What identifies this physical camera across recordings (lens intrinsics are remembered by it)."""
+        return camera_identity(self.index)
+
     def _open(self) -> tuple[int, int, float]:
         import cv2
 
@@ -363,6 +368,22 @@ def _linux_cameras() -> list[CameraInfo]:
             continue
         cameras.append(CameraInfo(index, name, device, _v4l2_modes(device)))
     return cameras
+
+
+def camera_identity(index: int) -> str:
+    """A camera's identity across recordings and reboots: its name, plus its USB serial number where it has
+    one (Linux; two cameras of one model without serials share an identity, and, being the same model,
+    nearly the same lens). Elsewhere OpenCV gives no names: "camera INDEX"."""
+    node = V4L_SYSFS / f"video{index}"
+    try:
+        name = Path(node, "name").read_text().strip()
+    except OSError:
+        return f"camera {index}"
+    try:
+        serial = (Path(node, "device").resolve().parent / "serial").read_text().strip()
+    except OSError:
+        serial = ""
+    return f"{name} (serial {serial})" if serial else name
 
 
 def _v4l2_modes(device: str) -> tuple[CameraMode, ...]:

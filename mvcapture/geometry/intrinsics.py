@@ -64,9 +64,10 @@ class Intrinsics:
         - same size: unchanged;
         - same aspect ratio (a lower or higher resolution mode of the same sensor): fx, cx scale with the
           width, fy, cy with the height; the distortion (in normalized coordinates) is unchanged;
-        - each side within 1 % (1080 vs 1088: an encoder padding to a multiple of 16 px and cropping it
-          again): the same pixels; K and dist are kept and only image_size changes. The principal point
-          may be off by half the difference (≤ 4 px ≈ 0.1° of viewing direction at f ≈ 1700 px), negligible;
+        - each side within 1 % (1080 vs 1088 px: the same sensor cropped by a few pixels, as encoders do to
+          reach a multiple of 16): the same pixels; K and dist are kept and only image_size changes. The
+          principal point may be off by up to the difference (8 px ≈ 0.3° of viewing direction at
+          f ≈ 1700 px), below its own uncertainty from a board calibration;
         - portrait against landscape, or another aspect ratio (a different camera mode that crops the
           sensor): InvalidIntrinsicsError saying so.
         """

@@ -43,10 +43,22 @@ def _intact(session: Session) -> bool:
             and not any("unreadable" in p or "missing" in p for p in session.problems))
 
 
+def _attach_intrinsics(session: Session, folder: Path) -> None:
+    """The demo cameras' lens intrinsics (resources/demo/intrinsics, from the recording's own board pictures)
+    on the views that lack them. The board pictures are 1088x1920 px like cam04's video, cam01's video is
+    1080x1920: the same 1088-px-wide sensor (so the recording's Qualisys calibration says) cropped by 8 px,
+    so K is kept as it is (`Intrinsics.scaled_to`); the principal point may be off by up to 8 px, less than
+    its own uncertainty (board and Qualisys calibrations differ by ~30 px in cx)."""
+    for v, cam in enumerate(DEMO_CAMERAS):
+        if not session.meta["views"][v].get("intrinsics"):
+            session.set_intrinsics(v, folder / "intrinsics" / f"{cam}.json")
+
+
 def demo_session(root: Path | str | None = None) -> Session:
     """The demo session: the one made earlier (found by its tag in the catalog) when it is intact, else a
-    new one built from resources/demo: both videos, the detections shipped with them (used when no
-    detector weights can be had), and the time alignment of the original capture system (offset 0)."""
+    new one built from resources/demo: both videos, the cameras' lens intrinsics, the detections shipped with
+    them (used when no detector weights can be had), and the time alignment of the original capture system
+    (offset 0)."""
     from mvcapture.session.catalog import Catalog
 
     for row in Catalog().list(tag=DEMO_TAG):
@@ -55,11 +67,13 @@ def demo_session(root: Path | str | None = None) -> Session:
         if Path(row["path"]).is_dir():
             session = Session.open(row["path"])
             if _intact(session):
+                _attach_intrinsics(session, demo_resources())  # a demo made before they shipped
                 return session
     folder = demo_resources()
     session = Session.create(name=DEMO_NAME, kind="import", tags=[DEMO_TAG], root=root)
     try:
         session.import_videos([folder / f"{cam}.mp4" for cam in DEMO_CAMERAS])
+        _attach_intrinsics(session, folder)
         for v, cam in enumerate(DEMO_CAMERAS):
             rel = SHIPPED_DETECTIONS.format(v=v)
             (session.path / rel).parent.mkdir(parents=True, exist_ok=True)

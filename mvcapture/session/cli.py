@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     imp.add_argument("--tag", action="append", default=[], help="tag the session (repeatable)")
     imp.add_argument("--reference", action="store_true",
                      help="leave the videos where they are instead of copying them into the session")
+    imp.add_argument("--intrinsics", type=Path, nargs="+", metavar="CAM.json",
+                     help="lens intrinsics of the cameras (from `mvcapture calibrate-intrinsics`), one file per "
+                          "video in the same order")
     add_json_option(imp)
     imp.set_defaults(func=run_import)
 
@@ -58,9 +61,15 @@ def register(subparsers) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from mvcapture.geometry.intrinsics import load_intrinsics
     from mvcapture.io.video import probe
     from mvcapture.session.store import Session
 
+    if args.intrinsics and len(args.intrinsics) != len(args.videos):
+        raise MvcaptureError(f"--intrinsics needs one file per video, in the same order: {len(args.videos)} "
+                             f"video(s) but {len(args.intrinsics)} intrinsics file(s)")
+    for path in args.intrinsics or ():
+        load_intrinsics(path)  # a bad file stops the import before anything is copied
     infos = [probe(p) for p in tqdm(args.videos, desc="checking videos", unit="file", leave=False)]
     session = Session.create(name=args.name, athlete=args.athlete, kind="import", tags=args.tag)
     bar = tqdm(total=1000, desc="importing", leave=False, bar_format="importing {percentage:3.0f}%|{bar}| {desc}")
@@ -71,6 +80,8 @@ def run_import(args: argparse.Namespace) -> int:
 
     try:
         session.import_videos(args.videos, copy=not args.reference, progress=progress)
+        for view, path in enumerate(args.intrinsics or ()):
+            session.set_intrinsics(view, path)
     except BaseException:
         session.discard()
         raise
@@ -83,6 +94,10 @@ def run_import(args: argparse.Namespace) -> int:
         audio = ", with sound" if info.has_audio else ", no sound"
         print(f"  view {view.index}: {Path(info.path).name}: {info.width}x{info.height}, {info.fps:.2f} fps, "
               f"{info.frame_count} frames, {info.duration_s:.1f} s{rot}{vfr}{audio}")
+        lens = session.intrinsics(view.index)
+        if lens is not None:
+            print(f"    lens intrinsics from {args.intrinsics[view.index].name}: fx {lens['fx']:.1f} px, "
+                  f"fy {lens['fy']:.1f} px")
     if len(session.views) < 2:
         print("  note: a session needs two views for 3D consistency; import the second camera's video too")
     write_json(args.json, session.summary())
