@@ -189,6 +189,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.export_actions[formats] = self._action(
                 label, shortcut, lambda _=False, f=formats: self.export_current(f), export_menu,
                 "export the open session into its exports/ folder")
+        self.intrinsics_action = self._action("Set lens &intrinsics…", None, self.set_intrinsics_dialog, file_menu,
+                                              "give a view of the open session its camera's lens intrinsics "
+                                              "(a CAM.json from mvcapture calibrate-intrinsics)")
         file_menu.addSeparator()
         self.quit_action = self._action("&Quit", "Ctrl+Q", self.close, file_menu)
         play_menu = self.menuBar().addMenu("&Playback")
@@ -288,6 +291,42 @@ class MainWindow(QtWidgets.QMainWindow):
         run_task(save, on_done=lambda _: self.show_message(
             f"offset of view {view} kept ({offset_s:+.3f} s, manual); re-process the session to update the 3D",
             error=False), on_error=self.show_message, owner=self)
+
+    def set_intrinsics_dialog(self) -> None:
+        """File → Set lens intrinsics…: pick a view of the open session, then its CAM.json."""
+        review = self.review_tab.view
+        if review is None or review.source.folder is None:
+            self.message_bar.show_message("open a session first (File → Open session…) to set its lens intrinsics")
+            return
+        views = [f"view {v}" for v in range(review.source.analysis.num_views)]
+        choice, ok = QtWidgets.QInputDialog.getItem(self, "Set lens intrinsics", "Camera of", views, 0, False)
+        if not ok:
+            return
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, f"Lens intrinsics of {choice}", str(self.settings.value("last_intrinsics", str(data_dir()))),
+            "Lens intrinsics (*.json)")
+        if path:
+            self.settings.setValue("last_intrinsics", str(Path(path).parent))
+            self.set_view_intrinsics(views.index(choice), Path(path))
+
+    def set_view_intrinsics(self, view: int, path: Path) -> None:
+        """Store `path` (a CAM.json) as the lens intrinsics of `view` of the open session (in a worker); the
+        session layer validates it, errors show in the message bar."""
+        review = self.review_tab.view
+        if review is None or review.source.folder is None:
+            return
+        folder = review.source.folder
+
+        def store() -> dict:
+            from mvcapture.session import Session
+
+            session = Session.open(folder, repair=False)
+            session.set_intrinsics(view, path)
+            return session.intrinsics(view)
+
+        run_task(store, on_done=lambda lens: self.show_message(
+            f"view {view}: lens intrinsics from {Path(path).name} set (fx {lens['fx']:.0f} px); re-process the "
+            f"session to use them", error=False), on_error=self.show_message, owner=self)
 
     # -- opening -----------------------------------------------------------------------------------
     def export_current(self, formats: tuple[str, ...]) -> None:
