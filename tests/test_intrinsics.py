@@ -99,24 +99,29 @@ def test_calibration_recovers_the_camera_that_rendered_the_boards(board_pictures
 
 
 def test_calibration_from_a_video_of_the_board(board_pictures, tmp_path):
-    """Frames of a video are searched too (the same boards, each held for a few frames)."""
+    """Frames of a video are searched too (the same boards, each held for two frames, at twice the size so the
+    board is searched in a smaller copy of each frame and refined in the frame itself)."""
     from mvcapture.io.video import VideoWriter
 
     _, paths = board_pictures
     path = tmp_path / "board.mp4"
-    with VideoWriter(path, *TRUE_SIZE, fps=10, crf=12) as writer:
+    size = (2 * TRUE_SIZE[0], 2 * TRUE_SIZE[1])
+    with VideoWriter(path, *size, fps=10, crf=12) as writer:
         for p in paths:
-            frame = cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2BGR)
+            frame = cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_CUBIC)
             for _ in range(2):
                 writer.write(frame)
     result = calibrate_intrinsics([path], board=BOARD)
     assert result["pictures_searched"] == 2 * len(paths) and result["views_used"] >= 2 * len(paths) - 2
-    assert result["fx"] == pytest.approx(TRUE_K[0, 0], rel=0.01) and result["found_in"][0] == "board.mp4@0.00s"
+    assert result["image_size"] == list(size) and result["found_in"][0] == "board.mp4@0.00s"
+    for key, truth in (("fx", 2 * TRUE_K[0, 0]), ("fy", 2 * TRUE_K[1, 1]), ("cx", 2 * TRUE_K[0, 2] + 0.5),
+                       ("cy", 2 * TRUE_K[1, 2] + 0.5)):
+        assert result[key] == pytest.approx(truth, rel=0.01), key
 
 
 def test_calibration_says_what_is_wrong(board_pictures, tmp_path):
     folder, paths = board_pictures
-    with pytest.raises(MvcaptureError, match=r"the 5x5 board was found in 0 of 2 pictures.*6x6 squares"):
+    with pytest.raises(MvcaptureError, match=r"the 5x5 board was found in 0 of 2 pictures or frames.*6x6 squares"):
         calibrate_intrinsics(paths[:2], board=(5, 5))
     cv2.imwrite(str(tmp_path / "big.png"), np.zeros((100, 200), np.uint8))
     with pytest.raises(MvcaptureError, match="big.png is 200x100 px but board_0.png is 640x480"):
