@@ -174,6 +174,9 @@ def test_invalid_intrinsics_name_the_file_and_key(tmp_path, change, message):
 
 
 def test_unreadable_intrinsics_files(tmp_path):
+    made_by_hand = Intrinsics(-5.0, 10.0, 5.0, 5.0, np.zeros(5), (10, 10))
+    with pytest.raises(InvalidIntrinsicsError, match="hand.json: key 'fx' \\(focal length\\) must be > 0 px"):
+        save_intrinsics(tmp_path / "hand.json", made_by_hand)
     with pytest.raises(InvalidIntrinsicsError, match="nope.json: lens intrinsics file not found"):
         load_intrinsics(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text("{fx: 1")
@@ -315,6 +318,8 @@ def test_import_command_takes_one_intrinsics_file_per_video(media, tmp_path, cap
     session = Session.open("lenses")
     assert session.intrinsics(0)["fx"] == 150.0 and session.intrinsics(1)["fx"] == 120.0
     assert json.loads(out.read_text())["views"][1]["intrinsics"]["source"] == str(b)
+    assert main(["sessions", "lenses"]) == 0
+    assert f"lens intrinsics from {b}" in capsys.readouterr().out
     assert main(["import", str(media["a30"]), str(media["b25"]), "--intrinsics", str(a)]) == 2
     assert "--intrinsics needs one file per video" in capsys.readouterr().err
     (tmp_path / "C.json").write_text(json.dumps({**_lens(), "fx": 0}))

@@ -97,14 +97,15 @@ class Intrinsics:
 
 # -- the JSON file ---------------------------------------------------------------------------------------------
 def load_intrinsics(source: Path | str | dict | Intrinsics, name: str | None = None) -> Intrinsics:
-    """Validated intrinsics from a `CAM.json` path or its dict (`name` labels a dict in error messages).
+    """Validated intrinsics from a `CAM.json` path, its dict or an Intrinsics (`name` labels a dict in error
+    messages).
 
     Raises InvalidIntrinsicsError naming the file and the key: missing keys, non-numbers, NaN/inf,
     focal lengths ≤ 0, an image size that is not two positive integers, a principal point outside the image,
     a distortion that is not 5 numbers.
     """
     if isinstance(source, Intrinsics):
-        return source
+        source = source.to_dict()
     if isinstance(source, dict):
         data, label = source, name or "lens intrinsics"
     else:

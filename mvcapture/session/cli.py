@@ -121,6 +121,8 @@ def run_sessions(args: argparse.Namespace) -> int:
         for v in summary["views"]:
             print(f"  view {v['index']}: {v['width']}x{v['height']} {v['fps'] or 0:.2f} fps, "
                   f"{v['frame_count']} frames  {v['media']}")
+            if v["intrinsics"]:
+                print(f"    lens intrinsics from {v['intrinsics']['source']}")
         done = [k for k, val in summary["stages"].items() if (all(val) and val if isinstance(val, list) else val)]
         print(f"  stages done: {', '.join(done) or 'none'}")
         for problem in session.problems:
