@@ -45,7 +45,7 @@ import numpy as np
 from mvcapture.errors import InvalidIntrinsicsError, MvcaptureError
 from mvcapture.io.atomic import atomic_save_npz, atomic_write_json
 from mvcapture.session.catalog import Catalog
-from mvcapture.session.layout import (  # noqa: F401 (LOCK_FILE, try_lock, sessions_root: part of this module's API)
+from mvcapture.session.layout import (
     FORMAT_VERSION,
     INTRINSICS_FILE,
     LOCK_FILE,
