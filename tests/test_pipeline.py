@@ -663,14 +663,35 @@ def test_live_pipeline_lift_stride_delays_3d_with_its_own_confidences(tiny_detec
     assert np.isnan(late[7].residual_mm).all()
 
 
-def test_bench_live_json(tmp_path, videos, tiny_weights, tiny_detector_files):
+def test_bench_live_json(tmp_path, videos, tiny_weights, tiny_detector_files, capsys):
     from mvcapture.cli import main
+    from mvcapture.pipeline.live import LIVE_STAGES
 
     out = tmp_path / "bench.json"
-    assert main(["bench", "live", "--videos", str(videos[0]), str(videos[1]), "--frames", "4", "--warmup", "1",
-                 "--model", str(tiny_weights), "--model-dir", str(tiny_detector_files[0].parent),
-                 "--json", str(out)]) == 0
+    assert main(["bench", "live", "--videos", str(videos[0]), str(videos[1]), "--frames", "6", "--warmup", "2",
+                 "--mode", "balanced", "--detect-every", "3", "--model", str(tiny_weights),
+                 "--model-dir", str(tiny_detector_files[0].parent), "--minutes", "0.05", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["pairs_timed"] == 4
-    assert set(result["stages_ms"]) == {"detect", "lift", "metres", "align", "total"}
-    assert 0.0 <= result["outside_detector_share"] <= 1.0 and result["hardware"]["cpu"]
+    assert result["pairs_timed"] == 6 and list(result["runs"]) == ["every frame", "tracking"]
+    for name, run in result["runs"].items():
+        assert run["pairs"] == 6 and run["pairs_per_s"] > 0 and run["latency_p95_ms"] >= run["latency_p50_ms"] > 0
+        assert set(run["stages_ms"]) == {*LIVE_STAGES, "total"}
+    every, tracking = result["runs"]["every frame"], result["runs"]["tracking"]
+    assert every["detect_every"] == 1 and tracking["detect_every"] == 3
+    assert sum(sum(d.values()) for d in tracking["detector_runs"]) < sum(sum(d.values()) for d in every["detector_runs"])
+    soak = result["soak"]
+    assert len(soak["windows"]) >= 2 and soak["rss_growth_mb"] is not None and soak["slowdown"] > 0
+    assert result["hardware"]["cpu"] and result["load_before"]
+    text = capsys.readouterr().out
+    assert "pairs/s (sustained)" in text and "latency p95 ms" in text and "soak 0.05 min: RSS" in text
+
+
+def test_bench_live_refuses_cuda_without_a_device(tmp_path, videos, tiny_weights):
+    import torch
+
+    from mvcapture.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this computer has a CUDA device")
+    assert main(["bench", "live", "--videos", str(videos[0]), str(videos[1]), "--device", "cuda",
+                 "--model", str(tiny_weights)]) != 0

@@ -248,14 +248,16 @@ class KeypointTracker:
         expansion: the pose model's box is the keypoints' box grown by this factor (rtmlib's pose
             model pads every box by another 1.25).
         athlete_id, max_gap: as for `AthleteTracker`.
+        phase: the first scheduled detector run comes this many frames early (views with different
+            phases do not run the detector in the same frame pair: steadier frame times).
 
     Attributes:
-        reasons: detector runs per reason (`DETECT_REASONS`). frames: frames seen.
+        reasons: detector runs per reason (`DETECT_REASONS`).
     """
 
     def __init__(self, image_size: Sequence[float], detect_every: int = 10, min_conf: float = 0.3,
                  max_drift: float = 0.5, expansion: float = 1.25, athlete_id: int | None = None,
-                 max_gap: int = 15):
+                 max_gap: int = 15, phase: int = 0):
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 frame, got {detect_every}")
         self.image_size = tuple(float(v) for v in image_size)
@@ -265,7 +267,7 @@ class KeypointTracker:
         self.expansion = float(expansion)
         self.athlete = AthleteTracker(image_size, athlete_id, max(max_gap, detect_every + 1))
         self.reasons = dict.fromkeys(DETECT_REASONS, 0)
-        self.frames = 0
+        self._phase = int(phase) % self.detect_every
         self._keypoint_box: np.ndarray | None = None   # tight box of the last accepted keypoints
         self._since_detection = 0
         self._failure: str | None = "no athlete"
@@ -278,7 +280,6 @@ class KeypointTracker:
 
     def plan(self) -> np.ndarray | None:
         """Start a frame: the box (4,) px to run the pose model in, or None when the detector must run."""
-        self.frames += 1
         reason = self._failure
         if reason is None and self._since_detection >= self.detect_every:
             reason = "scheduled"
@@ -297,7 +298,7 @@ class KeypointTracker:
         people = [Person(b, float(s), np.zeros((17, 2)), np.zeros(17)) for b, s in zip(boxes, scores)]
         athlete = self.athlete.update(people)
         self._last_detection = self.athlete._last
-        self._since_detection = 1
+        self._since_detection, self._phase = 1 + self._phase, 0
         if athlete is None:
             self._failure, self._keypoint_box = "no athlete", None
             return None

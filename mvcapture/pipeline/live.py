@@ -242,7 +242,8 @@ class LivePipeline:
             from mvcapture.detect.tracking import AthleteTracker, KeypointTracker
 
             size = image.shape[1], image.shape[0]
-            self.trackers[v] = (KeypointTracker(size, detect_every=self.detect_every) if self.tracking
+            phase = v * self.detect_every // self.num_views   # the views' detector runs in different pairs
+            self.trackers[v] = (KeypointTracker(size, detect_every=self.detect_every, phase=phase) if self.tracking
                                 else AthleteTracker(size))
         return self.trackers[v]
 
