@@ -1,4 +1,5 @@
 """`mvcapture data synth BVH_DIR OUT_DIR`: motion capture files → synthetic multi-view clips (.npz);
+`mvcapture data noise-stats FOLDER --out JSON`: a detector's error statistics on a calibrated recording;
 `mvcapture eval-recording FOLDER`: a lifter on a calibrated real recording against its triangulation."""
 
 from __future__ import annotations
@@ -41,8 +42,33 @@ def register(subparsers) -> None:
     synth.add_argument("--pan", action="store_true", help="cameras turn to follow the subject")
     synth.add_argument("--noise", type=float, default=1.0,
                        help="scale of the 2D detector noise model (0 = exact projections; default 1)")
+    synth.add_argument("--realistic", action="store_true",
+                       help="independent phone / webcam cameras per view (portrait or landscape, vertical FOV "
+                            "40-90°, 0.3-2.5 m high pitched towards the athlete, roll ±10°, some near enough to "
+                            "cut limbs off, lens distortion) and the detector noise measured on real footage "
+                            "(--noise-stats); --angle, --distance, --height, --orientation, --pan and "
+                            "--time-offset do not apply")
+    synth.add_argument("--noise-stats", type=Path, default=None, metavar="JSON",
+                       help="detector statistics for --realistic (default: the shipped MediaPipe measurement, "
+                            "resources/noise/mediapipe_pose2sim.json; `mvcapture data noise-stats` makes one)")
+    synth.add_argument("--augment", action="store_true",
+                       help="each rig films its own augmented copy of the motion: new bone lengths and body "
+                            "proportions, turned limbs, upper body from another clip of the same subject, "
+                            "mirrored, faster or slower (mvcapture.data.augment.MotionAugment)")
     add_json_option(synth)
     synth.set_defaults(func=run_synth)
+
+    noise = data_sub.add_parser(
+        "noise-stats", help="measure a 2D detector's errors on a calibrated recording (for the synthetic noise)",
+        description="Compare the detections of a calibrated recording (FOLDER as for eval-recording) with its "
+                    "triangulated reference reprojected into every camera; write per-joint offsets, spreads, "
+                    "frame correlation, outliers, confidences, missing joints and left/right swaps as JSON "
+                    "(what `data synth --realistic` draws its detector noise from). Only error statistics are "
+                    "kept, never the recording's poses.")
+    noise.add_argument("folder", type=Path, metavar="FOLDER", help="the calibrated recording folder")
+    noise.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    noise.add_argument("--detector", default="", help="which detector made the detections (kept in the file)")
+    noise.set_defaults(func=run_noise_stats)
 
     real = subparsers.add_parser(
         "eval-recording", help="score a lifter on a calibrated multi-camera recording (per view and camera pair)",
@@ -59,6 +85,18 @@ def register(subparsers) -> None:
                       help="camera pairs, e.g. 01-04,02-03 (default: every pair of the recording)")
     add_json_option(real)
     real.set_defaults(func=run_eval_recording)
+
+
+def run_noise_stats(args: argparse.Namespace) -> int:
+    from mvcapture.data.detector_noise import measure_recording, write_stats
+
+    stats = measure_recording(args.folder)
+    stats = {"format": stats.pop("format"), "detector": args.detector, **stats,
+             "command": f"mvcapture data noise-stats {args.folder.name} --out {args.out.name}"}
+    write_stats(stats, args.out)
+    print(f"{args.out}: {stats['views']} cameras × {stats['frames']} frames; left/right swaps "
+          f"{stats['swap']['events_per_s']:.2f}/s ({100 * stats['swap']['frames_fraction']:.0f} % of frames)")
+    return 0
 
 
 def run_eval_recording(args: argparse.Namespace) -> int:
@@ -99,6 +137,8 @@ def _value_or_range(value, range_key: str) -> dict:
 def run_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from mvcapture.data.augment import MotionAugment
+    from mvcapture.data.detector_noise import MeasuredNoise
     from mvcapture.data.synth import NoiseModel, synthesize_bvh_files
 
     files = sorted(Path(args.bvh_dir).rglob("*.bvh"))
@@ -107,11 +147,20 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.views < 1 or args.rigs < 1:
         raise MvcaptureError("--views and --rigs must be at least 1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    clips = synthesize_bvh_files(files, rigs=args.rigs, fps=args.fps, seed=args.seed, views=args.views,
-                                 angle_deg=args.angle, **_value_or_range(args.distance, "distance"),
-                                 **_value_or_range(args.height, "height"),
-                                 image_size=ORIENTATIONS[args.orientation], time_offset_s=args.time_offset,
-                                 pan=args.pan, noise=NoiseModel().scaled(args.noise))
+    augment = MotionAugment() if args.augment else None
+    if args.realistic:
+        if args.pan or args.time_offset or args.distance is not None or args.height is not None:
+            raise MvcaptureError("--realistic draws its own cameras; drop --pan, --time-offset, --distance, --height")
+        clips = synthesize_bvh_files(files, rigs=args.rigs, fps=args.fps, seed=args.seed, views=args.views,
+                                     realistic=True, augment=augment,
+                                     noise=MeasuredNoise.load(args.noise_stats, scale=args.noise))
+    else:
+        clips = synthesize_bvh_files(files, rigs=args.rigs, fps=args.fps, seed=args.seed, views=args.views,
+                                     augment=augment, angle_deg=args.angle,
+                                     **_value_or_range(args.distance, "distance"),
+                                     **_value_or_range(args.height, "height"),
+                                     image_size=ORIENTATIONS[args.orientation], time_offset_s=args.time_offset,
+                                     pan=args.pan, noise=NoiseModel().scaled(args.noise))
     start = time.perf_counter()
     written, frames = [], 0
     for clip in tqdm(clips, total=len(files) * args.rigs, unit="clip", desc="synth"):
@@ -124,5 +173,6 @@ def run_synth(args: argparse.Namespace) -> int:
           f"to {args.out_dir} in {seconds:.1f} s")
     write_json(args.json, {"clips": written, "n_clips": len(written), "frames": frames, "fps": args.fps,
                            "views": args.views, "angle_deg": args.angle, "seed": args.seed, "distance_m": args.distance,
-                           "height_m": args.height, "seconds": seconds})
+                           "height_m": args.height, "realistic": args.realistic, "augment": args.augment,
+                           "seconds": seconds})
     return 0

@@ -7,6 +7,7 @@ intrinsics and extrinsics as extra keys. Everything random comes from one seed.
 
 from __future__ import annotations
 
+import json
 import logging
 import zlib
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ HEIGHT_RANGE_M = (0.8, 1.8)          # camera above the floor, when not given
 FILL_RANGE = (0.6, 0.9)              # fraction of the half-frame the subject's farthest joint reaches
 CLEARANCE_M = 2.0                    # no joint comes closer to a camera than this (horizontally)
 FOCAL_RANGE = (0.35, 3.0)            # focal length in units of the image's longer side (~110° to ~20° FOV)
+MAX_CAMERA_DISTANCE_M = 80.0         # the farthest a realistic camera is placed
 PAN_SMOOTHING_S = 0.4                # a panning camera follows the pelvis low-passed with this Gaussian σ
 
 # Per-joint jitter factors in H36M-17 order (relative): wrists and ankles worst, trunk best.
@@ -268,17 +270,44 @@ def synthesize_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", see
 
 
 def synthesize_bvh_files(paths: Iterable[Path | str], *, rigs: int = 1, fps: float = 30.0, seed: int = 0,
-                         **synth_kwargs) -> Iterator[MultiViewClip]:
+                         realistic: bool = False, augment=None, **synth_kwargs) -> Iterator[MultiViewClip]:
     """Clips named `<file stem>_r<rig>` for every BVH file and camera rig (each file parsed once).
 
-    `synth_kwargs` go to `synthesize_clip` (views, angle_deg, noise, ...); clips come at `fps`.
+    `synth_kwargs` go to `synthesize_clip` (views, angle_deg, noise, ...), or with `realistic` to
+    `synthesize_realistic_clip` (views, cameras, noise); clips come at `fps`. With `augment` (a
+    `data.augment.MotionAugment`) every rig films its own augmented copy of the motion; the upper body it
+    mixes in comes from another file of the same subject (`data.dataset.subject_of`), so no motion crosses
+    a train / validation / test split.
     """
+    from mvcapture.data.dataset import subject_of
     from mvcapture.io.bvh import bvh_to_h36m
 
+    paths = [Path(p) for p in paths]
+    by_subject: dict[str, list[Path]] = {}
     for path in paths:
-        pose, clip_fps = bvh_to_h36m(path, fps=fps)
+        by_subject.setdefault(subject_of(path.name), []).append(path)
+    cache: dict[Path, tuple[np.ndarray, float]] = {}
+
+    def parsed(path: Path) -> tuple[np.ndarray, float]:
+        if path not in cache:
+            cache[path] = bvh_to_h36m(path, fps=fps)
+        return cache[path]
+
+    film = synthesize_realistic_clip if realistic else synthesize_clip
+    for path in paths:
+        pose, clip_fps = parsed(path)
         for rig in range(rigs):
-            yield synthesize_clip(pose, clip_fps, name=f"{Path(path).stem}_r{rig}", seed=seed, **synth_kwargs)
+            name = f"{path.stem}_r{rig}"
+            motion, extra = pose, {}
+            if augment is not None:
+                rng = clip_seed(seed, "augment:" + name)
+                others = [p for p in by_subject[subject_of(path.name)] if p != path]
+                donor = parsed(others[rng.integers(len(others))])[0] if others else None
+                motion, extra = augment.apply(pose, rng, donor)
+            clip = film(motion, clip_fps, name=name, seed=seed, **synth_kwargs)
+            if extra:
+                clip.extras["augment"] = np.array(json.dumps(extra))
+            yield clip
 
 
 def apply_detector_noise(kp2d_clean: np.ndarray, image_size: np.ndarray, fps: float, noise: NoiseModel,
@@ -336,3 +365,156 @@ def _events(rng: np.random.Generator, T: int, rate_per_frame: float, frames: tup
     starts = np.flatnonzero(rng.random(T) < rate_per_frame)
     lengths = rng.integers(frames[0], frames[1] + 1, size=len(starts))
     return list(zip(starts.tolist(), lengths.tolist()))
+
+
+# -- realistic phone and webcam cameras (issue #17) ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class CameraRanges:
+    """What phones and webcams that film an athlete look like; each view draws its own camera.
+
+    fov_deg: vertical field of view (degrees) of the frame as held (portrait: the long side is vertical).
+    portrait: probability of a portrait frame. height_m: lens above the floor, metres; the camera pitches
+    towards the athlete's pelvis (with `aim_jitter_m` of random aim). roll_deg: up to ± this roll about the
+    optical axis. fill: the camera stands where the athlete's farthest joint (over the clip) reaches this
+    fraction of the half-frame; near: probability of a near camera, placed so that it reaches `near_fill`
+    half-frames (limbs leave the frame at times; those joints get conf 0). k1, k2: radial
+    distortion ranges of OpenCV's model (phone main and wide lenses after the phone's own correction).
+    """
+
+    fov_deg: tuple[float, float] = (40.0, 90.0)
+    portrait: float = 0.5
+    height_m: tuple[float, float] = (0.3, 2.5)
+    aim_jitter_m: float = 0.3
+    roll_deg: float = 10.0
+    fill: tuple[float, float] = (0.55, 0.95)
+    near: float = 0.15
+    near_fill: tuple[float, float] = (1.2, 2.0)
+    k1: tuple[float, float] = (-0.15, 0.05)
+    k2: tuple[float, float] = (-0.05, 0.08)
+
+
+def distort(points_cam: np.ndarray, focal_px: np.ndarray, image_size: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Pinhole projection with radial distortion (OpenCV's k1, k2), principal point at the image centre.
+
+    Args:
+        points_cam: (V, ..., 3) camera metres. focal_px: (V,). image_size: (V, 2). dist: (V, 2) k1, k2.
+
+    Returns:
+        (V, ..., 2) pixels.
+    """
+    extra = (1,) * (points_cam.ndim - 2)
+    xy = points_cam[..., :2] / points_cam[..., 2:3]
+    r2 = (xy ** 2).sum(-1, keepdims=True)
+    k1 = np.asarray(dist, np.float64)[:, 0].reshape((-1,) + extra + (1,))
+    k2 = np.asarray(dist, np.float64)[:, 1].reshape((-1,) + extra + (1,))
+    f = np.asarray(focal_px, np.float64).reshape((-1,) + extra + (1,))
+    c = np.asarray(image_size, np.float64).reshape((-1,) + extra + (2,)) / 2
+    return f * xy * (1 + k1 * r2 + k2 * r2 ** 2) + c
+
+
+def _roll(R: np.ndarray, angle_rad: float) -> np.ndarray:
+    """A world→camera rotation turned by `angle_rad` about its own optical axis."""
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) @ R
+
+
+def synthesize_realistic_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", seed: int = 0,
+                              views: int = 2, cameras: CameraRanges = CameraRanges(), noise=None) -> MultiViewClip:
+    """Film a 3D clip with `views` independently drawn phone / webcam cameras (`CameraRanges`: portrait or
+    landscape, vertical FOV, height with pitch towards the athlete, roll, near cameras that cut limbs off,
+    lens distortion) and detect it with `noise` (a `detector_noise.MeasuredNoise`, default the shipped
+    measured statistics; or a `NoiseModel`).
+
+    Args:
+        pose3d_world: (T, 17, 3) metres, world y up (H36M-17). fps: its frame rate.
+        name, seed: everything random follows from (seed, name).
+
+    Returns:
+        MultiViewClip as `synthesize_clip` gives, plus extras `dist` (V, 2) k1, k2, `fov_deg` (V,) vertical,
+        `roll_deg` (V,), `height_m` (V,) above the floor and `near` (V,) bool. `gt3d` is exact; kp2d are the
+        distorted projections with detector noise (`kp2d_clean` without the noise).
+    """
+    from mvcapture.data.detector_noise import MeasuredNoise
+
+    pose = np.asarray(pose3d_world, np.float64)
+    if pose.ndim != 3 or pose.shape[1:] != (17, 3) or pose.shape[0] < 2:
+        raise MvcaptureError(f"pose3d_world must have shape (T, 17, 3) with T ≥ 2, got {pose.shape}")
+    if views < 1:
+        raise MvcaptureError(f"need at least one view, got {views}")
+    rng = clip_seed(seed, name)
+    noise = MeasuredNoise.load() if noise is None else noise
+    floor = float(np.min(pose[:, [3, 6], 1]))
+    pelvis_y = float(np.median(pose[:, 0, 1]))
+    xz = pose[:, :, [0, 2]].reshape(-1, 2)
+    centre_xz = 0.5 * (xz.min(0) + xz.max(0))
+    radius = float(np.max(np.linalg.norm(xz - centre_xz, axis=1)))
+    sizes, focal, dists, R_all, t_all, cam_pts = [], [], [], [], [], []
+    fovs, rolls, heights, near = [], [], [], []
+    for v in range(views):
+        w, h = PHONE_IMAGE_SIZES[rng.integers(len(PHONE_IMAGE_SIZES))]
+        if (h > w) != (rng.random() < cameras.portrait):
+            w, h = h, w
+        fov = rng.uniform(*cameras.fov_deg)
+        f = (h / 2) / np.tan(np.radians(fov) / 2)
+        height = rng.uniform(*cameras.height_m)
+        roll = np.radians(rng.uniform(-cameras.roll_deg, cameras.roll_deg))
+        is_near = bool(rng.random() < cameras.near)
+        fill = rng.uniform(*(cameras.near_fill if is_near else cameras.fill))
+        azimuth = rng.uniform(-np.pi, np.pi)
+        aim = np.array([centre_xz[0], pelvis_y, centre_xz[1]]) + rng.normal(0, cameras.aim_jitter_m, 3) * [1, 0.5, 1]
+        horizontal = np.array([np.sin(azimuth), 0.0, np.cos(azimuth)])
+        # the distance at which the farthest joint reaches `fill` half-frames (bisection: the reach falls as
+        # the camera moves back), never closer than the athlete's path allows
+        base = np.array([aim[0], floor + height, aim[2]])
+
+        def place(d: float):
+            C = base + d * horizontal
+            R = _roll(look_at(C, aim), roll)
+            pts = (pose - C) @ R.T
+            depth = pts[..., 2]
+            if depth.min() <= 0.3:
+                return C, R, pts, np.inf
+            reach = max(np.abs(pts[..., 0] / depth).max() * f / (w / 2), np.abs(pts[..., 1] / depth).max() * f / (h / 2))
+            return C, R, pts, reach
+
+        lo_d, hi_d = radius + (0.6 if is_near else CLEARANCE_M), MAX_CAMERA_DISTANCE_M
+        if place(hi_d)[3] > fill:
+            raise MvcaptureError(f"{name or 'clip'}: camera {v} cannot hold the athlete even {hi_d:.0f} m away")
+        if place(lo_d)[3] > fill:
+            for _ in range(40):
+                mid = 0.5 * (lo_d + hi_d)
+                lo_d, hi_d = (mid, hi_d) if place(mid)[3] > fill else (lo_d, mid)
+        C, R, pts, _ = place(hi_d if place(lo_d)[3] > fill else lo_d)
+        sizes.append((w, h))
+        focal.append(f)
+        dists.append((rng.uniform(*cameras.k1), rng.uniform(*cameras.k2)))
+        R_all.append(R)
+        t_all.append(-R @ C)
+        cam_pts.append(pts)
+        fovs.append(fov)
+        rolls.append(np.degrees(roll))
+        heights.append(height)
+        near.append(is_near)
+    sizes = np.array(sizes, np.int64)
+    gt3d = np.stack(cam_pts)
+    kp2d_clean = distort(gt3d, np.array(focal), sizes, np.array(dists))
+    if isinstance(noise, NoiseModel):
+        kp2d, conf = apply_detector_noise(kp2d_clean, sizes, fps, noise, rng)
+    else:
+        kp2d, conf = noise.apply(kp2d_clean, sizes, fps, rng)
+    w_img, h_img = sizes[:, None, None, 0], sizes[:, None, None, 1]
+    outside = ((kp2d_clean[..., 0] < 0) | (kp2d_clean[..., 0] >= w_img) | (kp2d_clean[..., 1] < 0)
+               | (kp2d_clean[..., 1] >= h_img))
+    conf = np.where(outside, 0.0, conf)
+    kp2d = np.where(conf[..., None] > 0, kp2d, 0.0)
+    if not (conf > 0).any(axis=(1, 2)).all():
+        raise MvcaptureError(f"{name or 'clip'}: a camera never sees the athlete")
+    return MultiViewClip(
+        kp2d=kp2d.astype(np.float32), conf=conf.astype(np.float32), image_size=sizes.astype(np.int32),
+        fps=float(fps), gt3d=gt3d.astype(np.float32), name=name,
+        extras={"focal_px": np.array(focal), "cam_R": np.stack(R_all), "cam_t": np.stack(t_all),
+                "kp2d_clean": kp2d_clean.astype(np.float32), "time_offset_s": np.zeros(views),
+                "dist": np.array(dists), "fov_deg": np.array(fovs), "roll_deg": np.array(rolls),
+                "height_m": np.array(heights), "near": np.array(near)},
+    ).validate(name or "synthetic clip")
