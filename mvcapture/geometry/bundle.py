@@ -1,0 +1,151 @@
+"""Two-view bundle adjustment of keypoint tracks with priors on the human body: relative pose, focal
+lengths and every frame's 3D joints, with bone lengths constant over time and left/right limbs of equal
+length as soft priors (Triggs et al., "Bundle adjustment — a modern synthesis"; scipy's sparse
+trust-region least squares with a robust loss).
+
+Units: centred pixels (principal point subtracted, distortion removed); 3D in view a's camera frame in
+units of the baseline (|t| = 1). View b sees X_a at R X_a + t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mvcapture.geometry.essential import rotation_from_vector, vector_from_rotation
+from mvcapture.geometry.projection import angles_from_unit_vector, unit_vector_from_angles
+
+# COCO-17 limbs whose length is constant over time (joint-centre-like keypoints; the face is left out)
+COCO17_RIGID_BONES = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16),
+                      (5, 11), (6, 12), (5, 6), (11, 12))
+# pairs of indices into the rigid bones: left and right limb of the same kind
+COCO17_SYMMETRIC_BONES = ((0, 2), (1, 3), (4, 6), (5, 7), (8, 9))
+
+
+@dataclass
+class BundleResult:
+    """R (3, 3), t (3,) unit, focal_a/focal_b px, points (N, J, 3) NaN where not estimated,
+    reprojection_px (2, N, J) NaN where not observed, bone_lengths (n_bones,) baseline units, cost."""
+
+    R: np.ndarray
+    t: np.ndarray
+    focal_a: float
+    focal_b: float
+    points: np.ndarray
+    reprojection_px: np.ndarray
+    bone_lengths: np.ndarray
+    cost: float
+    success: bool
+
+
+def bundle_adjust(xa_px: np.ndarray, xb_px: np.ndarray, weight_a: np.ndarray, weight_b: np.ndarray,
+                  R: np.ndarray, t: np.ndarray, focal_a: float, focal_b: float, points0: np.ndarray,
+                  free_focal: tuple[bool, bool] = (False, False), bones=COCO17_RIGID_BONES,
+                  symmetric=COCO17_SYMMETRIC_BONES, sigma_px: float = 4.0, sigma_bone: float = 0.06,
+                  sigma_symmetry: float = 0.08, max_nfev: int = 60) -> BundleResult:
+    """Adjust R, t, the free focal lengths and the 3D joints of N frames together.
+
+    Args:
+        xa_px, xb_px: (N, J, 2) centred pixels. weight_a, weight_b: (N, J) ≥ 0 (0 = not seen); a joint
+            enters only where both weights are positive and `points0` is finite.
+        R, t, focal_a, focal_b: start (from `refine_relative_pose`). points0: (N, J, 3) start (triangulated).
+        free_focal: which focal lengths are estimated.
+        bones: (parent, child) joint pairs of constant length; symmetric: pairs of indices into `bones`.
+        sigma_px, sigma_bone, sigma_symmetry: the residuals' scales (pixels; relative length deviations).
+
+    Returns:
+        BundleResult.
+    """
+    from scipy.optimize import least_squares
+    from scipy.sparse import coo_matrix
+
+    xa = np.asarray(xa_px, np.float64)
+    xb = np.asarray(xb_px, np.float64)
+    N, J = xa.shape[:2]
+    use = (weight_a > 0) & (weight_b > 0) & np.isfinite(points0).all(-1)
+    pidx = np.full((N, J), -1)
+    pidx[use] = np.arange(use.sum())
+    K = int(use.sum())
+    swa = np.sqrt(weight_a[use])[:, None]
+    swb = np.sqrt(weight_b[use])[:, None]
+    oa, ob = xa[use], xb[use]
+    bones = np.asarray(bones, int)
+    bp, bc = pidx[:, bones[:, 0]], pidx[:, bones[:, 1]]        # (N, nb)
+    bone_ok = (bp >= 0) & (bc >= 0)
+    bn, bk = np.nonzero(bone_ok)
+    b_par, b_chi = bp[bn, bk], bc[bn, bk]
+    bw = np.sqrt(np.minimum(np.minimum(weight_a[bn, bones[bk, 0]], weight_a[bn, bones[bk, 1]]),
+                            np.minimum(weight_b[bn, bones[bk, 0]], weight_b[bn, bones[bk, 1]])))
+    nb = len(bones)
+    sym = np.asarray(symmetric, int).reshape(-1, 2)
+    free = [i for i in (0, 1) if free_focal[i]]
+    nf = len(free)
+    logf0 = np.log([focal_a, focal_b])
+
+    lengths0 = np.linalg.norm(points0[:, bones[:, 1]] - points0[:, bones[:, 0]], axis=-1)
+    lengths0 = np.where(bone_ok, lengths0, np.nan)
+    med = np.nanmedian(np.where(np.isfinite(lengths0), lengths0, np.nan), axis=0) if bone_ok.any() else np.ones(nb)
+    med = np.where(np.isfinite(med) & (med > 0), med, np.nanmedian(med) if np.isfinite(med).any() else 1.0)
+    theta, phi = angles_from_unit_vector(t)
+    x0 = np.concatenate([vector_from_rotation(R), [theta, phi], logf0[free], np.log(med), points0[use].ravel()])
+    n_cam = 5 + nf
+    o_len = n_cam
+    o_pts = n_cam + nb
+
+    def unpack(x):
+        lf = logf0.copy()
+        lf[free] = x[5:5 + nf]
+        return (rotation_from_vector(x[:3]), unit_vector_from_angles(x[3], x[4]), np.exp(lf),
+                x[o_len:o_pts], x[o_pts:].reshape(K, 3))
+
+    def project(X, f):
+        z = np.maximum(X[:, 2:3], 1e-6)
+        return f * X[:, :2] / z
+
+    def residuals(x):
+        Rx, tx, f, loglen, X = unpack(x)
+        Xb = X @ Rx.T + tx
+        ra = swa * (project(X, f[0]) - oa) / sigma_px
+        rb = swb * (project(Xb, f[1]) - ob) / sigma_px
+        length = np.linalg.norm(X[b_chi] - X[b_par], axis=-1)
+        rl = bw * (np.log(np.maximum(length, 1e-9)) - loglen[bk]) / sigma_bone
+        rs = (loglen[sym[:, 0]] - loglen[sym[:, 1]]) / sigma_symmetry
+        return np.concatenate([ra.ravel(), rb.ravel(), rl, rs])
+
+    # sparsity pattern of the Jacobian
+    rows, cols = [], []
+    pt_cols = o_pts + 3 * np.arange(K)[:, None] + np.arange(3)           # (K, 3)
+    r_a = np.arange(2 * K).reshape(K, 2)
+    r_b = 2 * K + r_a
+    for r in (r_a, r_b):
+        rows.append(np.repeat(r, 3, axis=1).ravel())
+        cols.append(np.tile(pt_cols, (1, 2)).reshape(K, 2, 3).ravel())
+    rows.append(np.repeat(r_b.ravel(), 5))
+    cols.append(np.tile(np.arange(5), 2 * K))
+    for i, v in enumerate(free):
+        rows.append((r_a if v == 0 else r_b).ravel())
+        cols.append(np.full(2 * K, 5 + i))
+    base = 4 * K
+    nbr = len(bn)
+    rb_idx = base + np.arange(nbr)
+    rows += [np.repeat(rb_idx, 3), np.repeat(rb_idx, 3), rb_idx]
+    cols += [pt_cols[b_par].ravel(), pt_cols[b_chi].ravel(), o_len + bk]
+    rs_idx = base + nbr + np.arange(len(sym))
+    rows += [rs_idx, rs_idx]
+    cols += [o_len + sym[:, 0], o_len + sym[:, 1]]
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    n_res = base + nbr + len(sym)
+    pattern = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_res, len(x0))).tocsr()
+    pattern.data[:] = 1
+
+    sol = least_squares(residuals, x0, jac_sparsity=pattern, loss="huber", f_scale=1.5, method="trf",
+                        tr_solver="lsmr", x_scale="jac", max_nfev=max_nfev)
+    Rx, tx, f, loglen, X = unpack(sol.x)
+    points = np.full((N, J, 3), np.nan)
+    points[use] = X
+    rep = np.full((2, N, J), np.nan)
+    rep[0][use] = np.linalg.norm(project(X, f[0]) - oa, axis=-1)
+    rep[1][use] = np.linalg.norm(project(X @ Rx.T + tx, f[1]) - ob, axis=-1)
+    return BundleResult(Rx, tx, float(f[0]), float(f[1]), points, rep, np.exp(loglen), float(sol.cost),
+                        bool(sol.success))

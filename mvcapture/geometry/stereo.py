@@ -1,0 +1,571 @@
+"""Self-calibrated two-view stereo from the athlete's own keypoints: the relative pose of the two cameras
+and their focal lengths from the 2D tracks of a whole recording, with an honest uncertainty, checks for
+recordings that cannot tell (cameras too close in angle, a static athlete, too few shared joints), and
+the triangulated 3D track.
+
+Stages: (1) 5-point RANSAC on all shared (frame, joint) correspondences over a sweep of focal lengths
+when they are unknown; (2) each frame's left/right labelling of view b chosen to fit the epipolar
+geometry; (3) Sampson refinement; (4) bundle adjustment over a subset of frames with bone-length and
+symmetry priors; (5) a block bootstrap over frames for the uncertainty of the camera angle.
+
+Keypoints are COCO-17 pixels of the two views on one time base (T frames); the output frame is view a's
+camera frame (x right, y down, z forward) and view b sees X_a at R X_a + t, |t| = 1 until scaled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mvcapture.core.skeleton import COCO17_FLIP_PERMUTATION, H36M17_FLIP_PERMUTATION
+from mvcapture.geometry.bundle import bundle_adjust
+from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
+                                          refine_relative_pose, sampson_distance)
+from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg,
+                                           rotation_angle_deg, vfov_from_focal)
+from mvcapture.geometry.triangulation import triangulate_points
+
+log = logging.getLogger(__name__)
+
+MIN_CONF = 0.5                 # a keypoint below this confidence does not enter the calibration
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    """What the stereo code needs to know of a 17-joint order: the joints the calibration uses, each joint's
+    left/right mirror, rigid bones (constant length) and their left/right pairs, and the joints of the
+    torso (left/right shoulder, left/right hip) and face (nose, two points behind it) for the side test."""
+
+    calibration_joints: tuple
+    flip_permutation: tuple
+    rigid_bones: tuple
+    symmetric_bones: tuple
+    shoulders: tuple
+    hips: tuple
+    nose: int
+    behind_nose: tuple
+
+
+# body keypoints only: eyes, ears and nose are surface points seen differently from each side (an ear
+# hidden behind the head is guessed), which biased the demo's camera rotation by 3-5°
+LAYOUTS = {
+    "coco17": KeypointLayout(
+        calibration_joints=tuple(range(5, 17)), flip_permutation=tuple(COCO17_FLIP_PERMUTATION),
+        rigid_bones=((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 11), (6, 12),
+                     (5, 6), (11, 12)),
+        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=(5, 6), hips=(11, 12), nose=0,
+        behind_nose=(3, 4)),
+    # h36m17 as the FORMATS.md clips hold it: the limbs are joints, pelvis/spine/thorax/head are derived
+    "h36m17": KeypointLayout(
+        calibration_joints=(1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16), flip_permutation=tuple(H36M17_FLIP_PERMUTATION),
+        rigid_bones=((11, 12), (12, 13), (14, 15), (15, 16), (4, 5), (5, 6), (1, 2), (2, 3), (11, 4), (14, 1),
+                     (11, 14), (4, 1)),
+        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=(11, 14), hips=(4, 1), nose=9,
+        behind_nose=(8, 10)),
+}
+MIN_SHARED_JOINTS = 6          # a frame helps when both views see at least this many joints
+MIN_SHARED_FRAMES = 20         # fewer such frames: too little to calibrate from
+MIN_VISIBLE_SHARE = 0.3        # a view seeing the athlete in fewer frames than this is "mostly occluded"
+MIN_TRIANGULATION_DEG = 15.0   # cameras closer than this in angle, seen from the athlete: depth is guesswork
+MIN_MOTION = 0.08              # athlete's movement (joint spread over time / body size) below this: static
+BA_FRAMES = 150                # frames entering the bundle adjustment (evenly spread)
+RANSAC_MAX_POINTS = 4000       # correspondences entering RANSAC and the sweep (evenly spread)
+VFOV_SWEEP_DEG = np.arange(40.0, 90.1, 2.5)  # focal lengths tried when a view's lens is unknown (phones, webcams)
+BOOTSTRAP = 40                 # block-bootstrap re-estimates of the pose
+BOOTSTRAP_BLOCK_S = 0.5        # block length in seconds (neighbouring frames are not independent)
+AGREE_DEG = 5.0                # confidence: share of re-estimates within this of the estimate
+MAX_INTERVAL_DEG = 20.0        # a 95 % angle interval wider than this: the estimate is uncertain
+MAX_REPROJECTION_FRAC = 0.02   # median reprojection error above this fraction of the image height: no fit
+
+
+@dataclass
+class StereoEstimate:
+    """The two cameras' geometry found from the athlete's keypoints.
+
+    R (3, 3) and t (3,) map view a's camera frame to view b's (|t| = 1); focal_px (2,) pixels;
+    axis_angle_deg is the angle between the optical axes, rotation_deg the relative rotation angle;
+    axis_angle_interval_deg the 95 % interval; status "ok" | "uncertain" | "degenerate".
+    """
+
+    status: str
+    R: np.ndarray = field(default_factory=lambda: np.eye(3))
+    t: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0]))
+    focal_px: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+    focal_known: tuple = (False, False)
+    principal_px: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
+    axis_angle_deg: float = float("nan")
+    rotation_deg: float = float("nan")
+    axis_angle_interval_deg: tuple = (float("nan"), float("nan"))
+    focal_interval_px: tuple = ((float("nan"), float("nan")), (float("nan"), float("nan")))
+    reprojection_px: float = float("nan")
+    confidence: float = 0.0
+    triangulation_angle_deg: float = float("nan")
+    n_frames: int = 0
+    n_correspondences: int = 0
+    labels_b: np.ndarray | None = None   # (T, 17) int: view b's detection paired with each joint of view a
+    notes: list = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """True when the estimate is confident enough to be the product's 3D and angle."""
+        return self.status == "ok"
+
+    def to_json(self) -> dict:
+        """The `stereo` object of metrics.json (FORMATS.md)."""
+        def num(x):
+            x = float(x)
+            return round(x, 4) if np.isfinite(x) else None
+
+        return {
+            "status": self.status,
+            "axis_angle_deg": num(self.axis_angle_deg),
+            "rotation_deg": num(self.rotation_deg),
+            "axis_angle_interval_deg": [num(v) for v in self.axis_angle_interval_deg],
+            "focal_px": [num(f) for f in self.focal_px],
+            "focal_known": [bool(k) for k in self.focal_known],
+            "focal_interval_px": [[num(v) for v in iv] for iv in self.focal_interval_px],
+            "reprojection_px": num(self.reprojection_px),
+            "confidence": num(self.confidence),
+            "triangulation_angle_deg": num(self.triangulation_angle_deg),
+            "R": np.round(self.R, 6).tolist(),
+            "t": np.round(self.t, 6).tolist(),
+            "n_frames": int(self.n_frames),
+            "n_correspondences": int(self.n_correspondences),
+            "notes": list(self.notes),
+        }
+
+
+def centred_pixels(kp_px: np.ndarray, image_size, intrinsics: dict | None = None
+                   ) -> tuple[np.ndarray, float | None, np.ndarray]:
+    """Pixels → undistorted pixels relative to the principal point, square (y scaled by fx / fy).
+
+    Args:
+        kp_px: (..., 2) pixels as decoded. image_size: (2,) width, height.
+        intrinsics: FORMATS.md lens intrinsics (fx, fy, cx, cy, dist), or None (principal point at the
+            image centre, no distortion, focal unknown).
+
+    Returns:
+        (..., 2) centred pixels, the focal length fx (None when unknown), the principal point (2,).
+    """
+    kp = np.asarray(kp_px, np.float64)
+    if intrinsics is None:
+        centre = np.asarray(image_size, np.float64) / 2.0
+        return kp - centre, None, centre
+    import cv2
+
+    fx, fy = float(intrinsics["fx"]), float(intrinsics["fy"])
+    c = np.array([float(intrinsics["cx"]), float(intrinsics["cy"])])
+    dist = np.asarray(intrinsics.get("dist") or [0.0] * 5, np.float64)
+    K = np.array([[fx, 0, c[0]], [0, fy, c[1]], [0, 0, 1.0]])
+    flat = kp.reshape(-1, 1, 2)
+    if np.any(dist != 0) and flat.size:
+        und = cv2.undistortPoints(flat, K, dist).reshape(-1, 2)   # normalized
+        out = und * fx
+    else:
+        out = (flat.reshape(-1, 2) - c) * np.array([1.0, fx / fy])
+    return out.reshape(kp.shape), fx, c
+
+
+def _even_subset(n: int, k: int) -> np.ndarray:
+    return np.arange(n) if n <= k else np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+def _motion(kp: np.ndarray, seen: np.ndarray) -> float:
+    """How much the athlete moves in one view: per-joint spread over time / body size, median over joints."""
+    frames = seen.sum(-1) >= MIN_SHARED_JOINTS
+    if frames.sum() < 2:
+        return 0.0
+    k, s = kp[frames], seen[frames]
+    size = np.nanmedian(np.where(s.any(-1), np.nanmax(np.where(s[..., None], k, np.nan), axis=1)[..., 1]
+                                 - np.nanmin(np.where(s[..., None], k, np.nan), axis=1)[..., 1], np.nan))
+    spread = [np.sqrt(np.var(k[s[:, j], j], axis=0).sum()) for j in range(k.shape[1]) if s[:, j].sum() > 1]
+    if not spread or not np.isfinite(size) or size <= 0:
+        return 0.0
+    return float(np.median(spread) / size)
+
+
+def _bone_cv_per_frame(points: np.ndarray, bones) -> np.ndarray:
+    """(N, 17, 3) points → (N,) mean squared relative deviation of each rigid bone from its median."""
+    b = np.asarray(bones)
+    length = np.linalg.norm(points[:, b[:, 1]] - points[:, b[:, 0]], axis=-1)
+    med = np.nanmedian(length, axis=0)
+    dev = (length / np.where(med > 0, med, np.nan) - 1.0) ** 2
+    return np.nan_to_num(np.nanmean(np.where(np.isfinite(dev), dev, np.nan), axis=-1), nan=0.0)
+
+
+def _camera_matrices(R, t, fa, fb) -> np.ndarray:
+    Ka, Kb = np.diag([fa, fa, 1.0]), np.diag([fb, fb, 1.0])
+    return np.stack([Ka @ np.hstack([np.eye(3), np.zeros((3, 1))]), Kb @ np.hstack([R, t.reshape(3, 1)])])
+
+
+def triangulation_angle_deg(R: np.ndarray, t: np.ndarray, points: np.ndarray) -> float:
+    """Angle at the athlete (median of the points (..., 3), view a's frame) between the two camera centres."""
+    centre = np.nanmedian(points.reshape(-1, 3), axis=0)
+    cb = -R.T @ t
+    u, v = -centre, cb - centre
+    c = u @ v / max(np.linalg.norm(u) * np.linalg.norm(v), 1e-12)
+    return float(np.degrees(np.arccos(np.clip(c, -1, 1))))
+
+
+def _blocks(n_frames: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices of one block-bootstrap resample of n_frames."""
+    n_blocks = max(1, int(np.ceil(n_frames / block)))
+    starts = rng.integers(0, max(1, n_frames - block + 1), n_blocks)
+    return (starts[:, None] + np.arange(block)).ravel()[:n_frames]
+
+
+def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_b: np.ndarray,
+                   image_size_a, image_size_b, intrinsics_a: dict | None = None,
+                   intrinsics_b: dict | None = None, focal_hint_px=(None, None), fps: float = 30.0,
+                   layout: str = "coco17", seed: int = 0) -> StereoEstimate:
+    """Relative pose and focal lengths of two views from the athlete's synchronized 2D keypoints.
+
+    Args:
+        kp_a, kp_b: (T, 17, 2) pixels of views a and b on one time base, in the joint order `layout`
+            ("coco17" as detected, or "h36m17" as FORMATS.md clips hold it).
+        conf_a, conf_b: (T, 17) detection confidences in [0, 1] (0 = missing).
+        image_size_a, image_size_b: (2,) width, height in pixels.
+        intrinsics_a, intrinsics_b: FORMATS.md lens intrinsics per view, or None (unknown lens).
+        focal_hint_px: a focal length in pixels per view from the file's metadata, or None; used when
+            the intrinsics are unknown, as a known focal length.
+        fps: frame rate of the time base (sets the bootstrap's block length).
+
+    Returns:
+        StereoEstimate (status "degenerate" with notes when the recording cannot tell).
+    """
+    rng = np.random.default_rng(seed)
+    lay = LAYOUTS[layout]
+    kp_a, kp_b = np.asarray(kp_a, np.float64), np.asarray(kp_b, np.float64)
+    conf_a, conf_b = np.asarray(conf_a, np.float64), np.asarray(conf_b, np.float64)
+    T = kp_a.shape[0]
+    if kp_a.shape != (T, 17, 2) or kp_b.shape != (T, 17, 2) or conf_a.shape != (T, 17) or conf_b.shape != (T, 17):
+        raise ValueError(f"kp_a/kp_b must be (T, 17, 2) and conf_a/conf_b (T, 17) on one time base; got "
+                         f"{kp_a.shape}, {kp_b.shape}, {conf_a.shape}, {conf_b.shape}")
+    finite = np.isfinite(kp_a).all(-1) & np.isfinite(kp_b).all(-1)
+    conf_a = np.where(np.isfinite(kp_a).all(-1), np.nan_to_num(conf_a), 0.0)
+    conf_b = np.where(np.isfinite(kp_b).all(-1), np.nan_to_num(conf_b), 0.0)
+    kp_a = np.where(finite[..., None] | np.isfinite(kp_a), np.nan_to_num(kp_a), 0.0)
+    kp_b = np.where(finite[..., None] | np.isfinite(kp_b), np.nan_to_num(kp_b), 0.0)
+    xa, fa_known, ca = centred_pixels(kp_a, image_size_a, intrinsics_a)
+    xb, fb_known, cb = centred_pixels(kp_b, image_size_b, intrinsics_b)
+    fa_known = fa_known or focal_hint_px[0]
+    fb_known = fb_known or focal_hint_px[1]
+    known = (fa_known is not None, fb_known is not None)
+    height_a, height_b = float(image_size_a[1]), float(image_size_b[1])
+    est = StereoEstimate(status="degenerate", focal_known=known, principal_px=np.stack([ca, cb]))
+
+    body = np.isin(np.arange(17), lay.calibration_joints)
+    seen_a, seen_b = (conf_a >= MIN_CONF) & body, (conf_b >= MIN_CONF) & body
+    share_a = float(np.mean(seen_a.sum(-1) >= MIN_SHARED_JOINTS)) if T else 0.0
+    share_b = float(np.mean(seen_b.sum(-1) >= MIN_SHARED_JOINTS)) if T else 0.0
+    if min(share_a, share_b) < MIN_VISIBLE_SHARE:
+        which = "first" if share_a < share_b else "second"
+        est.notes.append(f"the {which} camera sees the athlete in only {100 * min(share_a, share_b):.0f} % of "
+                         "the frames (occluded or out of the picture): the cameras' geometry cannot be found")
+        return est
+    # labels as detected, or view b's swapped per frame: count shared joints either way
+    perm = np.asarray(lay.flip_permutation)
+    shared_frames = np.maximum((seen_a & seen_b).sum(-1), (seen_a & seen_b[:, perm]).sum(-1)) >= MIN_SHARED_JOINTS
+    if shared_frames.sum() < MIN_SHARED_FRAMES:
+        est.notes.append(f"only {int(shared_frames.sum())} frames where both cameras see at least "
+                         f"{MIN_SHARED_JOINTS} joints (need {MIN_SHARED_FRAMES}): too little to find the "
+                         "cameras' geometry")
+        return est
+    motion = min(_motion(kp_a, seen_a), _motion(kp_b, seen_b))
+    if motion < MIN_MOTION:
+        est.notes.append(f"the athlete hardly moves (movement {motion:.2f} of body size, need "
+                         f"{MIN_MOTION:.2f}): one pose alone does not pin down the cameras' geometry")
+        return est
+
+    frames = np.nonzero(shared_frames)[0]
+    sel_corr = frames  # frames entering RANSAC / the sweep
+    labels = np.broadcast_to(np.arange(17), (T, 17)).copy()
+
+    def relabel(arr, lab, fr):
+        return arr[fr][np.arange(len(fr))[:, None], lab[fr]]
+
+    def correspondences(fr, lab):
+        xb_l, sb, cbw = relabel(xb, lab, fr), relabel(seen_b, lab, fr), relabel(conf_b, lab, fr)
+        both = seen_a[fr] & sb
+        w = np.sqrt(conf_a[fr] * cbw)[both]
+        return xa[fr][both], xb_l[both], w, both
+
+    def fit(fa, fb, swap, free=(False, False)):
+        pa, pb, w, _ = correspondences(sel_corr, swap)
+        keep = _even_subset(len(pa), RANSAC_MAX_POINTS)
+        pa, pb, w = pa[keep], pb[keep], w[keep]
+        thr = 8.0 / np.sqrt(fa * fb)
+        found = essential_ransac(pa / fa, pb / fb, thr, seed=seed)
+        if found is None:
+            return None
+        R, t, inl = found
+        R, t, fa2, fb2, res = refine_relative_pose(pa, pb, w, R, t, fa, fb, free_focal=free)
+        return R, t, fa2, fb2, res, w, float(inl.mean())
+
+    # focal length candidates
+    if all(known):
+        candidates = [(float(fa_known), float(fb_known))]
+    else:
+        candidates = [(float(fa_known) if known[0] else float(focal_from_vfov(v, height_a)),
+                       float(fb_known) if known[1] else float(focal_from_vfov(v, height_b)))
+                      for v in VFOV_SWEEP_DEG]
+    # first pass at a middle focal: labels of view b fitted to the epipolar geometry
+    mid = candidates[len(candidates) // 2]
+    first = fit(*mid, labels)
+    if first is None:
+        est.notes.append("no epipolar geometry fits the two views' keypoints (are they the same athlete, "
+                         "at the same time?)")
+        return est
+    for _ in range(2):
+        R, t = first[0], first[1]
+        F = fundamental_from_essential(essential_from_Rt(R, t), first[2], first[3])
+        labels = choose_side_labels(xa, xb, seen_a, seen_b, F, perm)
+        labels[~shared_frames] = np.arange(17)
+        first = fit(*mid, labels) or first
+
+    # sweep: per candidate the fit and a per-frame cost (robust epipolar error + bone-length constancy)
+    fits, costs = [], []
+    sigma = 4.0
+    for fa, fb in candidates:
+        r = fit(fa, fb, labels)
+        if r is None:
+            fits.append(None)
+            costs.append(np.full(len(frames), np.inf))
+            continue
+        R, t, fa2, fb2 = r[:4]
+        F = fundamental_from_essential(essential_from_Rt(R, t), fa2, fb2)
+        xb_l, sb = relabel(xb, labels, frames), relabel(seen_b, labels, frames)
+        both = seen_a[frames] & sb
+        e = sampson_distance(F, xa[frames], xb_l) / sigma
+        cost = np.where(both, np.log1p(e ** 2), 0.0).sum(-1)
+        if not all(known):
+            P = _camera_matrices(R, t, fa2, fb2)
+            X = triangulate_points(P, np.stack([xa[frames], xb_l]), np.stack([both, both]).astype(float))
+            cost = cost + _bone_cv_per_frame(X, lay.rigid_bones) / 0.05 ** 2
+        fits.append(r)
+        costs.append(cost)
+    costs = np.array(costs)                      # (candidates, frames)
+    best = int(np.argmin(costs.sum(-1)))
+    if fits[best] is None:
+        est.notes.append("no epipolar geometry fits the two views' keypoints")
+        return est
+    R, t, fa, fb = fits[best][:4]
+    est.n_correspondences = int(len(fits[best][4]))
+
+    # bundle adjustment over an even subset of frames; an unknown focal length stays at the sweep's best (left
+    # free, it drifted by up to 60 % on synthetic 3-s clips: the cost is nearly flat along focal ↔ rotation)
+    ba_frames = frames[_even_subset(len(frames), BA_FRAMES)]
+    xb_l, cbw = relabel(xb, labels, ba_frames), relabel(conf_b, labels, ba_frames)
+    wa = np.where(seen_a[ba_frames], conf_a[ba_frames], 0.0)
+    wb = np.where(cbw >= MIN_CONF, cbw, 0.0)
+    P = _camera_matrices(R, t, fa, fb)
+    X0 = triangulate_points(P, np.stack([xa[ba_frames], xb_l]), np.stack([wa, wb]))
+    ba = bundle_adjust(xa[ba_frames], xb_l, wa, wb, R, t, fa, fb, X0, bones=lay.rigid_bones,
+                       symmetric=lay.symmetric_bones)
+    R, t, fa, fb = ba.R, ba.t, ba.focal_a, ba.focal_b
+    est.R, est.t, est.focal_px = R, t, np.array([fa, fb])
+    est.axis_angle_deg = float(optical_axes_angle_deg(R))
+    est.rotation_deg = float(rotation_angle_deg(R))
+    est.reprojection_px = float(np.nanmedian(ba.reprojection_px))
+    est.triangulation_angle_deg = triangulation_angle_deg(R, t, ba.points)
+    est.n_frames = int(len(frames))
+    est.labels_b = labels
+
+    # uncertainty: block bootstrap over frames
+    block = max(1, int(round(BOOTSTRAP_BLOCK_S * fps)))
+    angles = []
+    if all(known):
+        pa_all = [correspondences(np.array([f]), labels) for f in frames]
+        for _ in range(BOOTSTRAP):
+            idx = _blocks(len(frames), block, rng)
+            pa = np.concatenate([pa_all[i][0] for i in idx])
+            pb = np.concatenate([pa_all[i][1] for i in idx])
+            w = np.concatenate([pa_all[i][2] for i in idx])
+            keep = _even_subset(len(pa), RANSAC_MAX_POINTS)
+            Rb = refine_relative_pose(pa[keep], pb[keep], w[keep], R, t, fa, fb, max_nfev=30)[0]
+            angles.append(optical_axes_angle_deg(Rb))
+        angles = np.array(angles)
+        lo, hi = np.percentile(angles, [2.5, 97.5])
+        est.focal_interval_px = ((fa, fa), (fb, fb))
+    else:
+        # profile over the focal sweep: which candidate wins on each resample of frames
+        cand_angles = np.array([optical_axes_angle_deg(f[0]) if f is not None else np.nan for f in fits])
+        cand_f = np.array([[f[2], f[3]] if f is not None else [np.nan, np.nan] for f in fits])
+        winners = []
+        for _ in range(BOOTSTRAP * 5):
+            idx = _blocks(len(frames), block, rng)
+            winners.append(int(np.argmin(costs[:, idx].sum(-1))))
+        winners = np.array(winners)
+        angles = cand_angles[winners] + (est.axis_angle_deg - cand_angles[best])
+        # the cost does not pin the focal length down (on synthetic clips its minimum sat at the sweep's ends
+        # as often as at the truth): every plausible lens stays in the interval
+        near = np.isfinite(cand_angles)
+        lo = min(np.percentile(angles, 2.5), np.nanmin(cand_angles[near]), est.axis_angle_deg)
+        hi = max(np.percentile(angles, 97.5), np.nanmax(cand_angles[near]), est.axis_angle_deg)
+        # the sweep's grid spacing is itself an uncertainty
+        step = np.nanmax(np.abs(np.diff(cand_angles))) if len(cand_angles) > 1 else 0.0
+        lo, hi = lo - step, hi + step
+        fw = np.concatenate([cand_f[winners], cand_f[near]])
+        est.focal_interval_px = tuple((float(np.nanmin(fw[:, v])), float(np.nanmax(fw[:, v]))) for v in (0, 1))
+    est.axis_angle_interval_deg = (float(max(lo, 0.0)), float(min(hi, 180.0)))
+    est.confidence = float(np.mean(np.abs(angles - est.axis_angle_deg) <= AGREE_DEG))
+
+    # checks
+    status = "ok"
+    scale = np.sqrt(height_a * height_b)
+    if est.reprojection_px > MAX_REPROJECTION_FRAC * scale:
+        est.notes.append(f"the two views' keypoints do not fit one camera geometry (median error "
+                         f"{est.reprojection_px:.0f} px): a mirrored video, different athletes or an "
+                         "unsynchronized pair?")
+        status = "degenerate"
+    if est.triangulation_angle_deg < MIN_TRIANGULATION_DEG:
+        est.notes.append(f"the cameras are only {est.triangulation_angle_deg:.0f}° apart as seen from the "
+                         f"athlete (need ≥ {MIN_TRIANGULATION_DEG:.0f}°): depth from two views is unreliable")
+        status = "degenerate"
+    if status == "ok" and (hi - lo > MAX_INTERVAL_DEG or est.confidence < 0.5):
+        est.notes.append(f"the camera angle is uncertain: {est.axis_angle_deg:.0f}° (95 % interval "
+                         f"{lo:.0f}–{hi:.0f}°)" + ("; calibrate the lenses (mvcapture calibrate-intrinsics) "
+                                                   "to pin it down" if not all(known) else ""))
+        status = "uncertain"
+    est.status = status
+    log.info("stereo: %s, axes %.1f° [%.1f, %.1f], f %s, reprojection %.1f px, confidence %.2f",
+             status, est.axis_angle_deg, lo, hi, np.round(est.focal_px), est.reprojection_px, est.confidence)
+    return est
+
+
+def face_direction(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
+    """(T, 17, 3) points → (T,) cosine between the face direction and the body's front.
+
+    The body's front is (left − right shoulders and hips) × (mid-shoulders − mid-hips) in a right-handed
+    frame; the face direction is nose − mid-ears (COCO; H36M: nose − mid(thorax, head top)). Negative where the face points backwards — a frame whose
+    left and right labels are swapped in every view. 0 where the face or the torso is missing (NaN).
+    """
+    lay = LAYOUTS[layout]
+    (ls, rs), (lh, rh) = lay.shoulders, lay.hips
+    lr = (points[:, ls] - points[:, rs]) + (points[:, lh] - points[:, rh])
+    up = 0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh])
+    front = np.cross(lr, up)
+    face = points[:, lay.nose] - 0.5 * (points[:, lay.behind_nose[0]] + points[:, lay.behind_nose[1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (face * front).sum(-1) / (np.linalg.norm(face, axis=-1) * np.linalg.norm(front, axis=-1))
+    return np.nan_to_num(c, nan=0.0)
+
+
+FACE_WEIGHT = 0.3  # unary weight of the face cue against the frame-to-frame motion (in torso lengths)
+
+
+def consistent_sides(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
+    """Which frames' left/right labels to swap so the 3D track is continuous and faces forwards.
+
+    A two-state Viterbi over frames: the unary cost is the face cue (`face_direction`: a face pointing
+    backwards costs), the transition cost the mean joint displacement between consecutive frames in
+    torso lengths (a swap in the middle of a smooth motion costs a limb's width).
+
+    Args:
+        points: (T, 17, 3) 3D points in the joint order `layout` (NaN where missing).
+
+    Returns:
+        (T,) bool, True where the labels are to be swapped.
+    """
+    T = len(points)
+    if T == 0:
+        return np.zeros(0, bool)
+    lay = LAYOUTS[layout]
+    perm = np.asarray(lay.flip_permutation)
+    states = np.stack([points, points[:, perm]])                   # (2, T, J, 3)
+    (ls, rs), (lh, rh) = lay.shoulders, lay.hips
+    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
+    scale = np.nanmedian(torso) if np.isfinite(torso).any() else 1.0
+    cos = face_direction(points, layout)
+    unary = FACE_WEIGHT * np.stack([np.clip(-cos, 0, None), np.clip(cos, 0, None)], -1)   # (T, 2)
+    cost = unary[0].copy()
+    back = np.zeros((T, 2), int)
+    for t in range(1, T):
+        d = np.linalg.norm(states[None, :, t] - states[:, None, t - 1], axis=-1)           # (2 prev, 2 cur, J)
+        with np.errstate(invalid="ignore"):
+            trans = np.nanmean(np.where(np.isfinite(d), d, np.nan), axis=-1) / scale
+        trans = np.nan_to_num(trans, nan=0.0)
+        total = cost[:, None] + trans                                                         # (prev, cur)
+        back[t] = np.argmin(total, axis=0)
+        cost = total[back[t], [0, 1]] + unary[t]
+    path = np.zeros(T, int)
+    path[-1] = int(np.argmin(cost))
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path.astype(bool)
+
+
+def triangulate_tracks(est: StereoEstimate, kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray,
+                       conf_b: np.ndarray, image_size_a, image_size_b, intrinsics_a: dict | None = None,
+                       intrinsics_b: dict | None = None, min_conf: float = 0.3, layout: str = "coco17"
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triangulate every frame's COCO-17 joints with a stereo estimate, left/right labels made consistent.
+
+    View b's labels follow the estimate's per-frame labelling; then frames are swapped in both views where
+    the track is continuous and faces forwards that way (`consistent_sides`: both detectors agreed on the
+    wrong side).
+
+    Args:
+        est: from `self_calibrate` (R, t, focal lengths, swaps for these T frames).
+        kp_a, kp_b: (T, 17, 2) pixels; conf_a, conf_b: (T, 17); image sizes and intrinsics as given to
+            `self_calibrate`. min_conf: a joint enters where both views see it at least this confidently.
+
+    Returns:
+        points (T, 17, 3) in the joint order `layout`, view a's frame, baseline units (NaN where not triangulated);
+        conf (T, 17) min of the two views' confidences (0 where not triangulated);
+        flipped (T,) bool, frames whose labels were swapped in both views.
+    """
+    perm = np.asarray(LAYOUTS[layout].flip_permutation)
+    xa, _, _ = centred_pixels(kp_a, image_size_a, intrinsics_a)
+    xb, _, _ = centred_pixels(kp_b, image_size_b, intrinsics_b)
+    T = len(xa)
+    labels = est.labels_b if est.labels_b is not None and len(est.labels_b) == T else np.tile(np.arange(17), (T, 1))
+    rows = np.arange(T)[:, None]
+    xb = xb[rows, labels]
+    cb = np.asarray(conf_b, np.float64)[rows, labels]
+    ca = np.asarray(conf_a, np.float64)
+    both = (ca >= min_conf) & (cb >= min_conf) & np.isfinite(xa).all(-1) & np.isfinite(xb).all(-1)
+    w = np.stack([np.where(both, ca, 0.0), np.where(both, cb, 0.0)])
+    P = _camera_matrices(est.R, est.t, *est.focal_px)
+    X = triangulate_points(P, np.stack([np.nan_to_num(xa), np.nan_to_num(xb)]), w)
+    # points behind either camera are not real
+    Xb = X @ est.R.T + est.t
+    bad = (X[..., 2] <= 0) | (Xb[..., 2] <= 0)
+    X[bad] = np.nan
+    flipped = consistent_sides(X, layout)
+    X = np.where(flipped[:, None, None], X[:, perm], X)
+    conf = np.where(np.isfinite(X).all(-1), np.minimum(ca, cb), 0.0)
+    conf = np.where(flipped[:, None], conf[:, perm], conf)
+    return X, conf, flipped
+
+
+def despike(points: np.ndarray, window: int = 5, threshold: float = 3.0) -> np.ndarray:
+    """Replace isolated outliers of a 3D track by the running median (a Hampel filter per joint).
+
+    A joint whose distance to the median of its `window` neighbouring frames exceeds `threshold` times
+    the track's median such distance (and 10 % of the body's size) is replaced by that median: a single
+    frame's mislabelled or mistriangulated joint, not motion.
+
+    Args:
+        points: (T, J, 3), NaN where missing.
+
+    Returns:
+        (T, J, 3) with the spikes replaced.
+    """
+    T = len(points)
+    if T < 3:
+        return points.copy()
+    half = window // 2
+    padded = np.concatenate([np.repeat(points[:1], half, 0), points, np.repeat(points[-1:], half, 0)])
+    stack = np.stack([padded[i: i + T] for i in range(window)])               # (window, T, J, 3)
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(stack, axis=0)
+        dev = np.linalg.norm(points - med, axis=-1)                           # (T, J)
+        typical = np.nanmedian(dev)
+        size = np.nanmedian(np.linalg.norm(points - np.nanmean(points, axis=1, keepdims=True), axis=-1))
+    limit = threshold * max(float(np.nan_to_num(typical)), 0.1 * float(np.nan_to_num(size, nan=1.0)))
+    spike = np.nan_to_num(dev, nan=0.0) > limit
+    return np.where(spike[..., None] & np.isfinite(med), med, points)

@@ -1,0 +1,234 @@
+"""Two-view geometry against independent references: OpenCV's triangulation and Sampson distance,
+synthetic cameras with known R, t, f, and the real four-camera recording's calibration (a check only)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
+                                          rotation_from_vector, sampson_distance)
+from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg, project,
+                                           rotation_angle_deg, vfov_from_focal)
+from mvcapture.geometry.stereo import (LAYOUTS, consistent_sides, despike, self_calibrate, triangulate_tracks)
+from mvcapture.geometry.triangulation import projection_from_KRt, triangulate_points
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _rig(angle_deg=90.0, distance=4.0, seed=0):
+    """Two cameras looking at the origin from `distance` m, `angle_deg` apart: R, t (view a → b), centre a."""
+    rng = np.random.default_rng(seed)
+    R = rotation_from_vector(np.radians([rng.uniform(-5, 5), angle_deg, rng.uniform(-5, 5)]))
+    # both cameras look at a point `distance` ahead of camera a
+    target = np.array([0.0, 0.0, distance])
+    t = -R @ target + np.array([0.0, 0.0, distance])
+    return R, t
+
+
+def _cloud(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 3)) * [0.5, 0.8, 0.5] + [0, 0, 4.0]
+
+
+def test_triangulation_matches_opencv():
+    R, t = _rig()
+    K = np.array([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]])
+    X = _cloud()
+    Pa, Pb = projection_from_KRt(K, np.eye(3), np.zeros(3)), projection_from_KRt(K, R, t)
+    xa, xb = project(X, K), project(X, K, R, t)
+    rng = np.random.default_rng(1)
+    xa_n, xb_n = xa + rng.normal(0, 1, xa.shape), xb + rng.normal(0, 1, xb.shape)
+    ours = triangulate_points(np.stack([Pa, Pb]), np.stack([xa_n, xb_n]), np.ones((2, len(X))))
+    ref = cv2.triangulatePoints(Pa, Pb, xa_n.T, xb_n.T)
+    ref = (ref[:3] / ref[3]).T
+    assert np.abs(ours - ref).max() < 1e-9
+    exact = triangulate_points(np.stack([Pa, Pb]), np.stack([xa, xb]), np.ones((2, len(X))))
+    assert np.abs(exact - X).max() < 1e-9
+    # a point seen by one view only cannot be triangulated
+    w = np.ones((2, len(X)))
+    w[1, :5] = 0
+    assert np.isnan(triangulate_points(np.stack([Pa, Pb]), np.stack([xa, xb]), w)[:5]).all()
+
+
+def test_sampson_distance_matches_opencv_and_vanishes_on_exact_points():
+    R, t = _rig(70)
+    X = _cloud(50)
+    fa, fb = 900.0, 1300.0
+    xa = project(X, np.diag([fa, fa, 1.0]))
+    xb = project(X, np.diag([fb, fb, 1.0]), R, t)
+    F = fundamental_from_essential(essential_from_Rt(R, t), fa, fb)
+    assert np.abs(sampson_distance(F, xa, xb)).max() < 1e-6
+    noisy = xb + np.random.default_rng(2).normal(0, 3, xb.shape)
+    ours = sampson_distance(F, xa, noisy) ** 2
+    ref = [cv2.sampsonDistance(np.r_[a, 1.0][:, None], np.r_[b, 1.0][:, None], F) for a, b in zip(xa, noisy)]
+    np.testing.assert_allclose(ours, ref, rtol=1e-6)
+
+
+def test_ransac_recovers_a_known_relative_pose():
+    R, t = _rig(110, seed=3)
+    X = _cloud(300, seed=3)
+    xa = X[:, :2] / X[:, 2:]
+    Xb = X @ R.T + t
+    xb = Xb[:, :2] / Xb[:, 2:]
+    xb[:30] += 0.2  # 10 % gross outliers
+    R_est, t_est, inliers = essential_ransac(xa, xb, 1e-3)
+    assert rotation_angle_deg(R_est @ R.T) < 0.01
+    assert np.degrees(np.arccos(np.clip(t_est @ t / np.linalg.norm(t), -1, 1))) < 0.05
+    assert not inliers[:30].any() and inliers[30:].mean() > 0.95
+
+
+def _synthetic_clip(angle_deg, seconds=8.0, seed=0, noise=True):
+    """A two-view clip of a walking-and-turning figure (h36m17) with known cameras."""
+    from mvcapture.data.synth import NO_NOISE, NoiseModel, synthesize_clip
+
+    fps = 30.0
+    T = int(seconds * fps)
+    tt = np.arange(T) / fps
+    rng = np.random.default_rng(seed)
+    base = np.array([[0, 0.95, 0], [-0.1, 0.95, 0], [-0.1, 0.5, 0], [-0.1, 0.05, 0], [0.1, 0.95, 0],
+                     [0.1, 0.5, 0], [0.1, 0.05, 0], [0, 1.2, 0], [0, 1.45, 0], [0, 1.55, 0.08],
+                     [0, 1.7, 0], [0.18, 1.42, 0], [0.2, 1.15, 0], [0.22, 0.9, 0], [-0.18, 1.42, 0],
+                     [-0.2, 1.15, 0], [-0.22, 0.9, 0]])
+    poses = []
+    for k, s in enumerate(tt):
+        yaw = 0.8 * np.sin(0.5 * s)
+        c, si = np.cos(yaw), np.sin(yaw)
+        Ry = np.array([[c, 0, si], [0, 1, 0], [-si, 0, c]])
+        p = base.copy()
+        swing = 0.35 * np.sin(2.5 * s)
+        p[[12, 13], 2] += swing * np.array([1, 1.8])
+        p[[15, 16], 2] -= swing * np.array([1, 1.8])
+        p[[2, 3], 2] -= 0.7 * swing * np.array([1, 1.6])
+        p[[5, 6], 2] += 0.7 * swing * np.array([1, 1.6])
+        p[[13], 1] += 0.3 * max(0.0, np.sin(1.3 * s))
+        p = p @ Ry.T + [1.2 * np.sin(0.3 * s), 0, 1.0 * np.sin(0.21 * s)]
+        poses.append(p)
+    pose = np.asarray(poses) + rng.normal(0, 0.002, (T, 17, 3))
+    return synthesize_clip(pose, fps, seed=seed, angle_deg=angle_deg, noise=NoiseModel() if noise else NO_NOISE)
+
+
+def _intrinsics(clip):
+    f, size = clip.extras["focal_px"], clip.image_size
+    return [dict(fx=float(f[v]), fy=float(f[v]), cx=size[v][0] / 2, cy=size[v][1] / 2, dist=[0.0] * 5)
+            for v in range(2)]
+
+
+@pytest.mark.parametrize("angle", [60.0, 100.0, 140.0])
+def test_self_calibration_with_known_lenses_finds_the_cameras(angle):
+    clip = _synthetic_clip(angle)
+    intr = _intrinsics(clip)
+    est = self_calibrate(clip.kp2d[0], clip.conf[0], clip.kp2d[1], clip.conf[1], clip.image_size[0],
+                         clip.image_size[1], intr[0], intr[1], fps=clip.fps, layout="h36m17")
+    R_cam = clip.extras["cam_R"]
+    truth = R_cam[1] @ R_cam[0].T
+    assert est.status == "ok", est.notes
+    assert rotation_angle_deg(est.R @ truth.T) < 3.0
+    lo, hi = est.axis_angle_interval_deg
+    assert lo - 1.0 <= optical_axes_angle_deg(truth) <= hi + 1.0
+    # triangulated with the estimate, the 3D matches the truth up to one similarity
+    X, conf, _ = triangulate_tracks(est, clip.kp2d[0], clip.conf[0], clip.kp2d[1], clip.conf[1],
+                                    clip.image_size[0], clip.image_size[1], intr[0], intr[1], layout="h36m17")
+    from mvcapture.core.metrics import n_mpjpe
+
+    ok = np.isfinite(X).all((-1, -2))
+    err = float(n_mpjpe(X[ok], clip.gt3d[0][ok]))  # mm
+    assert err < 60.0
+
+
+def test_unknown_lenses_give_an_interval_that_holds_the_truth_or_a_flag():
+    clip = _synthetic_clip(90.0, seed=1)
+    est = self_calibrate(clip.kp2d[0], clip.conf[0], clip.kp2d[1], clip.conf[1], clip.image_size[0],
+                         clip.image_size[1], fps=clip.fps, layout="h36m17")
+    R_cam = clip.extras["cam_R"]
+    truth = float(optical_axes_angle_deg(R_cam[1] @ R_cam[0].T))
+    lo, hi = est.axis_angle_interval_deg
+    assert est.status == "uncertain" or lo <= truth <= hi
+    assert not est.focal_known[0] and not est.focal_known[1]
+
+
+def test_degenerate_recordings_are_flagged():
+    clip = _synthetic_clip(90.0, seed=2)
+    kp, conf, size = clip.kp2d, clip.conf, clip.image_size
+    # a static athlete: one frame repeated
+    static = self_calibrate(np.repeat(kp[0][:1], 200, 0), np.repeat(conf[0][:1], 200, 0), np.repeat(kp[1][:1], 200, 0),
+                            np.repeat(conf[1][:1], 200, 0), size[0], size[1], *_intrinsics(clip), layout="h36m17")
+    assert static.status == "degenerate" and "hardly moves" in static.notes[0]
+    # one view mostly occluded
+    hidden = conf[1].copy()
+    hidden[: int(0.8 * len(hidden))] = 0
+    occl = self_calibrate(kp[0], conf[0], kp[1], hidden, size[0], size[1], *_intrinsics(clip), layout="h36m17")
+    assert occl.status == "degenerate" and "occluded" in occl.notes[0]
+    # cameras only 8° apart
+    near = _synthetic_clip(8.0, seed=2)
+    close = self_calibrate(near.kp2d[0], near.conf[0], near.kp2d[1], near.conf[1], near.image_size[0],
+                           near.image_size[1], *_intrinsics(near), layout="h36m17")
+    assert close.status != "ok"
+    # a mirrored second video: no proper camera geometry fits it
+    w = size[1][0]
+    mirrored = kp[1].copy()
+    mirrored[..., 0] = w - 1 - mirrored[..., 0]
+    mirr = self_calibrate(kp[0], conf[0], mirrored, conf[1], size[0], size[1], *_intrinsics(clip), layout="h36m17")
+    assert mirr.status != "ok" or rotation_angle_deg(mirr.R @ (clip.extras["cam_R"][1] @ clip.extras["cam_R"][0].T).T) > 20
+
+
+def test_side_labels_follow_the_epipolar_geometry_and_the_face():
+    clip = _synthetic_clip(100.0, seed=4, noise=False)
+    intr = _intrinsics(clip)
+    perm = np.asarray(LAYOUTS["h36m17"].flip_permutation)
+    kp_b = clip.kp2d[1].copy()
+    swapped = np.zeros(len(kp_b), bool)
+    swapped[40:60] = swapped[100:103] = True
+    kp_b[swapped] = kp_b[swapped][:, perm]
+    est = self_calibrate(clip.kp2d[0], clip.conf[0], kp_b, clip.conf[1], clip.image_size[0], clip.image_size[1],
+                         *intr, fps=clip.fps, layout="h36m17")
+    assert ((est.labels_b != np.arange(17)).any(-1) == swapped).all()
+    # both views swapped in a stretch: the track's continuity and the face put the labels back
+    kp_a = clip.kp2d[0].copy()
+    kp_a[70:80] = kp_a[70:80][:, perm]
+    kp_bb = kp_b.copy()  # with its own swaps, which the estimate's labels undo
+    kp_bb[70:80] = kp_bb[70:80][:, perm]
+    X, _, flipped = triangulate_tracks(est, kp_a, clip.conf[0], kp_bb, clip.conf[1], clip.image_size[0],
+                                       clip.image_size[1], *intr, layout="h36m17")
+    assert flipped[70:80].all() and not flipped[:70].any() and not flipped[80:].any()
+    assert consistent_sides(X, "h36m17").sum() == 0
+
+
+def test_despike_replaces_a_single_frame_outlier_only():
+    t = np.linspace(0, 2 * np.pi, 60)
+    track = np.stack([np.stack([0.3 * np.sin(t + j), 0.3 * np.cos(t), 0 * t + 0.3 * j], -1) for j in range(3)], 1)
+    bad = track.copy()
+    bad[30, 1] += 0.25
+    fixed = despike(bad)
+    assert np.abs(fixed[30, 1] - track[30, 1]).max() < 0.1
+    assert np.abs(fixed[np.arange(60) != 30] - track[np.arange(60) != 30]).max() < 1e-12
+
+
+def test_focal_and_field_of_view_are_inverse():
+    assert vfov_from_focal(focal_from_vfov(55.0, 1920), 1920) == pytest.approx(55.0)
+
+
+def _demo_pair(shared_data, resources, a, b):
+    folder = shared_data / "video" / "pose2sim_demo" / "detections"
+    d = [np.load(folder / f"{c}_coco17.npz") for c in (a, b)]
+    intr = [json.loads((resources / "demo" / "intrinsics" / f"{c}.json").read_text()) for c in (a, b)]
+    return d, intr
+
+
+@pytest.mark.parametrize("pair", [("cam01", "cam04"), ("cam02", "cam03")])
+def test_real_recording_pairs_within_five_degrees_of_the_calibration(shared_data, pair):
+    """The bundled recording, the shipped detections and the lenses from its checkerboard pictures: the
+    cameras' rotation and optical-axes angle within 5° of the Qualisys calibration (read by the test only)."""
+    from mvcapture.data.calibrated import load_calibrated_recording, relative_rotation
+    from mvcapture.paths import resources_dir
+
+    d, intr = _demo_pair(shared_data, resources_dir(), *pair)
+    est = self_calibrate(d[0]["keypoints"], d[0]["scores"], d[1]["keypoints"], d[1]["scores"], d[0]["image_size"],
+                         d[1]["image_size"], intr[0], intr[1], fps=60.0)
+    rec = load_calibrated_recording(shared_data / "video" / "pose2sim_demo")
+    truth = relative_rotation(rec.camera(pair[0]), rec.camera(pair[1]))
+    assert est.status == "ok", est.notes
+    assert rotation_angle_deg(est.R @ truth.T) < 5.0
+    assert abs(est.axis_angle_deg - optical_axes_angle_deg(truth)) < 5.0
