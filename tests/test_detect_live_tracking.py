@@ -286,3 +286,37 @@ def test_run_takes_the_latest_frames_and_counts_the_skipped_ones(tmp_path, detec
     assert stats["latency_p95_ms"] < 300 and stats["pairs_per_s"] > 5
     skew_s = np.array([abs(int(r.t_ns[1]) - int(r.t_ns[0])) for r in results]) / 1e9
     assert np.median(skew_s) < 2 / 50.0
+
+
+@pytest.mark.slow
+def test_tracking_keeps_the_real_models_keypoints_within_2px_of_every_frame_detection(shared_data, tiny_lifter):
+    """With rtmlib's real models (its cache, or a folder named by MVCAPTURE_DETECTOR_DIR; skipped elsewhere:
+    nothing can be downloaded on the build machine): on the demo videos, tracking (detector every 10 pairs)
+    keeps the keypoints within 2 px (median) of detecting on every frame."""
+    import os
+
+    from mvcapture.detect import create_detector
+    from mvcapture.errors import ModelNotFoundError
+    from mvcapture.io.video import iter_frames
+    from mvcapture.pipeline.live import LivePipeline
+
+    try:
+        detector = create_detector("lightweight", model_dir=os.environ.get("MVCAPTURE_DETECTOR_DIR"),
+                                   download=False, device="cpu")
+    except ModelNotFoundError as exc:
+        pytest.skip(f"rtmlib's detector models are not on this machine: {exc}")
+    video = shared_data / "video" / "pose2sim_demo"
+    every = LivePipeline(detector, tiny_lifter, detect_every=1)
+    tracking = LivePipeline(detector, tiny_lifter, detect_every=10)
+    distances = []
+    streams = [iter_frames(video / f"cam{cam}.mp4", pixel_format="bgr24") for cam in ("01", "04")]
+    for (_, a), (_, b) in zip(*streams):
+        want, got = every.process([a, b]), tracking.process([a, b])
+        both = (want.conf > 0.3) & (got.conf > 0.3)
+        distances.append(np.linalg.norm(want.kp2d_px - got.kp2d_px, axis=-1)[both])
+    distances = np.concatenate(distances)
+    assert len(distances) > 1000
+    assert tracking.trackers[0].detections < every.trackers[0].detections / 3
+    print(f"\ntracking vs every-frame detection: median {np.median(distances):.2f} px, p95 "
+          f"{np.percentile(distances, 95):.2f} px over {len(distances)} keypoints")
+    assert np.median(distances) <= 2.0

@@ -7,8 +7,10 @@ stopping the recorder and importing run in workers. Previews poll each source's 
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 
 PREVIEW_MAX_WIDTH = 640
 PREVIEW_INTERVAL_MS = 40
+# Live pairs drawn over which the Capture tab's pairs/s and capture-to-screen latency are measured.
+LIVE_RATE_PAIRS = 60
+# The live 3D view is redrawn at most this often (a GL repaint per camera frame costs the GUI thread more
+# than the skeleton gains from it; the 2D overlay follows every live result).
+LIVE_3D_INTERVAL_S = 0.1
 # Source choices are stored in the combo box as strings (Qt compares them reliably): "camera:INDEX",
 # "file:PATH", and "file:" for the entry that opens a file dialog.
 CAMERA_PREFIX, FILE_PREFIX = "camera:", "file:"
@@ -145,6 +152,11 @@ class CaptureTab(QtWidgets.QWidget):
         self.make_lifter = default_lifter
         self.live: LivePoseWorker | None = None
         self.last_live: LivePose | None = None
+        self.stereo = None   # optional two-view 3D for the live view (`mvcapture.pipeline.live.StereoLift`)
+        self.live_shown = 0
+        self._live_drawn_s: collections.deque = collections.deque(maxlen=LIVE_RATE_PAIRS)
+        self._live_latency_ms: collections.deque = collections.deque(maxlen=LIVE_RATE_PAIRS)
+        self._live_3d_drawn_s = 0.0
         self.pickers = [SourcePicker(v) for v in range(num_views)]
         self.panels = [VideoPanel(f"View {v}", (640, 480), view_color(v)) for v in range(num_views)]
         self.counters = [QtWidgets.QLabel("–") for _ in range(num_views)]
@@ -444,8 +456,11 @@ class CaptureTab(QtWidgets.QWidget):
         if self.live is not None or not self.sources or not self.live_check.isChecked():
             return
         self.live_status.setText("live pose: loading the models…")
-        self.live = LivePoseWorker(self.sources, self.make_detector, self.make_lifter, parent=self)
-        self.live.pose_ready.connect(self._on_live_pose)
+        self.live = LivePoseWorker(self.sources, self.make_detector, self.make_lifter, stereo=self.stereo, parent=self)
+        self.live_shown = 0
+        self._live_drawn_s.clear()
+        self._live_latency_ms.clear()
+        self.live.ready.connect(self._on_live_ready)
         self.live.failed.connect(self._on_live_failed)
         self.live.start()
 
@@ -459,19 +474,52 @@ class CaptureTab(QtWidgets.QWidget):
         self.live_status.setToolTip(message)
         self.live_check.setChecked(False)
 
+    def _on_live_ready(self) -> None:
+        pose = self.live.take() if self.live is not None else None
+        if pose is not None:
+            self._on_live_pose(pose)
+
+    def live_stats(self) -> dict:
+        """Live pairs drawn per second (over the last `LIVE_RATE_PAIRS` pairs) and capture-to-screen
+        latency p50/p95 ms (from the older frame's capture to its result drawn), or None before two pairs."""
+        drawn, latency = np.asarray(self._live_drawn_s), np.asarray(self._live_latency_ms)
+        rate = (len(drawn) - 1) / (drawn[-1] - drawn[0]) if len(drawn) > 1 and drawn[-1] > drawn[0] else None
+        return {"pairs_per_s": rate, "shown": self.live_shown,
+                "latency_p50_ms": float(np.percentile(latency, 50)) if len(latency) else None,
+                "latency_p95_ms": float(np.percentile(latency, 95)) if len(latency) else None}
+
     def _on_live_pose(self, pose: LivePose) -> None:
         self.last_live = pose
-        self.live_status.setText("live pose: on")
         for v, panel in enumerate(self.panels):
             panel.set_keypoints(pose.kp2d[v], pose.conf[v])
-        if pose.aligned is not None:
-            self.view3d.set_poses(pose.aligned, pose.residual_mm)
+        now_s = time.monotonic()
+        if now_s - self._live_3d_drawn_s >= LIVE_3D_INTERVAL_S:   # the 2D follows the cameras, the 3D view less
+            if pose.fused is not None:   # the two-view 3D, once confident, is the best 3D: shown alone
+                self.view3d.set_poses(pose.fused[None], np.zeros(17))
+                for skeleton in self.view3d.skeletons[1:]:
+                    skeleton.setVisible(False)
+                self._live_3d_drawn_s = now_s
+            elif pose.aligned is not None:
+                self.view3d.set_poses(pose.aligned, pose.residual_mm)
+                self._live_3d_drawn_s = now_s
         if pose.angle_deg is not None:
             self.gauge.set_angle(pose.angle_deg)
             good = 60 <= pose.angle_deg <= 120
             color = "rgb(40, 170, 80)" if good else "rgb(220, 140, 0)"
             self.angle.setText(f"<span style='font-size: 16pt; color: {color}'><b>{pose.angle_deg:.0f}°</b></span>"
                                f" between the cameras — {placement_advice(pose.angle_deg)}")
+        now_ns = time.monotonic_ns()
+        self.live_shown += 1
+        self._live_drawn_s.append(now_ns / 1e9)
+        if pose.t_ns is not None and len(pose.t_ns):
+            self._live_latency_ms.append((now_ns - int(np.min(pose.t_ns))) / 1e6)
+        stats = self.live_stats()
+        rate = "–" if stats["pairs_per_s"] is None else f"{stats['pairs_per_s']:.1f}"
+        latency = "–" if stats["latency_p50_ms"] is None else (f"{stats['latency_p50_ms']:.0f} ms "
+                                                              f"(p95 {stats['latency_p95_ms']:.0f})")
+        self.live_status.setText(f"live pose: {rate} pairs/s · capture → screen {latency} · shown "
+                                 f"{self.live_shown}, skipped {sum(pose.skipped)}, dropped {pose.dropped} · 3D every "
+                                 f"{pose.lift_stride} pair(s)")
 
     # -- import ------------------------------------------------------------------------------------
     def import_dialog(self) -> None:

@@ -1,9 +1,12 @@
-"""Live pose for the Capture tab: detect and lift each camera's newest frame in a worker thread, align
-the two views over the last seconds and report the camera angle.
+"""Live pose for the Capture tab: detect (or track) and lift both cameras' newest frames in a worker thread
+as fast as the cameras and the machine allow, align the two views over the last seconds and report the
+camera angle.
 
-The work is done by the live pipeline (`mvcapture.pipeline.live.LivePipeline`: detector, tracker, lifter,
-running alignment); this thread only feeds it the sources' newest frames at a fixed rate and sends the
-result to the GUI.
+The work is done by the live pipeline (`mvcapture.pipeline.live.LivePipeline`: detector, tracking, one
+batched pose call for both views, lifter with an adaptive stride, running alignment); this thread feeds it
+the sources' newest frames (latest frame wins: frames overtaken by newer ones are skipped) and hands the
+newest result to the GUI through a one-slot mailbox (a result the GUI has not taken when the next one is
+ready is dropped, never queued).
 """
 
 from __future__ import annotations
@@ -22,22 +25,35 @@ from mvcapture.gui.workers import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
-LIVE_RATE_HZ = 10.0
-HISTORY_FRAMES = 50  # frames aligned together (5 s at 10 Hz): one similarity for the recent motion
+HISTORY_S = 5.0     # seconds of motion aligned together: one similarity for the recent motion
 MIN_ALIGN_FRAMES = 8
+DETECT_EVERY = 10   # pairs between person-detector runs per view (it also runs whenever tracking fails)
+LIFT_STRIDE = 2     # first lift stride; it adapts to the cameras' rate and the machine (up to 8)
+NEW_FRAME_POLL_S = 0.002
 
 
 @dataclass
 class LivePose:
-    """One live result. kp2d (V, 17, 2) px and conf (V, 17) per view's newest frame; aligned (V, 17, 3)
-    metres in view 0's camera frame, residual_mm (17,) and angle_deg (between the optical axes of views 0
-    and 1, degrees) once enough frames were seen, else None."""
+    """One live result. kp2d (V, 17, 2) px and conf (V, 17) per view's frame; aligned (V, 17, 3) metres in
+    view 0's camera frame, residual_mm (17,) and angle_deg (between the optical axes of views 0 and 1,
+    degrees) once enough frames were seen, else None; fused (17, 3) metres from the two-view 3D when one is
+    plugged in and confident, else None.
+
+    t_ns: (V,) capture times (monotonic ns) of the frames; skipped: (V,) frames overtaken before they were
+    processed so far; dropped: results replaced before the GUI took them so far; lift_stride: the lifter's
+    stride now; detected: (V,) whether the person detector ran (else tracked)."""
 
     kp2d: np.ndarray
     conf: np.ndarray
     aligned: np.ndarray | None
     residual_mm: np.ndarray | None
     angle_deg: float | None
+    fused: np.ndarray | None = None
+    t_ns: np.ndarray | None = None
+    skipped: tuple[int, ...] = ()
+    dropped: int = 0
+    lift_stride: int = 1
+    detected: np.ndarray | None = None
 
 
 def default_detector():
@@ -57,26 +73,59 @@ class LivePoseWorker(QtCore.QThread):
 
     Args:
         make_detector / make_lifter: build the detector and the Lifter inside the thread (slow: model loading).
+        stereo: optional two-view 3D of each pair (`mvcapture.pipeline.live.StereoLift`), shown as `fused`.
+        detect_every: pairs between person-detector runs per view.
 
-    Signals: `pose_ready(LivePose)`, `failed(message)` (e.g. models missing; the thread then ends).
+    Signals: `ready()` when a new result waits in the mailbox (`take()` it; one signal per waiting result),
+    `failed(message)` (e.g. models missing; the thread then ends).
     """
 
-    pose_ready = QtCore.Signal(object)
+    ready = QtCore.Signal()
     failed = QtCore.Signal(str)
 
     def __init__(self, sources: list, make_detector: Callable = default_detector,
-                 make_lifter: Callable = default_lifter, rate_hz: float = LIVE_RATE_HZ,
+                 make_lifter: Callable = default_lifter, stereo=None, detect_every: int = DETECT_EVERY,
                  parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.sources = list(sources)
         self._make_detector = make_detector
         self._make_lifter = make_lifter
-        self._period_s = 1.0 / rate_hz
+        self._stereo = stereo
+        self._detect_every = detect_every
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: LivePose | None = None
+        self.dropped = 0
+        self.skipped = [0] * len(self.sources)
 
     def stop(self) -> None:
         self._stop.set()
         self.wait()
+
+    def take(self) -> LivePose | None:
+        """The newest result, or None when it was already taken (GUI thread)."""
+        with self._lock:
+            pose, self._pending = self._pending, None
+        return pose
+
+    def _post(self, pose: LivePose) -> None:
+        with self._lock:
+            if self._pending is not None:
+                self.dropped += 1
+            signal = self._pending is None
+            self._pending = pose
+        if signal:
+            self.ready.emit()
+
+    def _wait_for_new_frames(self, last_index: list[int]) -> list | None:
+        """The sources' newest frames once view 0 has one not processed yet (every view must have one);
+        None when stopping."""
+        while not self._stop.is_set():
+            frames = [s.latest() for s in self.sources]
+            if all(f is not None for f in frames) and frames[0].index != last_index[0]:
+                return frames
+            self._stop.wait(NEW_FRAME_POLL_S)
+        return None
 
     def run(self) -> None:
         lower_thread_priority()
@@ -89,26 +138,30 @@ class LivePoseWorker(QtCore.QThread):
             self.failed.emit(f"live pose is off: {exc}")
             return
         views = len(self.sources)
-        # The rate limit already spares the lifter: lift every polled frame (no extra 3D delay).
-        pipeline = LivePipeline(detector, lifter, num_views=views, window=HISTORY_FRAMES, refit_every=5,
-                                min_align_frames=MIN_ALIGN_FRAMES, lift_stride=1)
+        fps = float(self.sources[0].fps or 30.0)
+        pipeline = LivePipeline(detector, lifter, num_views=views, window=max(int(HISTORY_S * fps), 2 * MIN_ALIGN_FRAMES),
+                                refit_every=5, min_align_frames=MIN_ALIGN_FRAMES, lift_stride=LIFT_STRIDE,
+                                adapt_lift_stride=True, detect_every=self._detect_every, stereo=self._stereo)
         last_index = [-1] * views
-        while not self._stop.is_set():
-            start = time.monotonic()
-            frames = [s.latest() for s in self.sources]
-            if any(f is None for f in frames) or all(f.index == i for f, i in zip(frames, last_index)):
-                self._stop.wait(self._period_s)
-                continue
+        while True:
+            frames = self._wait_for_new_frames(last_index)
+            if frames is None:
+                return
+            for v, f in enumerate(frames):   # latest frame wins: the frames in between were never processed
+                if last_index[v] >= 0:
+                    self.skipped[v] += max(f.index - last_index[v] - 1, 0)
+            last_index = [f.index for f in frames]
             try:
-                last_index = [f.index for f in frames]
                 r = pipeline.process([f.image for f in frames], [f.t_ns for f in frames])
                 fitted = views >= 2 and r.fitted
                 result = LivePose(r.kp2d_px, r.conf, r.aligned_m if fitted else None,
                                   r.residual_mm if fitted else None,
-                                  float(r.axis_angle_deg[1]) if fitted else None)
+                                  float(r.axis_angle_deg[1]) if fitted else None, fused=r.fused_m,
+                                  t_ns=r.t_ns, skipped=tuple(self.skipped), dropped=self.dropped,
+                                  lift_stride=r.lift_stride, detected=r.detected)
             except Exception as exc:  # one bad frame must not end live pose
                 log.exception("live pose failed on a frame")
                 self.failed.emit(f"live pose stopped: {exc}")
                 return
-            self.pose_ready.emit(result)
-            self._stop.wait(max(0.0, self._period_s - (time.monotonic() - start)))
+            self._post(result)
+            pipeline.adapt_lift_stride(1.0 / fps)
