@@ -46,10 +46,12 @@ class DSTformerConfig:
 
 # Named configurations. `full` and `lite` are MotionBERT's released ones (42,466,317 and 16,001,549
 # parameters); `small` is the default CPU-live lifter (81-frame window, 2.7 s at 30 fps, ~15 ms per
-# window on two laptop-class cores); `tiny` is for tests.
+# window on two laptop-class cores); `medium` is the candidate for offline processing (4.9 × small's
+# arithmetic per window: not live on a CPU core); `tiny` is for tests.
 CONFIGS: dict[str, DSTformerConfig] = {
     "full": DSTformerConfig(dim_feat=512, dim_rep=512, depth=5, num_heads=8, mlp_ratio=2, maxlen=243),
     "lite": DSTformerConfig(dim_feat=256, dim_rep=512, depth=5, num_heads=8, mlp_ratio=4, maxlen=243),
+    "medium": DSTformerConfig(dim_feat=128, dim_rep=256, depth=5, num_heads=8, mlp_ratio=2, maxlen=81),
     "small": DSTformerConfig(dim_feat=64, dim_rep=256, depth=4, num_heads=4, mlp_ratio=2, maxlen=81),
     "tiny": DSTformerConfig(dim_feat=32, dim_rep=64, depth=2, num_heads=4, mlp_ratio=2, maxlen=27),
 }
