@@ -159,6 +159,15 @@ def test_the_detector_reruns_when_confidence_drops_and_when_scheduled(detector, 
     assert reasons["scheduled"] == 2 and reasons["low confidence"] + reasons["no athlete"] >= 4
 
 
+def test_the_views_detector_runs_fall_in_different_pairs(detector, tiny_lifter):
+    from mvcapture.pipeline.live import LivePipeline
+
+    live = LivePipeline(detector, tiny_lifter, detect_every=4, lift_stride=1)
+    detected = np.array([live.process([frame(60 + t), frame(100 + t)]).detected for t in range(11)])
+    assert np.flatnonzero(detected[:, 0]).tolist() == [0, 4, 8]
+    assert np.flatnonzero(detected[:, 1]).tolist() == [0, 2, 6, 10]
+
+
 def test_low_confidence_and_drift_send_the_tracker_back_to_the_detector():
     tracker = KeypointTracker((W, H), detect_every=50)
     assert tracker.plan() is None   # nothing seen yet: detect
