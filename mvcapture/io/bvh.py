@@ -178,6 +178,9 @@ def parse_bvh(text: str, source: str = "bvh") -> BvhMotion:
     stack: list[int] = []
     pending: int | None = None
     i = tokens.index("HIERARCHY") + 1
+    if i >= len(tokens) or tokens[i] != "ROOT":
+        raise MvcaptureError(f"{source}: damaged BVH hierarchy (expected 'ROOT' after HIERARCHY, found "
+                             f"{tokens[i] if i < len(tokens) else 'nothing'!r})")
     try:
         while i < len(tokens):
             tok = tokens[i]
@@ -199,10 +202,11 @@ def parse_bvh(text: str, source: str = "bvh") -> BvhMotion:
                 stack.pop()
                 i += 1
             elif tok == "OFFSET":
-                offsets[stack[-1]] = [float(v) for v in tokens[i + 1:i + 4]]
+                offsets[stack[-1]] = [_hierarchy_number(v, f"OFFSET of joint {names[stack[-1]]}",
+                                                        "three numbers (x y z)") for v in tokens[i + 1:i + 4]]
                 i += 4
             elif tok == "CHANNELS":
-                n = int(tokens[i + 1])
+                n = _channel_count(tokens[i + 1], names[stack[-1]])
                 chans = tuple(tokens[i + 2:i + 2 + n])
                 for c in chans:
                     if c[0].upper() not in _AXES or c[1:].lower() not in ("position", "rotation"):
@@ -221,20 +225,33 @@ def parse_bvh(text: str, source: str = "bvh") -> BvhMotion:
     if not frames_m or not time_m:
         raise MvcaptureError(f"{source}: MOTION section lacks 'Frames:' or 'Frame Time:'")
     num_frames = int(frames_m.group(1))
-    frame_time = float(time_m.group(1))
-    if not frame_time > 0:
-        raise MvcaptureError(f"{source}: Frame Time must be positive, got {frame_time}")
+    try:
+        frame_time = float(time_m.group(1))
+    except ValueError:
+        frame_time = float("nan")
+    if not 0 < frame_time < 10:
+        raise MvcaptureError(f"{source}: 'Frame Time:' must be seconds per frame (0 to 10), got {time_m.group(1)!r}")
     body = tail[time_m.end():]
     num_channels = sum(len(c) for c in channels)
+    lines = [line for line in body.splitlines() if line.strip()]
     try:
         values = np.array(body.split(), dtype=np.float64)
-    except ValueError as exc:
-        raise MvcaptureError(f"{source}: motion data contains a non-number ({exc})") from exc
-    rows = sum(1 for line in body.splitlines() if line.strip())
+    except ValueError:
+        row, token = next((r, tok) for r, line in enumerate(lines, 1) for tok in line.split() if not _is_number(tok))
+        raise MvcaptureError(f"{source}: motion frame {row} holds {token[:20]!r}, which is not a number; expected "
+                             f"{num_channels} numbers per frame (the CHANNELS of the hierarchy)") from None
+    if not np.all(np.isfinite(values)):
+        row = next(r for r, line in enumerate(lines, 1) if not np.all(np.isfinite(np.array(line.split(), float))))
+        raise MvcaptureError(f"{source}: motion frame {row} holds NaN or an infinite value; expected finite "
+                             f"numbers (positions in the file's units, rotations in degrees)")
+    rows = len(lines)
     if values.size != rows * num_channels:
         raise MvcaptureError(
             f"{source}: motion data has {values.size} values in {rows} rows, but the hierarchy declares "
             f"{num_channels} channels per frame; the file is damaged")
+    if rows < num_frames:
+        raise MvcaptureError(f"{source}: the header says {num_frames} frames ('Frames:'), the file holds {rows}; "
+                             f"the file is truncated")
     if rows != num_frames:
         log.warning("%s: header says %d frames, file holds %d", source, num_frames, rows)
     num_frames = min(num_frames, rows)
@@ -244,6 +261,33 @@ def parse_bvh(text: str, source: str = "bvh") -> BvhMotion:
     return BvhMotion(names=names, parents=np.array(parents, dtype=np.int64),
                      offsets=np.array(offsets, dtype=np.float64), channels=channels,
                      motion=motion, frame_time=frame_time, source=source)
+
+
+MAX_OFFSET = 1e4   # a bone longer than 100 m in centimetres (the largest common BVH unit ratio): not a body
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _hierarchy_number(token: str, what: str, expected: str) -> float:
+    """A number of the hierarchy, or ValueError saying which joint's entry holds what instead."""
+    if not _is_number(token):
+        raise ValueError(f"{what} must be {expected}, found {token[:20]!r}")
+    value = float(token)
+    if not abs(value) <= MAX_OFFSET:
+        raise ValueError(f"{what} must be {expected} of a body's size (at most {MAX_OFFSET:g}), found {token[:20]}")
+    return value
+
+
+def _channel_count(token: str, joint: str) -> int:
+    if not token.isdigit():
+        raise ValueError(f"CHANNELS of joint {joint} must start with their count (0 to 9), found {token[:20]!r}")
+    return int(token)
 
 
 def _add_joint(names, parents, offsets, channels, name, parent) -> int:

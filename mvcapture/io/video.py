@@ -65,7 +65,9 @@ def _open(path: Path | str) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
-        raise MvcaptureError(f"{path}: not a readable video file or an unsupported format ({exc})") from exc
+        reason = (getattr(exc, "strerror", None) or str(exc)).strip().rstrip(".")
+        raise MvcaptureError(f"{path}: not a readable video file or an unsupported format ({reason[:1].lower()}"
+                             f"{reason[1:]})") from exc
 
 
 def _video_stream(container, path) -> av.video.stream.VideoStream:
@@ -109,6 +111,9 @@ def frame_times(path: Path | str) -> np.ndarray:
     return np.sort(np.asarray(pts, dtype=np.float64)) * tb
 
 
+VIDEO_EXTENSIONS_HINT = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
 def probe(path: Path | str) -> MediaInfo:
     """Duration, frame rate, frame count, size, rotation and audio of a media file (reads packets, decodes one frame)."""
     times = frame_times(path)
@@ -123,6 +128,9 @@ def probe(path: Path | str) -> MediaInfo:
         audio = container.streams.audio[0] if container.streams.audio else None
         fmt = container.format.name
         codec = stream.codec_context.name
+    if fmt == "image2" or fmt.endswith("_pipe"):  # a picture (PNG, JPEG, ...) whatever its file name says
+        raise MvcaptureError(f"{path}: is a picture ({fmt.removesuffix('_pipe')}), not a video; expected a video "
+                             f"file ({', '.join(VIDEO_EXTENSIONS_HINT)})")
     n = len(times)
     intervals = np.diff(times)
     if n > 1:

@@ -87,6 +87,10 @@ def _run(args) -> int:
 
     from mvcapture.lifter.weights import load_lifter
 
+    if not 0.5 <= args.height_m <= 2.8:  # NaN fails too
+        from mvcapture.errors import MvcaptureError
+
+        raise MvcaptureError(f"--height-m must be the athlete's height in metres (0.5 to 2.8), got {args.height_m}")
     lifter = load_lifter(args.model, device=args.device, precision=args.precision, compile=args.compile)
     with tqdm(total=0, unit="window", desc="lifting") as bar:
         def progress(done: int, total: int) -> None:

@@ -29,10 +29,13 @@ ProgressCallback = Callable[[int, int], None]
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """The requested device, or the best available: CUDA, then Apple MPS, then CPU."""
     if device is not None and str(device) != "auto":
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            from mvcapture.errors import MvcaptureError
+        from mvcapture.errors import MvcaptureError
 
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise MvcaptureError(f"unknown device {str(device)[:40]!r}; use cuda, cuda:N, mps or cpu") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
             raise MvcaptureError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
         return device
     if torch.cuda.is_available():

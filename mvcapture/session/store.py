@@ -141,7 +141,8 @@ class Session:
         else:
             try:
                 meta = json.loads(meta_path.read_text())
-                if not isinstance(meta, dict) or not isinstance(meta.get("views", []), list):
+                if (not isinstance(meta, dict) or not isinstance(meta.get("views", []), list)
+                        or not all(isinstance(view, dict) for view in meta.get("views", []))):
                     raise ValueError("not a session description")
             except (ValueError, OSError) as exc:
                 problems.append(f"{SESSION_FILE} is unreadable ({exc}); session details were rebuilt from the "

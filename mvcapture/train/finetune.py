@@ -82,6 +82,12 @@ class TrainConfig:
             self.lambda_con = DEFAULT_LAMBDA_CON.get(self.variant, 0.0)
         if self.epochs < 1 or self.batch_size < 1:
             raise MvcaptureError("epochs and batch size must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise MvcaptureError(f"learning rate must be a positive number, got {self.lr}")
+        for name in ("lambda_reproj", "lambda_con", "lambda_pos", "lambda_vel", "lambda_scale", "lambda_guard"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise MvcaptureError(f"{name.replace('lambda_', 'λ_')} must be a number ≥ 0, got {value}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":

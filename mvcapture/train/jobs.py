@@ -191,6 +191,8 @@ def start_job(spec: JobSpec | dict, job_dir: Path | str | None = None) -> Job:
     if spec.kind == "pretrain" and not spec.data:
         raise MvcaptureError("pretraining needs a folder of clips with gt3d")
     config = TrainConfig.from_dict(spec.train)  # bad settings fail here, not in the worker
+    if spec.nproc < 1:
+        raise MvcaptureError(f"--nproc must be at least 1 (one process per GPU), got {spec.nproc}")
     if spec.kind == "finetune":  # so do bad clips and clips the variant cannot train on
         from mvcapture.train import data as tdata
 
@@ -198,8 +200,10 @@ def start_job(spec: JobSpec | dict, job_dir: Path | str | None = None) -> Job:
         tdata.check_requirements([config.variant], tdata.load_training_clips(files), files)
         if spec.held_out:
             tdata.load_training_clips(spec.held_out)
-    if spec.config is None:
-        store.resolve_model(spec.model)  # a missing starting model too
+    if spec.config is None:  # a missing or damaged starting model too
+        from mvcapture.lifter import load_lifter
+
+        load_lifter(str(store.resolve_model(spec.model)), device="cpu")
     if job_dir is None:
         job_dir = jobs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     job_dir = Path(job_dir)
