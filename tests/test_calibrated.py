@@ -12,8 +12,7 @@ import pytest
 from mvcapture.core.procrustes import optical_axis_angle_deg, rotation_angle_deg
 from mvcapture.core.skeleton import COCO17_FLIP_PERMUTATION
 from mvcapture.data.calibrated import (CalibratedCamera, InvalidRecordingError, Recording, load_calibrated_recording,
-                                       read_qualisys_calibration, reference_3d, relative_rotation, to_camera,
-                                       triangulate_reference)
+                                       reference_3d, relative_rotation, to_camera, triangulate_reference)
 from mvcapture.data.recording_eval import evaluate_lifts, parse_pairs, reference_in_cameras
 
 # The calibration's angles of the bundled recording (shared/data/video/pose2sim_demo/README.md).

@@ -13,7 +13,7 @@ from mvcapture.core.skeleton import H36M17_BONES, H36M17_JOINTS, bone_lengths
 from mvcapture.data import augment
 from mvcapture.data.detector_noise import (MeasuredNoise, default_stats_path, load_stats, residual_statistics,
                                            write_stats)
-from mvcapture.data.synth import CameraRanges, distort, synthesize_bvh_files, synthesize_realistic_clip
+from mvcapture.data.synth import CameraRanges, distort, synthesize_realistic_clip
 from mvcapture.errors import MvcaptureError
 
 
@@ -120,7 +120,8 @@ def test_mix_upper_lower_keeps_each_part():
 def test_distortion_matches_opencv():
     rng = np.random.default_rng(2)
     pts = rng.uniform([-1.5, -1.5, 3], [1.5, 1.5, 6], (2, 50, 3))
-    f, size, dist = np.array([900.0, 1400.0]), np.array([[1280, 720], [1080, 1920]]), np.array([[-0.12, 0.05], [0.04, -0.03]])
+    f, size = np.array([900.0, 1400.0]), np.array([[1280, 720], [1080, 1920]])
+    dist = np.array([[-0.12, 0.05], [0.04, -0.03]])
     out = distort(pts, f, size, dist)
     for v in range(2):
         K = np.array([[f[v], 0, size[v, 0] / 2], [0, f[v], size[v, 1] / 2], [0, 0, 1]])

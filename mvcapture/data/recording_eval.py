@@ -108,7 +108,8 @@ def evaluate_lifts(recording: Recording, pose3d_m: np.ndarray, conf: np.ndarray,
         fit = procrustes(pose[ib], pose[ia], conf[ia] * conf[ib], mode="sequence")
         calib = relative_rotation(recording.cameras[ia], recording.cameras[ib])
         row = {"pair": f"{a}-{b}", "cameras": [a, b]}
-        for key, fn in (("optical_axis_angle_deg", optical_axis_angle_deg), ("relative_rotation_deg", rotation_angle_deg)):
+        for key, fn in (("optical_axis_angle_deg", optical_axis_angle_deg),
+                        ("relative_rotation_deg", rotation_angle_deg)):
             lifted, truth = float(fn(fit.R)), float(fn(calib))
             row[key] = {"lifter": lifted, "calibration": truth, "error": lifted - truth}
         rows.append(row)

@@ -475,7 +475,8 @@ def synthesize_realistic_clip(pose3d_world: np.ndarray, fps: float, *, name: str
             depth = pts[..., 2]
             if depth.min() <= 0.3:
                 return C, R, pts, np.inf
-            reach = max(np.abs(pts[..., 0] / depth).max() * f / (w / 2), np.abs(pts[..., 1] / depth).max() * f / (h / 2))
+            reach = max(np.abs(pts[..., 0] / depth).max() * f / (w / 2),
+                        np.abs(pts[..., 1] / depth).max() * f / (h / 2))
             return C, R, pts, reach
 
         lo_d, hi_d = radius + (0.6 if is_near else CLEARANCE_M), MAX_CAMERA_DISTANCE_M
