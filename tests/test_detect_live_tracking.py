@@ -329,3 +329,32 @@ def test_tracking_keeps_the_real_models_keypoints_within_2px_of_every_frame_dete
     print(f"\ntracking vs every-frame detection: median {np.median(distances):.2f} px, p95 "
           f"{np.percentile(distances, 95):.2f} px over {len(distances)} keypoints")
     assert np.median(distances) <= 2.0
+
+
+def test_scheduled_detections_run_in_the_background_and_confirm_the_athlete(detector, tiny_lifter):
+    """background_detection: a scheduled run leaves its pair tracked (no detector time in it); its boxes,
+    picked up by a later pair, confirm the athlete; when they say the athlete is elsewhere, the next pair
+    runs the detector in the foreground."""
+    import time
+
+    from mvcapture.pipeline.live import LivePipeline
+
+    live = LivePipeline(detector, tiny_lifter, num_views=1, detect_every=3, lift_stride=1, background_detection=True)
+    try:
+        detected = []
+        for t in range(12):
+            detected.append(bool(live.process([frame(60 + 2 * t)]).detected[0]))
+            time.sleep(0.05)   # the background run finishes before the next pair
+        assert detected == [True] + [False] * 11, "only the first detection is in a pair"
+        tracker = live.trackers[0]
+        assert tracker.reasons["scheduled"] >= 3 and len(live.background_detect_s) >= 3
+        # a background result that does not overlap the tracked athlete: detect in the foreground next
+        assert not tracker.detected_late(np.array([[250, 10, 300, 60]]), np.array([1.0]), tracker.generation)
+        result = live.process([frame(84)])
+        assert result.detected[0] and (result.conf > 0.8).all()
+        # a stale result (started before that foreground run) is ignored
+        assert not tracker.detected_late(np.array([[250, 10, 300, 60]]), None, tracker.generation - 1)
+        assert not live.process([frame(86)]).detected[0]
+    finally:
+        live.close()
+    assert not live.background._thread.is_alive()

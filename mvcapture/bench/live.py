@@ -187,11 +187,14 @@ def _live_run(detector, lifter, videos, args, detect_every: int, pairs: int | No
     from mvcapture.pipeline.live import LIVE_STAGES, LivePipeline
 
     windows = []
-    state = {"t0": None, "totals": []}
+    state = {"t0": None, "totals": [], "cpu0": None}
     window_s = min(SOAK_WINDOW_S, (seconds or 0.0) / 4)
     stop = threading.Event()
 
     def on_frame(result) -> None:
+        if result.index == args.warmup:   # CPU time of the whole process (decoding threads included) from here
+            state["cpu0"], state["pair0"] = time.process_time(), result.index
+        state["cpu1"], state["pair1"] = time.process_time(), result.index
         if seconds is None:
             return
         now = time.monotonic()
@@ -211,16 +214,25 @@ def _live_run(detector, lifter, videos, args, detect_every: int, pairs: int | No
             stop.set()
 
     pipeline = LivePipeline(detector, lifter, lift_stride=args.lift_stride, adapt_lift_stride=not args.fixed_stride,
-                            detect_every=detect_every, on_frame=on_frame)
+                            detect_every=detect_every, background_detection=detect_every > 1, on_frame=on_frame)
     sources = [FileSource(v, loop=True) for v in videos]
     try:
         done = pipeline.run(sources, stop=stop, max_frames=None if seconds else args.warmup + pairs)
     finally:
         for s in sources:
             s.stop()
+        pipeline.close()
+    cpu_ms = None
+    if state["cpu0"] is not None and state["pair1"] > state["pair0"]:
+        cpu_ms = (state["cpu1"] - state["cpu0"]) / (state["pair1"] - state["pair0"]) * 1e3
+    background = list(pipeline.background_detect_s)
     stats = pipeline.live_stats(skip=args.warmup)
     summary = pipeline.timing_summary(skip=args.warmup)
-    return {"detect_every": detect_every, "pairs_done": done, **stats,
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"detect_every": detect_every, "pairs_done": done, **stats, "cpu_ms_per_pair": cpu_ms,
+            "capacity_pairs_per_s": cores * 1e3 / cpu_ms if cpu_ms else None, "cores": cores,
+            "background_detect_ms": float(np.mean(background) * 1e3) if background else None,
+            "background_detections": len(background),
             "stages_ms": {stage: summary.get(stage, {"mean_ms": 0.0, "median_ms": 0.0})
                           for stage in (*LIVE_STAGES, "total")},
             "dropped": [s.frames_dropped for s in sources], "captured": [s.frames_captured for s in sources],
@@ -281,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
     row("latency p95 ms", [r["latency_p95_ms"] for r in runs.values()], num)
     for stage in (*LIVE_STAGES, "total"):
         row(f"{stage} ms/pair", [r["stages_ms"][stage]["mean_ms"] for r in runs.values()], lambda v: f"{v:.2f}")
+    row("background detect ms", [r["background_detect_ms"] for r in runs.values()], num)
+    row("CPU ms/pair (process)", [r["cpu_ms_per_pair"] for r in runs.values()], num)
+    row("pairs/s if CPU were ours", [r["capacity_pairs_per_s"] for r in runs.values()], num)
     row("detector runs", [sum(sum(d.values()) for d in r["detector_runs"] if d) if any(r["detector_runs"]) else None
                           for r in runs.values()], lambda v: "every frame" if v is None else str(v))
     row("frames skipped", [sum(r["skipped"]) for r in runs.values()], str)
@@ -309,6 +324,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{'within' if ok else 'outside'} it so far")
         else:
             print(f"soak {args.minutes:g} min: too short for two windows")
+    notes.append("'CPU ms/pair' is the process's CPU time (all threads: decoding the two videos, detector, pose, "
+                 "lifter) per pair; 'pairs/s if CPU were ours' = cores × 1000 / that, what an unshared machine "
+                 "would sustain if the work spread over all its cores (an estimate, not a measurement)")
     for note in notes:
         print(f"note: {note}")
     write_json(args.json, {

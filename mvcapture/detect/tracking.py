@@ -226,6 +226,9 @@ def box_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: flo
 
 # Why the person detector ran for a frame (`KeypointTracker.reasons` counts them).
 DETECT_REASONS = ("scheduled", "no athlete", "low confidence", "drift")
+# A background detection whose athlete box overlaps the tracked keypoints' box less than this (IoU) means
+# tracking drifted off the athlete.
+LATE_MIN_IOU = 0.3
 
 
 class KeypointTracker:
@@ -237,7 +240,8 @@ class KeypointTracker:
     Per frame: `plan()` says whether the detector must run (None) or gives the box to use; after a
     detector run `detected(boxes)` gives the athlete's box (or None); after the pose model `update(...)`
     says whether the keypoints are good enough to follow (else the detector runs next, and the caller may
-    re-detect at once).
+    re-detect at once). A scheduled run may instead go to the background while tracking continues
+    (`detection_due`, `detecting_in_background`, later `detected_late`).
 
     Args:
         image_size: (width, height) px.
@@ -272,6 +276,7 @@ class KeypointTracker:
         self._since_detection = 0
         self._failure: str | None = "no athlete"
         self._last_detection = self.athlete._last
+        self.generation = 0   # detector runs in the foreground so far (a late result of an older one is stale)
 
     @property
     def detections(self) -> int:
@@ -290,6 +295,40 @@ class KeypointTracker:
         self._since_detection += 1
         return self._grown(self._keypoint_box)
 
+    @property
+    def detection_due(self) -> bool:
+        """A scheduled detector run is due while tracking works (so it may run in the background)."""
+        return self._failure is None and self._since_detection >= self.detect_every
+
+    def detecting_in_background(self) -> None:
+        """The due run was started on this frame in the background: tracking goes on (`plan` gives a box);
+        its boxes come back through `detected_late`."""
+        self.reasons["scheduled"] += 1
+        self._since_detection, self._phase = self._phase, 0
+
+    def detected_late(self, boxes: np.ndarray, scores: np.ndarray | None = None, generation: int | None = None) -> bool:
+        """The person boxes (N, 4) px of a background detector run on an earlier frame (a few frames back).
+        The athlete's track (identity) is updated; when the athlete is not among them, or their box overlaps
+        the tracked keypoints' box less than `LATE_MIN_IOU`, the detector runs on the next frame. Results of
+        a run started before the last foreground run (`generation` older) are ignored. Returns whether the
+        tracking was confirmed."""
+        if generation is not None and generation != self.generation:
+            return False
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes)) if scores is None else np.asarray(scores, np.float64)
+        athlete = self.athlete.update([Person(b, float(s), np.zeros((17, 2)), np.zeros(17))
+                                       for b, s in zip(boxes, scores)])
+        self._last_detection = self.athlete._last
+        if self._failure is not None or self._keypoint_box is None:
+            return False
+        if athlete is None:
+            self._failure, self._keypoint_box = "no athlete", None
+            return False
+        if box_iou(athlete.box, self._keypoint_box)[0, 0] < LATE_MIN_IOU:
+            self._failure, self._keypoint_box = "drift", None
+            return False
+        return True
+
     def detected(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray | None:
         """The detector's person boxes (N, 4) px (and scores (N,)) of this frame → the athlete's box (4,),
         or None when the athlete is not among them (the detector runs again next frame)."""
@@ -299,6 +338,7 @@ class KeypointTracker:
         athlete = self.athlete.update(people)
         self._last_detection = self.athlete._last
         self._since_detection, self._phase = 1 + self._phase, 0
+        self.generation += 1
         if athlete is None:
             self._failure, self._keypoint_box = "no athlete", None
             return None

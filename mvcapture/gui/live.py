@@ -141,7 +141,14 @@ class LivePoseWorker(QtCore.QThread):
         fps = float(self.sources[0].fps or 30.0)
         pipeline = LivePipeline(detector, lifter, num_views=views, window=max(int(HISTORY_S * fps), 2 * MIN_ALIGN_FRAMES),
                                 refit_every=5, min_align_frames=MIN_ALIGN_FRAMES, lift_stride=LIFT_STRIDE,
-                                adapt_lift_stride=True, detect_every=self._detect_every, stereo=self._stereo)
+                                adapt_lift_stride=True, detect_every=self._detect_every, background_detection=True,
+                                stereo=self._stereo)
+        try:
+            self._follow(pipeline, views, fps)
+        finally:
+            pipeline.close()
+
+    def _follow(self, pipeline, views: int, fps: float) -> None:
         last_index = [-1] * views
         while True:
             frames = self._wait_for_new_frames(last_index)

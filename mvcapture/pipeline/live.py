@@ -155,6 +155,65 @@ class RunningAlignment:
 
 
 
+class BackgroundDetector:
+    """The person detector (`detect_boxes`) in its own thread, one frame at a time: a scheduled run no
+    longer holds up its frame pair; its boxes are picked up by a later pair (`finished`)."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self._cond = threading.Condition()
+        self._job: tuple | None = None
+        self._done: list[tuple] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="live-detector", daemon=True)
+        self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        with self._cond:
+            return self._job is None
+
+    def submit(self, view: int, image: np.ndarray, generation: int) -> bool:
+        """Start a run on `image` of `view`; False (nothing started) while the last one still runs."""
+        with self._cond:
+            if self._job is not None or self._closed:
+                return False
+            self._job = (view, image, generation)
+            self._cond.notify_all()
+            return True
+
+    def finished(self) -> list[tuple[int, np.ndarray, np.ndarray, int, float]]:
+        """Runs done since the last call: (view, boxes (N, 4) px, scores (N,), generation, seconds)."""
+        with self._cond:
+            done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                view, image, generation = self._job
+            start = time.perf_counter()
+            try:
+                boxes, scores = self.detector.detect_boxes(image)
+            except Exception:   # a failed run must not end live mode; the tracker re-detects when lost
+                log.exception("background person detection failed")
+                boxes, scores = None, None
+            with self._cond:
+                if boxes is not None:
+                    self._done.append((view, boxes, scores, generation, time.perf_counter() - start))
+                self._job = None
+
+
 class LivePipeline:
     """Frame-by-frame processing of synchronized live views.
 
@@ -175,6 +234,9 @@ class LivePipeline:
             take longer than the cameras' frame period, and halve it when the smaller stride would fit.
         detect_every: pairs between scheduled person-detector runs (1 = every pair). Between them the
             athlete's box comes from the last keypoints (`detect.tracking.KeypointTracker`).
+        background_detection: scheduled person-detector runs go to a `BackgroundDetector` thread while
+            tracking goes on (their boxes confirm the athlete a few pairs later); runs after a tracking
+            failure stay in the pair. Call `close()` when done.
         stereo: optional two-view 3D of each pair (`StereoLift`, views 0 and 1), shown as `fused_m`.
         on_frame: called with each `LiveFrameResult` (from the thread that runs `process`).
     """
@@ -183,7 +245,7 @@ class LivePipeline:
                  min_align_frames: int = 15,
                  height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
                  adapt_lift_stride: bool = False, max_lift_stride: int = 8, detect_every: int = 1,
-                 stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None):
+                 background_detection: bool = False, stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None):
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 pair, got {detect_every}")
         self.detector = detector
@@ -209,6 +271,14 @@ class LivePipeline:
         self.latency_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.done_at_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.skipped = [0] * num_views
+        self.background = (BackgroundDetector(detector) if background_detection and self.tracking
+                           and self.detect_every > 1 else None)
+        self.background_detect_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+
+    def close(self) -> None:
+        """Stop the background detector thread (if any)."""
+        if self.background is not None:
+            self.background.close()
 
     @property
     def lift_stride(self) -> int:
@@ -271,8 +341,16 @@ class LivePipeline:
         start = time.perf_counter()
         detect_s = 0.0
         boxes: dict[int, np.ndarray] = {}
+        if self.background is not None:
+            for v, found, scores, generation, seconds in self.background.finished():
+                self.trackers[v].detected_late(found, scores, generation)
+                self.background_detect_s.append(seconds)
         for v, image in enumerate(images):
-            box = self._tracker(v, image).plan()
+            tracker = self._tracker(v, image)
+            if self.background is not None and tracker.detection_due and self.background.submit(
+                    v, image, tracker.generation):
+                tracker.detecting_in_background()
+            box = tracker.plan()
             if box is None:
                 t = time.perf_counter()
                 box = self._find(v, image)
