@@ -64,10 +64,15 @@ class WindowDataset(Dataset):
     `pad_short=False` it is skipped. With `flip=True` each item is mirrored with probability 0.5
     (`core.skeleton.flip_h36m` semantics: x → −x around the image centre / camera axis, left ↔ right),
     drawn from torch's generator so DataLoader workers differ. All views of an item flip together.
+
+    With `noise` (a `data.detector_noise.MeasuredNoise` or a `data.synth.NoiseModel`), clips that carry their
+    exact projections (`kp2d_clean`, as `data synth` writes them) get their detector noise drawn anew for
+    every item, from (`noise_seed`, the epoch set by `set_epoch`, the item): each epoch sees new detector
+    errors on the same motion, and a resumed run sees the same ones.
     """
 
     def __init__(self, clips: list[MultiViewClip] | Path | str, window: int, stride: int | None = None,
-                 flip: bool = False, pad_short: bool = True, min_views: int = 2):
+                 flip: bool = False, pad_short: bool = True, min_views: int = 2, noise=None, noise_seed: int = 0):
         if isinstance(clips, (str, Path)):
             clips = load_dataset(clips, min_views=min_views)
         if window < 1:
@@ -75,6 +80,9 @@ class WindowDataset(Dataset):
         self.window = int(window)
         self.stride = int(stride or max(1, window // 2))
         self.flip = flip
+        self.noise = noise
+        self.noise_seed = int(noise_seed)
+        self.epoch = 0
         self.names = [c.name for c in clips]
         self._clips = [self._prepare(c, min_views) for c in clips]
         self.index: list[tuple[int, int]] = []
@@ -97,7 +105,9 @@ class WindowDataset(Dataset):
         V, T = clip.kp2d.shape[:2]
         focal = clip.focal_px()  # the clip's key, or estimated from gt3d and kp2d
         focal = np.zeros(V, np.float32) if focal is None else focal.astype(np.float32)
-        out = {"input": inp.astype(np.float32), "image_size": size, "focal_px": focal,
+        clean = clip.extras.get("kp2d_clean")
+        out = {"input": inp.astype(np.float32), "image_size": size, "focal_px": focal, "fps": float(clip.fps),
+               "kp2d_clean": None if clean is None else np.asarray(clean, np.float64),
                "has_gt3d": clip.gt3d is not None, "has_target": clip.gt3d is not None and bool(np.all(focal > 0))}
         if clip.gt3d is not None:
             gt = clip.gt3d.astype(np.float32)
@@ -113,6 +123,10 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next items belong to (seeds the redrawn detector noise)."""
+        self.epoch = int(epoch)
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         clip_idx, start = self.index[item]
         c = self._clips[clip_idx]
@@ -120,6 +134,12 @@ class WindowDataset(Dataset):
         frames = np.minimum(np.arange(start, start + self.window), T - 1)
         valid = np.arange(start, start + self.window) < T
         inp = c["input"][:, frames]
+        if self.noise is not None and c["kp2d_clean"] is not None:
+            from mvcapture.data.synth import detect_views
+
+            rng = np.random.default_rng([self.noise_seed, self.epoch, item])
+            kp, conf = detect_views(c["kp2d_clean"][:, frames], c["image_size"], c["fps"], self.noise, rng)
+            inp = normalize_kp2d(kp.astype(np.float32), conf.astype(np.float32), c["image_size"]).astype(np.float32)
         target = c["target"][:, frames]
         gt3d = c["gt3d"][:, frames]
         root = c["root_m"][:, frames]

@@ -419,6 +419,25 @@ def _roll(R: np.ndarray, angle_rad: float) -> np.ndarray:
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) @ R
 
 
+def detect_views(kp2d_clean: np.ndarray, image_size: np.ndarray, fps: float, noise, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A virtual detector on exact projections: `noise` (a `NoiseModel` or a `detector_noise.MeasuredNoise`),
+    then conf 0 (and kp2d 0) wherever the true joint is outside the image.
+
+    Shape: kp2d_clean (V, T, 17, 2) px, image_size (V, 2) → kp2d (V, T, 17, 2) px, conf (V, T, 17).
+    """
+    sizes = np.asarray(image_size, np.float64)
+    if isinstance(noise, NoiseModel):
+        kp2d, conf = apply_detector_noise(kp2d_clean, sizes, fps, noise, rng)
+    else:
+        kp2d, conf = noise.apply(kp2d_clean, sizes, fps, rng)
+    w_img, h_img = sizes[:, None, None, 0], sizes[:, None, None, 1]
+    outside = ((kp2d_clean[..., 0] < 0) | (kp2d_clean[..., 0] >= w_img) | (kp2d_clean[..., 1] < 0)
+               | (kp2d_clean[..., 1] >= h_img))
+    conf = np.where(outside, 0.0, conf)
+    return np.where(conf[..., None] > 0, kp2d, 0.0), conf
+
+
 def synthesize_realistic_clip(pose3d_world: np.ndarray, fps: float, *, name: str = "", seed: int = 0,
                               views: int = 2, cameras: CameraRanges = CameraRanges(), noise=None) -> MultiViewClip:
     """Film a 3D clip with `views` independently drawn phone / webcam cameras (`CameraRanges`: portrait or
@@ -500,15 +519,7 @@ def synthesize_realistic_clip(pose3d_world: np.ndarray, fps: float, *, name: str
     sizes = np.array(sizes, np.int64)
     gt3d = np.stack(cam_pts)
     kp2d_clean = distort(gt3d, np.array(focal), sizes, np.array(dists))
-    if isinstance(noise, NoiseModel):
-        kp2d, conf = apply_detector_noise(kp2d_clean, sizes, fps, noise, rng)
-    else:
-        kp2d, conf = noise.apply(kp2d_clean, sizes, fps, rng)
-    w_img, h_img = sizes[:, None, None, 0], sizes[:, None, None, 1]
-    outside = ((kp2d_clean[..., 0] < 0) | (kp2d_clean[..., 0] >= w_img) | (kp2d_clean[..., 1] < 0)
-               | (kp2d_clean[..., 1] >= h_img))
-    conf = np.where(outside, 0.0, conf)
-    kp2d = np.where(conf[..., None] > 0, kp2d, 0.0)
+    kp2d, conf = detect_views(kp2d_clean, sizes, fps, noise, rng)
     if not (conf > 0).any(axis=(1, 2)).all():
         raise MvcaptureError(f"{name or 'clip'}: a camera never sees the athlete")
     return MultiViewClip(

@@ -168,6 +168,9 @@ def _register_train(subparsers) -> None:
     pre.add_argument("--stride", type=int, default=None,
                      help="frames between window starts (default a third of the window; the window length "
                           "for no overlap, as the shipped lifter used)")
+    pre.add_argument("--redraw-noise", action="store_true",
+                     help="new detector noise for every training window each epoch, drawn from the clips' exact "
+                          "projections with the measured statistics in resources/noise (clips from `data synth`)")
     pre.add_argument("--data-source", default=CMU_SOURCE, help="provenance of the clips for the model card")
     pre.add_argument("--data-license", default=CMU_LICENSE, help="their license terms for the model card")
     pre.add_argument("--resume", type=Path, default=None, metavar="JOB_DIR",
@@ -191,6 +194,8 @@ def _pretrain(args) -> int:
                  "lr": args.lr, "weight_decay": 0.01, "flip": True}
         if args.stride is not None:
             train["stride"] = args.stride
+        if args.redraw_noise:
+            train["redraw_noise"] = True
         shipped = args.out is not None and args.out.name == "default.pt"
         name = f"mvcapture default lifter ({args.config})" if shipped else f"pretrained {args.config} lifter"
         job = start_job(JobSpec(kind="pretrain", data=str(args.data), out=args.out and str(args.out),

@@ -112,15 +112,18 @@ def split_validation(clips: list[MultiViewClip], val_fraction: float, window: in
 
 
 def make_datasets(train_clips: list[MultiViewClip], val_clips: list[MultiViewClip], window: int,
-                  stride: int | None = None, min_views: int = 2):
+                  stride: int | None = None, min_views: int = 2, noise=None, seed: int = 0):
     """Window datasets for training (overlapping windows, `stride` default window // 3) and validation.
 
-    No flip augmentation: batches must depend only on (seed, epoch, step) for exact resume and DDP.
+    No flip augmentation: batches must depend only on (seed, epoch, step) for exact resume and DDP. With
+    `noise`, training windows of clips with `kp2d_clean` get new detector noise per epoch, drawn from
+    (seed, epoch, item) (`WindowDataset`); validation keeps the clips' own.
     """
     from mvcapture.data.dataset import WindowDataset
 
     stride = stride or max(1, window // 3)
-    return (WindowDataset(train_clips, window=window, stride=stride, min_views=min_views),
+    return (WindowDataset(train_clips, window=window, stride=stride, min_views=min_views, noise=noise,
+                          noise_seed=seed),
             WindowDataset(val_clips, window=window, stride=window, min_views=min_views))
 
 

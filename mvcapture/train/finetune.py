@@ -74,6 +74,10 @@ class TrainConfig:
     # app lifts with flip test-time augmentation: fine-tuned without it, the mirrored half of every
     # prediction stays unadapted (the demo's two-view residual after fine-tuning: 114 mm without, 58 mm with)
     flip: bool = True
+    # pretraining on synthetic clips: draw the detector noise of every training window anew each epoch from
+    # the exact projections the clips carry (`kp2d_clean`), with the measured statistics of
+    # resources/noise (data.detector_noise.MeasuredNoise); the clips' own noise is one draw of many
+    redraw_noise: bool = False
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -573,6 +577,8 @@ class Trainer:
 
         while self.epoch < cfg.epochs:
             batches = self._batches(self.epoch)
+            if hasattr(self.train_set, "set_epoch"):
+                self.train_set.set_epoch(self.epoch)
             while self.step < len(batches):
                 parts, size, grad_norm, stop = self.train_step(batches[self.step], stop_requested)
                 n_global = len(batches[self.step])

@@ -141,8 +141,13 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     model, parent = build_model(spec, config.seed)
     window = config.window or int(model.maxlen)
     clips, files, train_clips, val_clips, test_clips, eval_set, held_out = load_job_data(spec, config, window)
+    noise = None
+    if config.redraw_noise:
+        from mvcapture.data.detector_noise import MeasuredNoise
+
+        noise = MeasuredNoise.load()
     train_set, val_set = tdata.make_datasets(train_clips, val_clips, window, config.stride,
-                                             min_views=1 if kind == "pretrain" else 2)
+                                             min_views=1 if kind == "pretrain" else 2, noise=noise, seed=config.seed)
     # sessions never trained on, scored when the job ends; loaded now, so that a bad one fails before training
     held_out_sessions = held_out_windows(spec["held_out"], window) if spec.get("held_out") else None
     trainer = Trainer(model, train_set, val_set, config, emit=emit, dist=dist, device=device)
