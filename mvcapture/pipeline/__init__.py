@@ -12,6 +12,6 @@ _EXPORTS = {
     "mvcapture.pipeline.process": ("PIPELINE_STAGES", "PipelineCancelled", "SessionPipeline", "camera_angle_advice",
                                    "optical_axis_angle_deg", "process_session", "resample_view"),
     "mvcapture.pipeline.demo": ("demo_session", "render_analysis"),
-    "mvcapture.pipeline.live": ("LiveFrameResult", "LivePipeline", "RunningAlignment"),
+    "mvcapture.pipeline.live": ("LiveFrameResult", "LivePipeline", "RunningAlignment", "StereoLift"),
 }
 __all__, __getattr__ = lazy_exports("mvcapture.pipeline", _EXPORTS)
