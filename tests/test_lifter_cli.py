@@ -78,3 +78,17 @@ def test_bench_lifter_reports_full_parameter_count(tmp_path, capsys):
     assert result["full_parameters"] == 42_466_317 and result["full_parameters_match_motionbert"]
     (tiny,) = result["results"]
     assert tiny["config"] == "tiny" and tiny["optimized"]["clips_per_s"] > 0 and tiny["reference"]["live_step_ms"] > 0
+
+
+def test_live_step_bar_judged_on_one_core_only():
+    from mvcapture.bench.lifter import LIVE_STEP_BAR_MS, live_step_check
+
+    def result(config, ms, device="cpu"):
+        return {"config": config, "device": device, "optimized": {"live_step_ms": ms}}
+
+    assert live_step_check([result("tiny", 5.0)], 1) is None            # the live config (small) not benchmarked
+    assert live_step_check([result("small", LIVE_STEP_BAR_MS - 1)], 1)["verdict"] == "met"
+    missed = live_step_check([result("tiny", 1.0), result("small", LIVE_STEP_BAR_MS + 1)], 1)
+    assert missed["verdict"] == "MISSED" and missed["config"] == "small" and "MISSED" in missed["message"]
+    assert live_step_check([result("small", 5.0)], 2)["verdict"].startswith("not judged")
+    assert live_step_check([result("small", 5.0, "cuda:0")], 1)["verdict"].startswith("not judged")

@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 MOTIONBERT_FULL_PARAMETERS = 42_466_317
 # On a CPU, configs above this many parameters get one timed repeat and batch 1 (full: ~3.5 s a window).
 CPU_HEAVY_PARAMETERS = 5_000_000
+# The live config (the shipped default's) must lift one sliding window within this on one CPU core (issue #17).
+LIVE_STEP_BAR_MS = 20.0
 
 
 def register(bench_subparsers) -> None:
@@ -97,6 +99,28 @@ def bench_config(name: str, device: str | None, batch: int | None, repeats: int,
     return result
 
 
+def live_step_check(results: list[dict], torch_threads: int) -> dict | None:
+    """The live config's optimized live step against LIVE_STEP_BAR_MS (None when it was not benchmarked).
+
+    The live config is the shipped default's (its model card's `architecture.config_name`, else `small`); the
+    bar is for one CPU core, so the verdict is only given for a CPU run with one torch thread.
+    """
+    from mvcapture.lifter import store
+
+    card = store.read_card(store.default_weights()) if store.default_weights().is_file() else {}
+    live = (card.get("architecture") or {}).get("config_name") or "small"
+    found = [r for r in results if r["config"] == live]
+    if not found:
+        return None
+    ms = found[0]["optimized"]["live_step_ms"]
+    one_core = found[0]["device"] == "cpu" and torch_threads == 1
+    verdict = ("met" if ms <= LIVE_STEP_BAR_MS else "MISSED") if one_core else "not judged (needs --threads 1 on a CPU)"
+    return {"config": live, "live_step_ms": ms, "bar_ms": LIVE_STEP_BAR_MS, "one_core": one_core, "verdict": verdict,
+            "message": f"live config {live}: {ms:.1f} ms per live step with {torch_threads} torch thread(s); "
+                       f"bar {LIVE_STEP_BAR_MS:.0f} ms on one core: {verdict} (wall time: other load on the "
+                       f"machine adds to it)"}
+
+
 def _time_interleaved(fn, keys: list[str], repeats: int, warmup: int, sync) -> dict[str, float]:
     """Median seconds of `fn(key)` per key, the keys' calls alternating within each repeat."""
     import time
@@ -153,6 +177,9 @@ def _run(args: argparse.Namespace) -> int:
     compiled = ", torch.compile" if args.compile else ""
     print(f"opt = SDPA attention (bf16 autocast on CUDA{compiled}); ref = eager fp32 attention; "
           "x = opt / ref speed ratio; live = one push of a full sliding window, batch 1")
+    live_bar = live_step_check(results, hw["torch_threads"])
+    if live_bar:
+        print(live_bar["message"])
     write_json(args.json, {"hardware": hw, "full_parameters": full_params,
-                           "full_parameters_match_motionbert": full_ok, "results": results})
+                           "full_parameters_match_motionbert": full_ok, "results": results, "live_bar": live_bar})
     return 0 if full_ok else 1
