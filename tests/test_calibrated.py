@@ -13,7 +13,7 @@ from mvcapture.core.procrustes import optical_axis_angle_deg, rotation_angle_deg
 from mvcapture.core.skeleton import COCO17_FLIP_PERMUTATION
 from mvcapture.data.calibrated import (CalibratedCamera, InvalidRecordingError, Recording, load_calibrated_recording,
                                        reference_3d, relative_rotation, to_camera, triangulate_reference)
-from mvcapture.data.recording_eval import evaluate_lifts, parse_pairs, reference_in_cameras
+from mvcapture.data.recording_eval import evaluate_lifts, evaluate_recording, parse_pairs, reference_in_cameras
 
 # The calibration's angles of the bundled recording (shared/data/video/pose2sim_demo/README.md).
 CALIBRATION_ANGLES = {("cam01", "cam02"): (48.6, 48.7), ("cam01", "cam03"): (132.2, 166.6),
@@ -214,3 +214,25 @@ def test_eval_recording_command_on_bundled(bundled, tmp_path, capsys):
     assert result["views"]["cam02"]["side_swapped_frames"] > 0
     assert max(result["reference_reprojection_px"].values()) < 20
     assert main(["eval-recording", str(bundled), "--pairs", "01-09"]) == 2
+
+
+def test_eval_recording_lifts_as_process_does(bundled, monkeypatch):
+    """The lifter-only angles of pair 01-04 are exactly those `mvcapture process` gives for the demo session
+    (cam01 + cam04, the same shipped detections): both lift each view the same way."""
+    from mvcapture.errors import ModelNotFoundError
+    from mvcapture.lifter import load_lifter
+    from mvcapture.pipeline.demo import demo_session
+    from mvcapture.pipeline.process import SessionPipeline
+
+    def unavailable(mode="balanced", **kwargs):
+        raise ModelNotFoundError(f"detector model(s) for {mode!r} not found on this computer (test)")
+
+    monkeypatch.setattr("mvcapture.detect.backends.create_detector", unavailable)
+    lifter = load_lifter("default", device="cpu")
+    pipeline = SessionPipeline(demo_session(), model=lifter)
+    pipeline.run()
+    row = evaluate_recording(bundled, model=lifter, pairs="01-04")["pairs"][0]
+    assert row["optical_axis_angle_deg"]["lifter"] == pytest.approx(pipeline.metrics["camera_axis_angle_deg"][1],
+                                                                    abs=0.05)
+    assert row["relative_rotation_deg"]["lifter"] == pytest.approx(pipeline.metrics["camera_rotation_deg"][1],
+                                                                   abs=0.05)
