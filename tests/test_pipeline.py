@@ -676,6 +676,7 @@ def test_bench_live_json(tmp_path, videos, tiny_weights, tiny_detector_files, ca
     for name, run in result["runs"].items():
         assert run["pairs"] == 6 and run["pairs_per_s"] > 0 and run["latency_p95_ms"] >= run["latency_p50_ms"] > 0
         assert set(run["stages_ms"]) == {*LIVE_STAGES, "total"}
+        assert run["cpu_ms_per_pair"] >= run["pipeline_cpu_ms_per_pair"] > 0 and run["capacity_pairs_per_s"] > 0
     every, tracking = result["runs"]["every frame"], result["runs"]["tracking"]
     assert every["detect_every"] == 1 and tracking["detect_every"] == 3
     assert sum(sum(d.values()) for d in tracking["detector_runs"]) < sum(sum(d.values()) for d in every["detector_runs"])

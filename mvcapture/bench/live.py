@@ -222,15 +222,28 @@ def _live_run(detector, lifter, videos, args, detect_every: int, pairs: int | No
         for s in sources:
             s.stop()
         pipeline.close()
-    cpu_ms = None
-    if state["cpu0"] is not None and state["pair1"] > state["pair0"]:
-        cpu_ms = (state["cpu1"] - state["cpu0"]) / (state["pair1"] - state["pair0"]) * 1e3
+    cpu_ms = pipeline_cpu_ms = capture_cpu_ms_per_s = None
     background = list(pipeline.background_detect_s)
+    if state["cpu0"] is not None and state["pair1"] > state["pair0"]:
+        timed = state["pair1"] - state["pair0"]
+        cpu_ms = (state["cpu1"] - state["cpu0"]) / timed * 1e3
+        wall = list(pipeline.done_at_s)
+        wall_s = wall[-1] - wall[-1 - timed] if len(wall) > timed else None
+        # the pipeline's own threads: the pairs' thread and the background detector (its share of the timed pairs)
+        share = timed / max(done, 1)
+        pipeline_cpu_ms = (float(np.sum(list(pipeline.cpu_s)[-timed:])) + share * (
+            pipeline.background.cpu_s if pipeline.background else 0.0)) / timed * 1e3
+        if wall_s:
+            capture_cpu_ms_per_s = max(cpu_ms - pipeline_cpu_ms, 0.0) * timed / wall_s
     stats = pipeline.live_stats(skip=args.warmup)
     summary = pipeline.timing_summary(skip=args.warmup)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    capacity = None
+    if pipeline_cpu_ms and capture_cpu_ms_per_s is not None:
+        capacity = max(cores * 1e3 - capture_cpu_ms_per_s, 0.0) / pipeline_cpu_ms
     return {"detect_every": detect_every, "pairs_done": done, **stats, "cpu_ms_per_pair": cpu_ms,
-            "capacity_pairs_per_s": cores * 1e3 / cpu_ms if cpu_ms else None, "cores": cores,
+            "pipeline_cpu_ms_per_pair": pipeline_cpu_ms, "capture_cpu_ms_per_s": capture_cpu_ms_per_s,
+            "capacity_pairs_per_s": capacity, "cores": cores,
             "background_detect_ms": float(np.mean(background) * 1e3) if background else None,
             "background_detections": len(background),
             "stages_ms": {stage: summary.get(stage, {"mean_ms": 0.0, "median_ms": 0.0})
@@ -295,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
         row(f"{stage} ms/pair", [r["stages_ms"][stage]["mean_ms"] for r in runs.values()], lambda v: f"{v:.2f}")
     row("background detect ms", [r["background_detect_ms"] for r in runs.values()], num)
     row("CPU ms/pair (process)", [r["cpu_ms_per_pair"] for r in runs.values()], num)
+    row("CPU ms/pair (pipeline)", [r["pipeline_cpu_ms_per_pair"] for r in runs.values()], num)
+    row("capture CPU ms/s", [r["capture_cpu_ms_per_s"] for r in runs.values()], num)
     row("pairs/s if CPU were ours", [r["capacity_pairs_per_s"] for r in runs.values()], num)
     row("detector runs", [sum(sum(d.values()) for d in r["detector_runs"] if d) if any(r["detector_runs"]) else None
                           for r in runs.values()], lambda v: "every frame" if v is None else str(v))
@@ -324,9 +339,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{'within' if ok else 'outside'} it so far")
         else:
             print(f"soak {args.minutes:g} min: too short for two windows")
-    notes.append("'CPU ms/pair' is the process's CPU time (all threads: decoding the two videos, detector, pose, "
-                 "lifter) per pair; 'pairs/s if CPU were ours' = cores × 1000 / that, what an unshared machine "
-                 "would sustain if the work spread over all its cores (an estimate, not a measurement)")
+    notes.append("CPU figures: 'process' = the whole process's CPU time per pair (decoding the two videos "
+                 "included); 'pipeline' = the CPU time of the pipeline's own threads (pairs and background "
+                 "detector; onnxruntime's pool threads are missed with --threads > 1); 'capture' = the rest per "
+                 "second (decoding at the cameras' rate); 'pairs/s if CPU were ours' = (cores × 1000 − capture) "
+                 "/ pipeline: what this machine would sustain unshared, if the work spread over its cores (an "
+                 "estimate, not a measurement)")
     for note in notes:
         print(f"note: {note}")
     write_json(args.json, {

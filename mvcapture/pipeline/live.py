@@ -165,6 +165,7 @@ class BackgroundDetector:
         self._job: tuple | None = None
         self._done: list[tuple] = []
         self._closed = False
+        self.cpu_s = 0.0   # CPU seconds of this thread's runs (onnxruntime's own pool threads not included)
         self._thread = threading.Thread(target=self._run, name="live-detector", daemon=True)
         self._thread.start()
 
@@ -202,7 +203,7 @@ class BackgroundDetector:
                 if self._closed:
                     return
                 view, image, generation = self._job
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 boxes, scores = self.detector.detect_boxes(image)
             except Exception:   # a failed run must not end live mode; the tracker re-detects when lost
@@ -211,6 +212,7 @@ class BackgroundDetector:
             with self._cond:
                 if boxes is not None:
                     self._done.append((view, boxes, scores, generation, time.perf_counter() - start))
+                self.cpu_s += time.thread_time() - cpu
                 self._job = None
 
 
@@ -269,6 +271,9 @@ class LivePipeline:
         self.timings: dict[str, collections.deque] = {s: collections.deque(maxlen=TIMING_HISTORY)
                                                        for s in (*LIVE_STAGES, "total")}
         self.latency_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+        # CPU seconds of the calling thread per pair (onnxruntime's own pool threads, with more than one
+        # thread, not included)
+        self.cpu_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.done_at_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.skipped = [0] * num_views
         self.background = (BackgroundDetector(detector) if background_detection and self.tracking
@@ -387,7 +392,7 @@ class LivePipeline:
         threads.live_heartbeat()  # live threads budget; background training yields while this runs
         V = self.num_views
         timings: dict[str, float] = {}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         if self.tracking:
             kp_coco, conf_coco, detected = self._detect_tracked(images, timings)
@@ -424,6 +429,7 @@ class LivePipeline:
         aligned, residual = self.alignment.push(pose_m, pose_conf)
         timings["align"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
+        self.cpu_s.append(time.thread_time() - cpu)
 
         for stage, seconds in timings.items():
             self.timings[stage].append(seconds)
