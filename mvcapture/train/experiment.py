@@ -424,7 +424,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per variant (default 30, the paper's)")
     p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default 5e-4; the paper: 2e-4)")
     p.add_argument("--angle", type=float, default=90.0, help="degrees between the target-train cameras (default 90)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a shared box)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the app's training budget, mvcapture.threads)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny smoke version (short clips, 1 epoch)")
     p.add_argument("--resume", action="store_true",
@@ -435,10 +436,11 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    import torch
     from tqdm import tqdm
 
-    torch.set_num_threads(max(1, args.threads))
+    from mvcapture import threads
+
+    threads.apply("train", args.threads)
     kw = {"config": args.config, "split": args.split, "seed": args.seed, "angle": args.angle,
           "source_model": args.source_model,
           "bvh_dir": str(args.bvh) if args.bvh else ""}
