@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from mvcapture import threads
-from mvcapture.train.jobs import JobSpec, start_job
 from tests.train_helpers import write_clips
 
 
@@ -92,7 +91,11 @@ def test_training_yields_while_live_runs(monkeypatch):
     assert niced == [threads.NICE_WHILE_LIVE]  # the priority is lowered once only
 
 
-def test_training_worker_reports_that_it_yields_to_live_capture(tmp_path):
+def test_training_worker_reports_that_it_yields_to_live_capture(tmp_path, capsys, _isolated_home):
+    import json
+
+    from mvcapture.cli import main
+
     clips = write_clips(tmp_path / "clips", n=1, T=60)
     stop = threading.Event()
 
@@ -104,13 +107,15 @@ def test_training_worker_reports_that_it_yields_to_live_capture(tmp_path):
     beat = threading.Thread(target=live_loop)
     beat.start()
     try:
-        job = start_job(JobSpec(clips=[str(clips)], config="tiny",
-                                train={"variant": "l2d", "epochs": 1, "batch_size": 4}), tmp_path / "job")
-        events = list(job.events())
+        code = main(["finetune", str(clips), "--config-for-tests", "tiny", "--variant", "l2d", "--epochs", "1",
+                     "--batch-size", "4"])
     finally:
         stop.set()
         beat.join()
-    assert events[-1]["event"] == "done", events[-1]
+    assert code == 0
+    assert "live capture runs: training yields" in capsys.readouterr().out
+    events_file = next((_isolated_home / "jobs").glob("*/events.jsonl"))
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
     yielded = [e for e in events if e["event"] == "threads"]
     assert yielded and yielded[0]["live"] is True and yielded[0]["threads"] == threads.budget("train", live=True)
 

@@ -120,6 +120,9 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
             bar.write(f"stopped: {event['message']}")
         elif kind == "start" and event.get("validation_set"):
             bar.write(f"validation on {event['validation_set']}")
+        elif kind == "threads":
+            bar.write(f"live capture {'runs: training yields' if event['live'] else 'stopped'} "
+                      f"({event['threads']} thread(s){', lower priority' if event['niced'] else ''})")
 
     try:
         while True:
