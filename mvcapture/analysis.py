@@ -32,6 +32,13 @@ class Analysis:
         times_s: (T,) time of each frame on the common time base, seconds.
         fps: frame rate of the common time base.
         offset_s: (V,) time offset of each view relative to view 0, seconds.
+        fused3d: (T, 17, 3) metres, view 0's camera frame, pelvis-relative: the two views' triangulated 3D
+            completed by the lifts (NaN where unknown; None in files written before it existed).
+        fused_source: (T, 17) int8 where each fused joint came from (geometry.fusion SOURCE_*).
+        fused_error_mm: (V, T, 17) each view's lift against the fused track after one similarity, mm.
+        stereo_axis_angle_deg / stereo_angle_deg: (V,) the optical-axes / rotation angle between view 0 and
+            each view from the two views' own geometry; NaN where the stereo estimate is not confident.
+            `angle_deg` / `axis_angle_deg` stay the lifter-only (Procrustes) values.
     """
 
     kp2d: np.ndarray
@@ -45,17 +52,43 @@ class Analysis:
     fps: float
     offset_s: np.ndarray
     axis_angle_deg: np.ndarray | None = None
+    fused3d: np.ndarray | None = None
+    fused_source: np.ndarray | None = None
+    fused_error_mm: np.ndarray | None = None
+    stereo_axis_angle_deg: np.ndarray | None = None
+    stereo_angle_deg: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.axis_angle_deg is None:
             self.axis_angle_deg = np.full(np.shape(self.angle_deg), np.nan)
+        if self.stereo_axis_angle_deg is None:
+            self.stereo_axis_angle_deg = np.full(np.shape(self.angle_deg), np.nan)
+        if self.stereo_angle_deg is None:
+            self.stereo_angle_deg = np.full(np.shape(self.angle_deg), np.nan)
+
+    @property
+    def has_fused(self) -> bool:
+        """True when the file holds a fused two-view track with at least one known joint."""
+        return self.fused3d is not None and bool(np.isfinite(self.fused3d).any())
+
+    @property
+    def lifter_camera_angle_deg(self) -> np.ndarray:
+        """(V,) the lifter-only angle between the cameras: between the optical axes, or the rotation angle
+        for files that do not have it."""
+        axis = np.asarray(self.axis_angle_deg, np.float64)
+        return np.where(np.isfinite(axis), axis, np.asarray(self.angle_deg, np.float64))
 
     @property
     def camera_angle_deg(self) -> np.ndarray:
-        """(V,) the angle between the cameras to show a user: between the optical axes, or the rotation
-        angle for files that do not have it."""
-        axis = np.asarray(self.axis_angle_deg, np.float64)
-        return np.where(np.isfinite(axis), axis, np.asarray(self.angle_deg, np.float64))
+        """(V,) the angle between the cameras to show a user: the two views' own geometry where it is
+        confident, else the lifter-only angle."""
+        stereo = np.asarray(self.stereo_axis_angle_deg, np.float64)
+        return np.where(np.isfinite(stereo), stereo, self.lifter_camera_angle_deg)
+
+    @property
+    def camera_angle_source(self) -> list[str]:
+        """(V,) "stereo" or "lifter": where `camera_angle_deg` comes from."""
+        return ["stereo" if np.isfinite(x) else "lifter" for x in np.asarray(self.stereo_axis_angle_deg, np.float64)]
 
     @property
     def num_views(self) -> int:
@@ -71,8 +104,12 @@ class Analysis:
             "kp2d": (V, T, 17, 2), "conf": (V, T, 17), "pose3d": (V, T, 17, 3),
             "aligned": (V, T, 17, 3), "residual_mm": (T, 17), "angle_deg": (V,), "axis_angle_deg": (V,),
             "image_size": (V, 2), "times_s": (T,), "offset_s": (V,),
+            "fused3d": (T, 17, 3), "fused_source": (T, 17), "fused_error_mm": (V, T, 17),
+            "stereo_axis_angle_deg": (V,), "stereo_angle_deg": (V,),
         }
         for key, shape in expected.items():
+            if getattr(self, key) is None:
+                continue
             got = np.shape(getattr(self, key))
             if got != shape:
                 raise MvcaptureError(f"{source}: '{key}' should have shape {shape}, has {got}")
@@ -80,7 +117,8 @@ class Analysis:
 
     def save(self, path: Path | str) -> None:
         self.validate(str(path))
-        atomic_save_npz(path, **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)})
+        atomic_save_npz(path, **{f.name: np.asarray(getattr(self, f.name)) for f in fields(self)
+                                 if getattr(self, f.name) is not None})
 
     @classmethod
     def load(cls, path: Path | str) -> "Analysis":

@@ -250,19 +250,33 @@ def test_demo_session_headless_cli(tmp_path, tiny_weights, no_detector_weights):
     assert 0.0 <= a.angle_deg[1] <= 180.0 and a.angle_deg[0] == 0.0
     metrics = json.loads((out / "metrics.json").read_text())
     assert a.axis_angle_deg[1] == pytest.approx(metrics["camera_axis_angle_deg"][1])
-    assert a.camera_angle_deg[1] == a.axis_angle_deg[1]
-    # files written before the optical-axis angle was stored still load; the rotation angle stands in
+    assert a.lifter_camera_angle_deg[1] == a.axis_angle_deg[1]
+    # the angle shown is the two views' own geometry (lenses from the demo's checkerboard pictures)
+    stereo = metrics["stereo"]
+    assert stereo["status"] == "ok" and stereo["lens"] == ["intrinsics", "intrinsics"]
+    assert a.camera_angle_deg[1] == pytest.approx(stereo["axis_angle_deg"]) and a.camera_angle_source[1] == "stereo"
+    assert metrics["camera_angle_source"] == "stereo"
+    assert a.has_fused and a.fused3d.shape == (100, 17, 3) and np.isfinite(a.fused3d).all()
+    assert np.allclose(a.fused3d[:, 0], 0.0)  # pelvis-relative
+    assert a.fused_error_mm.shape == (2, 100, 17)
+    # files written before the optical-axis angle and the stereo were stored still load; the rotation angle
+    # stands in
     old = dict(np.load(out / "analysis.npz"))
-    del old["axis_angle_deg"]
+    for key in ("axis_angle_deg", "stereo_axis_angle_deg", "stereo_angle_deg", "fused3d", "fused_source",
+                "fused_error_mm"):
+        del old[key]
     np.savez(tmp_path / "old.npz", **old)
     legacy = Analysis.load(tmp_path / "old.npz")
     assert np.isnan(legacy.axis_angle_deg).all() and legacy.camera_angle_deg[1] == pytest.approx(a.angle_deg[1])
+    assert not legacy.has_fused
     result = json.loads((tmp_path / "r.json").read_text())
     assert any("shipped with the session" in n for n in result["notes"])
     assert [d["source"] for d in result["metrics"]["detections"]] == ["cached", "cached"]
     check = result["calibration_check"]
     assert check["calibration"]["relative_rotation_deg"] == pytest.approx(131.65)
-    assert check["estimated"]["relative_rotation_deg"] == pytest.approx(a.angle_deg[1])
+    assert check["lifter_only"]["relative_rotation_deg"] == pytest.approx(a.angle_deg[1])
+    assert check["estimated"]["source"] == "stereo"
+    assert abs(check["error_deg"]["relative_rotation"]) < 5 and abs(check["error_deg"]["optical_axis"]) < 5
     import cv2
 
     image = cv2.imread(str(out / "demo.png"))
@@ -470,7 +484,7 @@ def test_stage_caching_resume_and_force(rect_session, detector, tiny_lifter):
     a1 = process_session(rect_session, model=tiny_lifter, detector=detector,
                          progress=lambda *e: events.append(e))
     assert detector.calls == 2 * T
-    assert {e[0] for e in events} == {"detections", "sync", "lift", "analysis"}
+    assert {e[0] for e in events} == {"detections", "sync", "lift", "stereo", "analysis"}
     assert all(0.0 <= e[1] <= 1.0 for e in events)
     assert a1.pose3d.shape == (2, T, 17, 3) and np.isfinite(a1.aligned).all()
     assert rect_session.stage_status()["analysis"] and all(rect_session.stage_status()["lift"])
@@ -478,12 +492,12 @@ def test_stage_caching_resume_and_force(rect_session, detector, tiny_lifter):
     second = SessionPipeline(rect_session, model=tiny_lifter, detector=detector)
     a2 = second.run()
     assert detector.calls == 2 * T and second.ran == []
-    assert {"detections/view0", "detections/view1", "lift/view0", "lift/view1", "analysis"} <= set(second.skipped)
+    assert {"detections/view0", "detections/view1", "lift/view0", "lift/view1", "stereo", "analysis"} <= set(second.skipped)
     np.testing.assert_array_equal(a1.aligned, a2.aligned)
 
     lift_only = SessionPipeline(rect_session, model=tiny_lifter, detector=detector, from_stage="lift")
     lift_only.run()
-    assert detector.calls == 2 * T and lift_only.ran == ["lift/view0", "lift/view1", "analysis"]
+    assert detector.calls == 2 * T and lift_only.ran == ["lift/view0", "lift/view1", "stereo", "analysis"]
 
     forced = SessionPipeline(rect_session, model=tiny_lifter, detector=detector, force=True)
     forced.run()
@@ -492,7 +506,7 @@ def test_stage_caching_resume_and_force(rect_session, detector, tiny_lifter):
 
     other_height = SessionPipeline(rect_session, model=tiny_lifter, detector=detector, height_m=1.9)
     other_height.run()
-    assert other_height.ran == ["lift/view0", "lift/view1", "analysis"]
+    assert other_height.ran == ["lift/view0", "lift/view1", "stereo", "analysis"]
 
 
 def test_cancel_then_resume(rect_session, detector, tiny_lifter):
@@ -696,3 +710,61 @@ def test_bench_live_refuses_cuda_without_a_device(tmp_path, videos, tiny_weights
         pytest.skip("this computer has a CUDA device")
     assert main(["bench", "live", "--videos", str(videos[0]), str(videos[1]), "--device", "cuda",
                  "--model", str(tiny_weights)]) != 0
+
+
+_OPENED: list[str] | None = None
+
+
+def _record_opens(event, args):
+    """sys audit hook (stays installed for the process: cheap, never raises): files opened while recording."""
+    if _OPENED is not None and event == "open" and args and isinstance(args[0], (str, bytes)):
+        _OPENED.append(str(args[0]))
+
+
+def test_stereo_stage_never_reads_the_calibration(tiny_lifter, no_detector_weights, tmp_path):
+    """The demo's two-view geometry comes from the session alone: while the stereo stage runs, no file of
+    the Qualisys calibration (nor the demo's calibration angles) is opened; its angle is within 5° of it."""
+    import sys
+
+    from mvcapture.pipeline.demo import calibration_angles, demo_session
+
+    global _OPENED
+    session = demo_session(root=tmp_path)
+    pipeline = SessionPipeline(session, model=tiny_lifter)
+    stereo_stage = pipeline._stereo
+    opened: list[str] = []
+
+    def watched(*args, **kwargs):
+        global _OPENED
+        _OPENED = opened
+        try:
+            return stereo_stage(*args, **kwargs)
+        finally:
+            _OPENED = None
+
+    sys.addaudithook(_record_opens)
+    pipeline._stereo = watched
+    a = pipeline.run()
+    assert opened, "the audit hook saw no file opened: it does not work"
+    assert not [p for p in opened if "Calib" in p or "calibration" in p.lower()]
+    calib = calibration_angles()
+    assert abs(a.camera_angle_deg[1] - calib["optical_axis_angle_deg"]) < 5.0
+    assert abs(a.stereo_angle_deg[1] - calib["relative_rotation_deg"]) < 5.0
+
+
+def test_stereo_falls_back_to_the_lifter_when_one_view_is_mostly_hidden(tiny_lifter, no_detector_weights, tmp_path):
+    """One camera sees the athlete in a few frames only: a clear note, no fused 3D, the lifter's angle."""
+    from mvcapture.pipeline.demo import demo_session
+
+    session = demo_session(root=tmp_path)
+    rel = session.meta["views"][1]["cached_detections"]
+    data = dict(np.load(session.path / rel))
+    data["scores"] = data["scores"].copy()
+    data["scores"][:85] = 0.0
+    np.savez(session.path / rel, **data)
+    pipeline = SessionPipeline(session, model=tiny_lifter)
+    a = pipeline.run()
+    assert pipeline.metrics["stereo"]["status"] == "degenerate"
+    assert any("two-view 3D not available" in n and "occluded" in n for n in pipeline.notes)
+    assert a.camera_angle_source[1] == "lifter" and a.camera_angle_deg[1] == pytest.approx(a.axis_angle_deg[1])
+    assert not a.has_fused

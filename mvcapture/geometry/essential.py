@@ -46,8 +46,11 @@ def sampson_distance(F: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarra
     return num / np.sqrt(np.maximum(den, 1e-300))
 
 
-def essential_ransac(xa_n: np.ndarray, xb_n: np.ndarray, threshold_n: float, seed: int = 0
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+CHEIRALITY_POINTS = 400  # inliers triangulated to choose among the essential matrices' poses
+
+
+def essential_ransac(xa_n: np.ndarray, xb_n: np.ndarray, threshold_n: float, seed: int = 0,
+                     max_iters: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """5-point RANSAC (Nistér, via cv2.findEssentialMat) + cheirality (cv2.recoverPose).
 
     Args:
@@ -65,18 +68,23 @@ def essential_ransac(xa_n: np.ndarray, xb_n: np.ndarray, threshold_n: float, see
         return None
     cv2.setRNGSeed(seed)
     E, mask = cv2.findEssentialMat(xa_n, xb_n, np.eye(3), method=cv2.RANSAC, prob=0.999,
-                                   threshold=float(threshold_n), maxIters=2000)
+                                   threshold=float(threshold_n), maxIters=int(max_iters))
     if E is None or E.shape[0] < 3:
+        return None
+    inliers = np.flatnonzero(mask.ravel() > 0)
+    pick = inliers[np.unique(np.linspace(0, len(inliers) - 1, min(len(inliers), CHEIRALITY_POINTS)).astype(int))] \
+        if len(inliers) else inliers
+    if len(pick) < 5:
         return None
     best = None
     for k in range(E.shape[0] // 3):  # several solutions: keep the one with most points in front
         Ek = E[3 * k: 3 * k + 3]
-        n, R, t, m = cv2.recoverPose(Ek, xa_n, xb_n, np.eye(3), mask=mask.copy())
+        n, R, t, _ = cv2.recoverPose(Ek, xa_n[pick], xb_n[pick], np.eye(3))
         if best is None or n > best[0]:
-            best = (n, R, t.ravel(), m.ravel() > 0)
+            best = (n, R, t.ravel())
     if best is None or best[0] < 5:
         return None
-    return best[1], best[2] / np.linalg.norm(best[2]), best[3]
+    return best[1], best[2] / np.linalg.norm(best[2]), mask.ravel() > 0
 
 
 def rotation_from_vector(rvec: np.ndarray) -> np.ndarray:

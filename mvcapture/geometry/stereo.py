@@ -70,10 +70,13 @@ MIN_SHARED_FRAMES = 20         # fewer such frames: too little to calibrate from
 MIN_VISIBLE_SHARE = 0.3        # a view seeing the athlete in fewer frames than this is "mostly occluded"
 MIN_TRIANGULATION_DEG = 15.0   # cameras closer than this in angle, seen from the athlete: depth is guesswork
 MIN_MOTION = 0.08              # athlete's movement (joint spread over time / body size) below this: static
-BA_FRAMES = 150                # frames entering the bundle adjustment (evenly spread)
+BA_FRAMES = 120                # frames entering the bundle adjustment (evenly spread)
 RANSAC_MAX_POINTS = 4000       # correspondences entering RANSAC and the sweep (evenly spread)
 VFOV_SWEEP_DEG = np.arange(40.0, 90.1, 2.5)  # focal lengths tried when a view's lens is unknown (phones, webcams)
-BOOTSTRAP = 40                 # block-bootstrap re-estimates of the pose
+BOOTSTRAP = 25                 # block-bootstrap re-estimates of the pose (RANSAC + refinement each)
+BOOTSTRAP_POINTS = 1500        # correspondences per bootstrap re-estimate
+BOOTSTRAP_COST_RATIO = 1.2     # a re-estimate costing more than this × the estimate on all data is a failed search
+MIN_ATHLETE_DEG = 8.0          # the athlete spans fewer degrees of the view than this: too small to tell
 BOOTSTRAP_BLOCK_S = 0.5        # block length in seconds (neighbouring frames are not independent)
 AGREE_DEG = 5.0                # confidence: share of re-estimates within this of the estimate
 MAX_INTERVAL_DEG = 20.0        # a 95 % angle interval wider than this: the estimate is uncertain
@@ -166,6 +169,17 @@ def centred_pixels(kp_px: np.ndarray, image_size, intrinsics: dict | None = None
     else:
         out = (flat.reshape(-1, 2) - c) * np.array([1.0, fx / fy])
     return out.reshape(kp.shape), fx, c
+
+
+def _athlete_span(x: np.ndarray, seen: np.ndarray) -> float:
+    """Median over frames of the athlete's extent (bounding-box diagonal of the seen joints) in centred pixels."""
+    frames = seen.sum(-1) >= 2
+    if not frames.any():
+        return 0.0
+    pts = np.where(seen[frames][..., None], x[frames], np.nan)
+    with np.errstate(invalid="ignore"):
+        ext = np.nanmax(pts, axis=1) - np.nanmin(pts, axis=1)
+    return float(np.nanmedian(np.linalg.norm(ext, axis=-1)))
 
 
 def _even_subset(n: int, k: int) -> np.ndarray:
@@ -377,17 +391,41 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
     block = max(1, int(round(BOOTSTRAP_BLOCK_S * fps)))
     angles = []
     if all(known):
-        pa_all = [correspondences(np.array([f]), labels) for f in frames]
+        xb_all, sb_all, cb_all = relabel(xb, labels, frames), relabel(seen_b, labels, frames), relabel(conf_b, labels, frames)
+        both_all = seen_a[frames] & sb_all
+        # a re-estimate much worse on all the data than the estimate is a failed search, not an alternative
+        # the data allows; one about as good (or better) is, and widens the interval
+        ea, eb = xa[frames][both_all], xb_all[both_all]
+        ew = np.sqrt(conf_a[frames][both_all] * cb_all[both_all])
+        keep_e = _even_subset(len(ea), RANSAC_MAX_POINTS)
+        ea, eb, ew = ea[keep_e], eb[keep_e], ew[keep_e]
+
+        def data_cost(Rx, tx):
+            F = fundamental_from_essential(essential_from_Rt(Rx, tx), fa, fb)
+            return float((ew * np.log1p((sampson_distance(F, ea, eb) / 4.0) ** 2)).sum())
+
+        cost_main = data_cost(R, t)
         for _ in range(BOOTSTRAP):
+            # each resample starts from scratch (RANSAC), so a second solution the data allows shows up
             idx = _blocks(len(frames), block, rng)
-            pa = np.concatenate([pa_all[i][0] for i in idx])
-            pb = np.concatenate([pa_all[i][1] for i in idx])
-            w = np.concatenate([pa_all[i][2] for i in idx])
-            keep = _even_subset(len(pa), RANSAC_MAX_POINTS)
-            Rb = refine_relative_pose(pa[keep], pb[keep], w[keep], R, t, fa, fb, max_nfev=30)[0]
-            angles.append(optical_axes_angle_deg(Rb))
+            m = both_all[idx]
+            pa, pb = xa[frames][idx][m], xb_all[idx][m]
+            w = np.sqrt(conf_a[frames][idx][m] * cb_all[idx][m])
+            keep = _even_subset(len(pa), BOOTSTRAP_POINTS)
+            found = essential_ransac(pa[keep] / fa, pb[keep] / fb, 8.0 / np.sqrt(fa * fb),
+                                     seed=int(rng.integers(1 << 30)), max_iters=500)
+            if found is None:
+                angles.append(np.nan)
+                continue
+            Rb, tb = refine_relative_pose(pa[keep], pb[keep], w[keep], found[0], found[1], fa, fb, max_nfev=20)[:2]
+            angles.append(optical_axes_angle_deg(Rb) if data_cost(Rb, tb) <= BOOTSTRAP_COST_RATIO * cost_main
+                          else np.nan)
         angles = np.array(angles)
+        if np.isfinite(angles).sum() < BOOTSTRAP // 2:
+            angles = np.where(np.isfinite(angles), angles, est.axis_angle_deg + 90.0)  # mostly failing: say so
+        angles = angles[np.isfinite(angles)]
         lo, hi = np.percentile(angles, [2.5, 97.5])
+        lo, hi = min(lo, est.axis_angle_deg), max(hi, est.axis_angle_deg)
         est.focal_interval_px = ((fa, fa), (fb, fb))
     else:
         # profile over the focal sweep: which candidate wins on each resample of frames
@@ -424,6 +462,12 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         est.notes.append(f"the cameras are only {est.triangulation_angle_deg:.0f}° apart as seen from the "
                          f"athlete (need ≥ {MIN_TRIANGULATION_DEG:.0f}°): depth from two views is unreliable")
         status = "degenerate"
+    span_deg = [np.degrees(_athlete_span(kp, seen) / f) for kp, seen, f in ((xa, seen_a, fa), (xb, seen_b, fb))]
+    if status == "ok" and min(span_deg) < MIN_ATHLETE_DEG:
+        est.notes.append(f"the athlete spans only {min(span_deg):.0f}° of one camera's view (need "
+                         f"{MIN_ATHLETE_DEG:.0f}°): too small in the picture to fix the cameras' geometry; move "
+                         "the camera closer or zoom in")
+        status = "uncertain"
     if status == "ok" and (hi - lo > MAX_INTERVAL_DEG or est.confidence < 0.5):
         est.notes.append(f"the camera angle is uncertain: {est.axis_angle_deg:.0f}° (95 % interval "
                          f"{lo:.0f}–{hi:.0f}°)" + ("; calibrate the lenses (mvcapture calibrate-intrinsics) "
@@ -569,3 +613,66 @@ def despike(points: np.ndarray, window: int = 5, threshold: float = 3.0) -> np.n
     limit = threshold * max(float(np.nan_to_num(typical)), 0.1 * float(np.nan_to_num(size, nan=1.0)))
     spike = np.nan_to_num(dev, nan=0.0) > limit
     return np.where(spike[..., None] & np.isfinite(med), med, points)
+
+
+class StereoRig:
+    """A stereo estimate ready to triangulate one frame pair at a time (live): undistortion, the camera
+    matrices, the epipolar labelling of view b and the face test per frame, and a metric scale.
+
+    Args:
+        est: a usable `StereoEstimate`. image_size_a/b, intrinsics_a/b: as given to `self_calibrate`.
+        metres_per_unit: the session's scale (stereo stage's `metres_per_unit`), or None: then the running
+            median of the athlete's body size over the frames seen so far sets it from `height_m`.
+    """
+
+    def __init__(self, est: StereoEstimate, image_size_a, image_size_b, intrinsics_a: dict | None = None,
+                 intrinsics_b: dict | None = None, metres_per_unit: float | None = None, height_m: float = 1.75,
+                 layout: str = "coco17"):
+        self.est = est
+        self.sizes = (image_size_a, image_size_b)
+        self.intrinsics = (intrinsics_a, intrinsics_b)
+        self.layout = layout
+        self.P = _camera_matrices(est.R, est.t, *est.focal_px)
+        self.F = fundamental_from_essential(essential_from_Rt(est.R, est.t), *est.focal_px)
+        self.perm = np.asarray(LAYOUTS[layout].flip_permutation)
+        self.metres_per_unit = metres_per_unit
+        self.height_m = float(height_m)
+        self._sizes_seen: list[float] = []
+
+    def triangulate_frame(self, kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_b: np.ndarray,
+                          min_conf: float = 0.3) -> np.ndarray | None:
+        """One frame pair → (17, 3) H36M-17 metres, view a's frame, pelvis-relative (NaN joints where not
+        seen by both views), or None when too little is seen (no pelvis or no scale yet).
+
+        kp_a, kp_b: (17, 2) pixels in the rig's joint order; conf_a, conf_b: (17,).
+        """
+        from mvcapture.core.normalize import HEIGHT_PROXY_RATIO, height_proxy
+        from mvcapture.core.skeleton import coco_to_h36m
+
+        xa, _, _ = centred_pixels(np.asarray(kp_a)[None], self.sizes[0], self.intrinsics[0])
+        xb, _, _ = centred_pixels(np.asarray(kp_b)[None], self.sizes[1], self.intrinsics[1])
+        ca, cb = np.asarray(conf_a, np.float64)[None], np.asarray(conf_b, np.float64)[None]
+        labels = choose_side_labels(xa, xb, ca >= MIN_CONF, cb >= MIN_CONF, self.F, self.perm)[0]
+        xb, cb = xb[:, labels], cb[:, labels]
+        both = (ca >= min_conf) & (cb >= min_conf)
+        X = triangulate_points(self.P, np.stack([xa, xb]), np.stack([np.where(both, ca, 0.0), np.where(both, cb, 0.0)]))[0]
+        if face_direction(X[None], self.layout)[0] < 0:
+            X = X[self.perm]
+        seen = np.isfinite(X).all(-1)
+        if self.layout == "coco17":
+            pose, conf = coco_to_h36m(np.where(seen[:, None], X, 0.0), seen.astype(np.float64))
+        else:
+            pose, conf = np.where(seen[:, None], X, 0.0), seen.astype(np.float64)
+        if conf[0] <= 0:
+            return None
+        if self.metres_per_unit is None:
+            if (conf[:11] > 0).all():
+                self._sizes_seen.append(float(height_proxy(pose)))
+                self._sizes_seen = self._sizes_seen[-300:]
+            if not self._sizes_seen:
+                return None
+            scale = HEIGHT_PROXY_RATIO * self.height_m / float(np.median(self._sizes_seen))
+        else:
+            scale = self.metres_per_unit
+        out = np.where(conf[:, None] > 0, (pose - pose[0]) * scale, np.nan)
+        return out.astype(np.float32)

@@ -113,7 +113,18 @@ def _print_summary(pipeline, analysis) -> None:
               f"{m['camera_rotation_deg'][v]:.1f}°, optical axes {m['camera_axis_angle_deg'][v]:.1f}° apart, "
               f"scale {m['scale'][v]:.3f}")
     print(f"  consistency residual: mean {m['residual_mean_mm']:.1f} mm")
-    print(f"  {m['camera_angle_advice']}")
+    st = m.get("stereo")
+    if st:
+        lo, hi = st.get("axis_angle_interval_deg") or (None, None)
+        interval = f" (95 % {lo:.0f}–{hi:.0f}°)" if lo is not None and hi is not None else ""
+        focal = ", ".join(f"{f:.0f}" if f is not None else "?" for f in st.get("focal_px", []))
+        if st.get("status") == "degenerate":
+            print("  two-view geometry: not available (see the notes); angle and 3D from the lifter")
+        else:
+            print(f"  two-view geometry ({st['status']}): optical axes {st['axis_angle_deg']:.1f}°{interval}, "
+                  f"rotation {st['rotation_deg']:.1f}°, focal {focal} px ({'/'.join(st.get('lens', []))}), "
+                  f"reprojection {st['reprojection_px']:.1f} px, confidence {st['confidence']:.2f}")
+    print(f"  cameras {m['camera_angle_deg']:.0f}° apart ({m['camera_angle_source']}): {m['camera_angle_advice']}")
     for note in pipeline.notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -142,11 +153,16 @@ def run_demo(args: argparse.Namespace) -> int:
     pipeline, analysis = _process(session, args)
     _print_summary(pipeline, analysis)
     comparison = compare_with_calibration(pipeline.metrics)
-    est, cal, err = comparison["estimated"], comparison["calibration"], comparison["error_deg"]
-    print(f"  vs calibration: relative rotation {est['relative_rotation_deg']:.1f}° (calibration "
-          f"{cal['relative_rotation_deg']:.1f}°, error {err['relative_rotation']:+.1f}°), optical axes "
-          f"{est['optical_axis_angle_deg']:.1f}° (calibration {cal['optical_axis_angle_deg']:.1f}°, error "
-          f"{err['optical_axis']:+.1f}°)")
+    cal = comparison["calibration"]
+    for label, est in (("shown", comparison["estimated"] | {"error_deg": comparison["error_deg"]}),
+                       ("lifter alone", comparison["lifter_only"]), ("two-view geometry", comparison["stereo"])):
+        if est is None:
+            continue
+        err = est["error_deg"]
+        print(f"  vs calibration, {label}{' (' + est['source'] + ')' if 'source' in est else ''}: relative rotation "
+              f"{est['relative_rotation_deg']:.1f}° (calibration {cal['relative_rotation_deg']:.1f}°, error "
+              f"{err['relative_rotation']:+.1f}°), optical axes {est['optical_axis_angle_deg']:.1f}° (calibration "
+              f"{cal['optical_axis_angle_deg']:.1f}°, error {err['optical_axis']:+.1f}°)")
     result = {**_summary(pipeline, analysis), "calibration_check": comparison}
     if args.no_gui:
         if args.out is not None:

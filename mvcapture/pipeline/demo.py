@@ -149,9 +149,9 @@ def render_analysis(session: Session, analysis: Analysis, path: Path | str, fram
     put_label(panel3d, "3D, all views aligned onto view 0")
     put_label(panel3d, f"frame {f}: residual {float(np.mean(residual)):.0f} mm (green 0 - red 100)", (10, 56))
     if analysis.num_views > 1:
-        line = f"camera rotation {float(analysis.angle_deg[1]):.0f} deg"
-        if metrics and metrics.get("camera_axis_angle_deg"):
-            line += f", optical axes {float(metrics['camera_axis_angle_deg'][1]):.0f} deg apart"
+        line = f"cameras {float(analysis.camera_angle_deg[1]):.0f} deg apart ({analysis.camera_angle_source[1]})"
+        if np.isfinite(analysis.stereo_axis_angle_deg[1]):
+            line += f"; lifter alone {float(analysis.lifter_camera_angle_deg[1]):.0f} deg"
         put_label(panel3d, line, (10, height - 16))
     panels.append(panel3d)
     image = np.concatenate(panels, axis=1)
@@ -167,17 +167,37 @@ def render_analysis(session: Session, analysis: Analysis, path: Path | str, fram
 
 
 def compare_with_calibration(metrics: dict) -> dict:
-    """The estimated camera angles of the demo against its calibration, with the errors in degrees."""
+    """The estimated camera angles of the demo against its calibration, with the errors in degrees.
+
+    `estimated` is what the app shows (the two views' own geometry when it is confident, else the lifter's
+    Procrustes rotation; `source` says which); `lifter_only` and `stereo` are both kept as checks.
+    """
     calib = calibration_angles()
-    rotation = float(metrics["camera_rotation_deg"][1])
-    axis = float(metrics["camera_axis_angle_deg"][1])
+
+    def row(rotation, axis):
+        return {"relative_rotation_deg": rotation, "optical_axis_angle_deg": axis,
+                "error_deg": {"relative_rotation": rotation - calib["relative_rotation_deg"],
+                              "optical_axis": axis - calib["optical_axis_angle_deg"]}}
+
+    lifter = row(float(metrics["camera_rotation_deg"][1]), float(metrics["camera_axis_angle_deg"][1]))
+    stereo = metrics.get("stereo") or {}
+    stereo_row = (row(float(stereo["rotation_deg"]), float(stereo["axis_angle_deg"]))
+                  if stereo.get("axis_angle_deg") is not None else None)
+    if stereo_row is not None:
+        stereo_row.update(status=stereo.get("status"), axis_angle_interval_deg=stereo.get("axis_angle_interval_deg"))
+    use_stereo = stereo_row is not None and stereo.get("status") == "ok"
+    shown = stereo_row if use_stereo else lifter
     return {
         "calibration": {"optical_axis_angle_deg": calib["optical_axis_angle_deg"],
                         "relative_rotation_deg": calib["relative_rotation_deg"], "source": calib.get("source")},
-        "estimated": {"relative_rotation_deg": rotation, "optical_axis_angle_deg": axis},
-        "error_deg": {"relative_rotation": rotation - calib["relative_rotation_deg"],
-                      "optical_axis": axis - calib["optical_axis_angle_deg"]},
-        "note": "the sequence Procrustes rotation R maps view 1's camera frame onto view 0's, so its angle is "
-                "the relative rotation of the two cameras (calibration: relative_rotation_deg); the angle "
-                "between the optical axes is acos(R[2, 2]) (calibration: optical_axis_angle_deg)",
+        "estimated": {"relative_rotation_deg": shown["relative_rotation_deg"],
+                      "optical_axis_angle_deg": shown["optical_axis_angle_deg"],
+                      "source": "stereo" if use_stereo else "lifter"},
+        "error_deg": shown["error_deg"],
+        "lifter_only": lifter,
+        "stereo": stereo_row,
+        "note": "stereo: the cameras' relative pose found from the two views' keypoints (essential matrix + "
+                "bundle adjustment, lenses from the recording's checkerboard pictures; the calibration file is "
+                "never read by it). lifter_only: the sequence Procrustes rotation between the two lifted 3D "
+                "sequences. Relative rotation = the rotation angle; optical axes = acos(R[2, 2])",
     }

@@ -1,6 +1,7 @@
 """Process a session: detect 2D in each view → align the views in time → resample onto view 0's time base →
-lift each view to 3D → metres → one similarity per sequence mapping each view onto view 0 → consistency
-residual and the camera angle → `analysis.npz` + `metrics.json` in the session.
+lift each view to 3D → metres → the two views' own geometry (self-calibrated stereo, triangulation, the
+fused 3D track) → one similarity per sequence mapping each view onto view 0 → consistency residual and the
+camera angle → `analysis.npz` + `metrics.json` in the session.
 
 Each stage writes its output into the session folder and its input signature into `pipeline.json`; a stage
 whose output exists with the same signature is skipped, so a re-run only redoes what changed (`force`
@@ -29,7 +30,9 @@ from mvcapture.session.store import Session
 log = logging.getLogger(__name__)
 
 # Stages in the order they run; `from_stage` names one of them.
-PIPELINE_STAGES = ("detections", "sync", "lift", "analysis")
+PIPELINE_STAGES = ("detections", "sync", "lift", "stereo", "analysis")
+STEREO_FILE = "stereo"  # stereo.npz in the session: the fused track and the stereo estimate
+STEREO_VERSION = 1      # bump when the stereo stage's algorithm changes (its cached output is redone)
 STATE_FILE = "pipeline"  # pipeline.json in the session: signature of each stage's inputs
 DETECTION_CACHE_DIR = "detections/cache"  # detect_video's resumable per-video cache inside the session
 # progress(stage, fraction of that stage done in [0, 1], message)
@@ -302,8 +305,10 @@ class SessionPipeline:
         sync = self._sync(tracks)
         self._check_cancel("lifting")
         lifted, lift_sigs = self._lift_all(tracks, det_sigs, sync)
+        self._check_cancel("two-view geometry")
+        stereo, stereo_sig = self._stereo(tracks, sync, lifted, det_sigs, lift_sigs)
         self._check_cancel("alignment")
-        return self._analyse(tracks, sync, lifted, lift_sigs)
+        return self._analyse(tracks, sync, lifted, lift_sigs, stereo, stereo_sig)
 
     # -- detection -----------------------------------------------------------------------------------------
     def _detector_key(self) -> str:
@@ -502,12 +507,90 @@ class SessionPipeline:
             self.session.record_model("lift", str(model_id["name"]), str(version))
         return results, sigs
 
+    # -- two-view geometry -----------------------------------------------------------------------------------
+    def _view_lens(self, v: int, image_size) -> tuple[dict | None, float | None, str]:
+        """View v's lens: its intrinsics (session), else a focal length from the video's metadata, else none."""
+        from mvcapture.geometry.intrinsics import focal_from_metadata, load_intrinsics
+
+        intr = self.session.intrinsics(v)
+        if intr is not None:
+            return load_intrinsics(intr).scaled_to(tuple(int(x) for x in image_size)).to_dict(), None, "intrinsics"
+        try:
+            focal = focal_from_metadata(self.session.views[v].media)
+        except (MvcaptureError, OSError, ValueError) as exc:
+            log.info("view %d: no focal length in the video's metadata (%s)", v, exc)
+            focal = None
+        return None, focal, ("metadata" if focal else "unknown")
+
+    def _stereo(self, tracks: list[ViewTrack], sync: list[dict], lifted: list[dict], det_sigs: list[str],
+                lift_sigs: list[str]) -> tuple[dict, str]:
+        """Views 0 and 1: the relative pose and focal lengths from the athlete's keypoints
+        (`geometry.stereo.self_calibrate`), the triangulated track and the fused 3D (`geometry.fusion`),
+        saved as stereo.npz. Returns {"estimate": the metrics.json `stereo` object, "fused3d": (T, 17, 3),
+        "fused_source": (T, 17)} and the stage's signature."""
+        from mvcapture.geometry.fusion import fuse_tracks
+        from mvcapture.geometry.stereo import despike, self_calibrate, triangulate_tracks
+
+        times0, fps = self._common_time_base(tracks)
+        lenses = [self._view_lens(v, tracks[v].image_size) for v in (0, 1)]
+        s = sync[1]
+        sig = _signature({"version": STEREO_VERSION, "det": det_sigs[:2], "lift": lift_sigs[:2],
+                          "offset_s": float(s["offset_s"]), "drift_ppm": float(s.get("drift_ppm", 0.0)),
+                          "lenses": [[lens[0], lens[1]] for lens in lenses], "height_m": self.height_m})
+        path = self.session.path / f"{STEREO_FILE}.npz"
+        if self._up_to_date("stereo", "stereo", sig, [path]) is not None:
+            data = self.session.load_array(STEREO_FILE)
+            estimate = json.loads(str(data["estimate_json"]))
+            self._progress("stereo", 1.0, "two-view geometry up to date")
+            self._stereo_notes(estimate)
+            return {"estimate": estimate, "fused3d": data["fused3d"], "fused_source": data["fused_source"]}, sig
+        self._progress("stereo", 0.0, "finding the cameras' geometry from the athlete's keypoints")
+        query = (1.0 + float(s.get("drift_ppm", 0.0)) * 1e-6) * times0 + float(s["offset_s"])
+        kp_a, conf_a = tracks[0].kp2d_coco_px.astype(np.float64), tracks[0].conf_coco.astype(np.float64)
+        if len(tracks[0].times_s) != len(times0):
+            kp_a, conf_a = resample_view(tracks[0].times_s, kp_a, conf_a, times0)
+        kp_b, conf_b = resample_view(tracks[1].times_s, tracks[1].kp2d_coco_px, tracks[1].conf_coco, query)
+        (intr_a, focal_a, how_a), (intr_b, focal_b, how_b) = lenses
+        size_a, size_b = tracks[0].image_size, tracks[1].image_size
+        est = self_calibrate(kp_a, conf_a, kp_b, conf_b, size_a, size_b, intr_a, intr_b,
+                             focal_hint_px=(focal_a, focal_b), fps=fps or 30.0)
+        self._progress("stereo", 0.7, "triangulating the athlete")
+        lifts = np.stack([np.asarray(lifted[v]["pose3d_m"], np.float64) for v in (0, 1)])
+        lift_conf = np.stack([np.asarray(lifted[v]["conf"], np.float64) for v in (0, 1)])
+        estimate = est.to_json()
+        estimate["lens"] = [how_a, how_b]
+        if est.status == "degenerate":
+            fused = np.full(lifts.shape[1:], np.nan, np.float32)
+            source = np.zeros(lifts.shape[1:3], np.int8)
+            estimate["metres_per_unit"] = None
+        else:
+            X, conf, _ = triangulate_tracks(est, kp_a, conf_a, kp_b, conf_b, size_a, size_b, intr_a, intr_b)
+            fused, source, scale = fuse_tracks(despike(X), conf, lifts, lift_conf, est.R, self.height_m)
+            estimate["metres_per_unit"] = scale
+            estimate["triangulated_share"] = float((source == 1).mean())
+        self.session.save_array(STEREO_FILE, fused3d=fused, fused_source=source,
+                                estimate_json=np.array(json.dumps(estimate)))
+        self._record("stereo", sig, status=est.status)
+        self._stereo_notes(estimate)
+        self._progress("stereo", 1.0, f"cameras {est.axis_angle_deg:.0f}° apart ({est.status}, from the "
+                                      f"athlete's keypoints)")
+        return {"estimate": estimate, "fused3d": fused, "fused_source": source}, sig
+
+    def _stereo_notes(self, estimate: dict) -> None:
+        status = estimate.get("status")
+        for note in estimate.get("notes", []):
+            if status == "degenerate":
+                self._note("stereo", f"two-view 3D not available: {note}; the 3D and the camera angle come from "
+                                     f"the lifter alone")
+            else:
+                self._note("stereo", f"two-view 3D: {note}")
+
     # -- alignment and scores ------------------------------------------------------------------------------
-    def _analyse(self, tracks: list[ViewTrack], sync: list[dict], lifted: list[dict], lift_sigs: list[str]
-                 ) -> Analysis:
+    def _analyse(self, tracks: list[ViewTrack], sync: list[dict], lifted: list[dict], lift_sigs: list[str],
+                 stereo: dict | None = None, stereo_sig: str = "") -> Analysis:
         from mvcapture.core.procrustes import procrustes, rotation_angle_deg
 
-        sig = _signature({"lift": lift_sigs})
+        sig = _signature({"lift": lift_sigs, "stereo": stereo_sig})
         analysis_path = self.session.path_for("analysis")
         metrics_path = self.session.path_for("metrics")
         if self._up_to_date("analysis", "analysis", sig, [analysis_path, metrics_path]) is not None:
@@ -546,11 +629,25 @@ class SessionPipeline:
         seen = weight_sum > 0
         residual_mm = np.where(seen, residual_sum / np.where(seen, weight_sum, 1.0), np.nan)
         times0, fps = self._common_time_base(tracks)
+        estimate = (stereo or {}).get("estimate") or {}
+        stereo_axis = np.full(V, np.nan)
+        stereo_rot = np.full(V, np.nan)
+        stereo_axis[0] = stereo_rot[0] = 0.0
+        if estimate.get("status") == "ok":
+            stereo_axis[1] = float(estimate["axis_angle_deg"])
+            stereo_rot[1] = float(estimate["rotation_deg"])
+        fused = None if stereo is None else np.asarray(stereo["fused3d"], np.float32)
+        fused_error = None
+        if fused is not None and np.isfinite(fused).any():
+            fused_error = self._lift_errors(pose3d, conf, fused)
         analysis = Analysis(kp2d=kp2d, conf=conf.astype(np.float32), pose3d=pose3d.astype(np.float32),
                             aligned=aligned.astype(np.float32), residual_mm=residual_mm.astype(np.float32),
                             angle_deg=angle, axis_angle_deg=axis_angle, image_size=np.stack([t.image_size for t in tracks]).astype(np.int32),
                             times_s=np.asarray(times0, np.float64), fps=float(fps),
-                            offset_s=np.array([float(s["offset_s"]) for s in sync]))
+                            offset_s=np.array([float(s["offset_s"]) for s in sync]),
+                            fused3d=fused, fused_source=None if stereo is None else stereo["fused_source"],
+                            fused_error_mm=fused_error, stereo_axis_angle_deg=stereo_axis,
+                            stereo_angle_deg=stereo_rot)
         self._progress("analysis", 0.7, "scoring")
         depth = [depth_ratio(pose3d[v], conf[v]) for v in range(V)]
         for v, ratio in enumerate(depth):
@@ -564,13 +661,38 @@ class SessionPipeline:
                       for v in range(1, V)}
         self.metrics = self._metrics(analysis, weight_sum, axis_angle, scale, sync)
         self.metrics["depth_ratio"] = depth
+        if estimate:
+            self.metrics["stereo"] = estimate
+            if fused_error is not None:
+                self.metrics["lift_error_vs_fused_mm"] = [
+                    float(np.nanmean(fused_error[v])) if np.isfinite(fused_error[v]).any() else None
+                    for v in range(V)]
         self.metrics["sync_check_3d"] = sync_check
         analysis.save(analysis_path)
         self.session.save_json("metrics", self.metrics)
         self._record("analysis", sig)
         self._progress("analysis", 1.0, f"residual {self.metrics['residual_mean_mm']:.1f} mm, cameras "
-                                        f"{axis_angle[1]:.0f}° apart")
+                                        f"{self.metrics['camera_angle_deg']:.0f}° apart "
+                                        f"({self.metrics['camera_angle_source']})")
         return analysis
+
+    @staticmethod
+    def _lift_errors(pose3d: np.ndarray, conf: np.ndarray, fused: np.ndarray) -> np.ndarray:
+        """(V, T, 17) mm: each view's lift, mapped onto the fused track by one similarity per sequence, against
+        it (NaN where either is unknown): how far each camera's monocular 3D is from the two-view 3D."""
+        from mvcapture.core.procrustes import procrustes
+
+        ok = np.isfinite(fused).all(-1)
+        target = np.where(ok[..., None], fused, 0.0).astype(np.float64)
+        out = np.full(conf.shape, np.nan)
+        for v in range(pose3d.shape[0]):
+            w = (conf[v] > 0) & ok
+            if w.sum() < 4:
+                continue
+            fit = procrustes(pose3d[v], target, w.astype(np.float64), mode="sequence")
+            err = np.linalg.norm(fit.aligned - target, axis=-1) * MM_PER_M
+            out[v] = np.where(w, err, np.nan)
+        return out.astype(np.float32)
 
     def _check_sync_in_3d(self, v: int, pose_0: np.ndarray, pose_v: np.ndarray, weight: np.ndarray,
                           times_s: np.ndarray, sync: dict) -> dict:
@@ -616,7 +738,9 @@ class SessionPipeline:
         total = float(weight.sum())
         per_joint = (res * weight).sum(0) / np.maximum(weight.sum(0), 1e-12)
         per_frame = np.where(weight.sum(1) > 0, (res * weight).sum(1) / np.maximum(weight.sum(1), 1e-12), np.nan)
-        pair_angle = float(axis_angle[1])
+        stereo_angle = float(np.asarray(a.stereo_axis_angle_deg, np.float64)[1]) \
+            if a.stereo_axis_angle_deg is not None else float("nan")
+        pair_angle = stereo_angle if np.isfinite(stereo_angle) else float(axis_angle[1])
         detections = [self._state["stages"].get(f"detections/view{v}", {}) for v in range(a.num_views)]
         model = _model_identity(self.lifter)
         return {
@@ -631,6 +755,8 @@ class SessionPipeline:
             "residual_per_frame_mm": [None if not np.isfinite(x) else float(x) for x in per_frame],
             "camera_rotation_deg": [float(x) for x in a.angle_deg],
             "camera_axis_angle_deg": [float(x) for x in axis_angle],
+            "camera_angle_deg": pair_angle,
+            "camera_angle_source": "stereo" if np.isfinite(stereo_angle) else "lifter",
             "camera_angle_advice": camera_angle_advice(pair_angle),
             "scale": [float(x) for x in scale],
             "offset_s": [float(x) for x in a.offset_s],
