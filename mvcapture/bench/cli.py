@@ -11,6 +11,7 @@ BENCH_MODULES: list[str] = [
     "mvcapture.bench.sync",
     "mvcapture.bench.live",
     "mvcapture.bench.finetune",
+    "mvcapture.bench.stereo",
 ]
 
 
