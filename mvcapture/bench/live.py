@@ -287,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
           f"{runs['tracking']['fps'][0]:g} fps); {hw['cpu']} ({hw['cpu_cores']} cores, live budget "
           f"{live_threads} thread(s)), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else "")
           + f"; load average before {load_before}, after {load_after}")
-    print(f"detector {detector.model_id} on {detector.provider} (pose batch: {getattr(detector, 'pose_batched', False)}); "
+    batched = getattr(detector, "pose_batched", False)
+    print(f"detector {detector.model_id} on {detector.provider} (pose batch: {batched}); "
           f"lifter {lifter.name} ({lifter.config_name}, window {lifter.window}, {lifter.precision}), lift stride "
           f"{'adaptive from ' if not args.fixed_stride else ''}{args.lift_stride}; {args.frames} pairs timed per run "
           f"after {args.warmup} warm-up")

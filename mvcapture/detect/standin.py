@@ -408,10 +408,10 @@ def make_rtmpose_standin(path: Path | str, bins_x: np.ndarray, bins_y: np.ndarra
 
 
 def count_macs(model) -> int:
-    """Multiply-accumulates of one run of an ONNX model (on one sample): Conv k_h·k_w·C_in/groups·C_out·H_out·W_out (batch
-    included), MatMul M·K·N (batch dims included). Other ops (activations, pooling, adds) are not counted,
-    as in the published figures. Shapes come from ONNX shape inference; weights may be initializers or
-    shape-only graph inputs."""
+    """Multiply-accumulates of one run of an ONNX model on one sample (a free batch dimension counts 1): Conv
+    k_h·k_w·C_in/groups·C_out·H_out·W_out (batch included), MatMul M·K·N (batch dims included). Other ops
+    (activations, pooling, adds) are not counted, as in the published figures. Shapes come from ONNX shape
+    inference; weights may be initializers or shape-only graph inputs."""
     from onnx import shape_inference
 
     inferred = shape_inference.infer_shapes(model)

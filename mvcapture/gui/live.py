@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -139,7 +138,8 @@ class LivePoseWorker(QtCore.QThread):
             return
         views = len(self.sources)
         fps = float(self.sources[0].fps or 30.0)
-        pipeline = LivePipeline(detector, lifter, num_views=views, window=max(int(HISTORY_S * fps), 2 * MIN_ALIGN_FRAMES),
+        window = max(int(HISTORY_S * fps), 2 * MIN_ALIGN_FRAMES)
+        pipeline = LivePipeline(detector, lifter, num_views=views, window=window,
                                 refit_every=5, min_align_frames=MIN_ALIGN_FRAMES, lift_stride=LIFT_STRIDE,
                                 adapt_lift_stride=True, detect_every=self._detect_every, background_detection=True,
                                 stereo=self._stereo)

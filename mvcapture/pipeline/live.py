@@ -247,7 +247,8 @@ class LivePipeline:
                  min_align_frames: int = 15,
                  height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
                  adapt_lift_stride: bool = False, max_lift_stride: int = 8, detect_every: int = 1,
-                 background_detection: bool = False, stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None):
+                 background_detection: bool = False, stereo: StereoLift | None = None,
+                 on_frame: Callable[[LiveFrameResult], None] | None = None):
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 pair, got {detect_every}")
         self.detector = detector
