@@ -227,10 +227,6 @@ def _base_bvh() -> str:
     return head + "MOTION\nFrames: 40\n" + lines[1] + "\n" + "\n".join(frames) + "\n"
 
 
-def _bvh_edit(fn):
-    return fn
-
-
 BVH_CASES = {
     "empty": lambda t: "",
     "binary": lambda t: "\x00\x01\x02garbage\xff",

@@ -82,8 +82,6 @@ def run_eval(train_dir, test_dir, model: str | None = None, variants=EVAL_VARIAN
     import time
     from pathlib import Path
 
-    import torch
-
     from mvcapture.io.atomic import atomic_write_json
     from mvcapture.io.clip import load_clip, load_dataset
     from mvcapture.lifter import Lifter, load_lifter, select_device
