@@ -39,6 +39,8 @@ class Analysis:
         stereo_axis_angle_deg / stereo_angle_deg: (V,) the optical-axes / rotation angle between view 0 and
             each view from the two views' own geometry; NaN where the stereo estimate is not confident.
             `angle_deg` / `axis_angle_deg` stay the lifter-only (Procrustes) values.
+        stereo_focal_px: (V,) the focal length (pixels) each view's two-view geometry used or found; NaN
+            where the stereo estimate is not confident (fine-tuning's stereo pseudo-labels use it).
     """
 
     kp2d: np.ndarray
@@ -57,6 +59,7 @@ class Analysis:
     fused_error_mm: np.ndarray | None = None
     stereo_axis_angle_deg: np.ndarray | None = None
     stereo_angle_deg: np.ndarray | None = None
+    stereo_focal_px: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.axis_angle_deg is None:
@@ -65,6 +68,8 @@ class Analysis:
             self.stereo_axis_angle_deg = np.full(np.shape(self.angle_deg), np.nan)
         if self.stereo_angle_deg is None:
             self.stereo_angle_deg = np.full(np.shape(self.angle_deg), np.nan)
+        if self.stereo_focal_px is None:
+            self.stereo_focal_px = np.full(np.shape(self.angle_deg), np.nan)
 
     @property
     def has_fused(self) -> bool:
@@ -105,7 +110,7 @@ class Analysis:
             "aligned": (V, T, 17, 3), "residual_mm": (T, 17), "angle_deg": (V,), "axis_angle_deg": (V,),
             "image_size": (V, 2), "times_s": (T,), "offset_s": (V,),
             "fused3d": (T, 17, 3), "fused_source": (T, 17), "fused_error_mm": (V, T, 17),
-            "stereo_axis_angle_deg": (V,), "stereo_angle_deg": (V,),
+            "stereo_axis_angle_deg": (V,), "stereo_angle_deg": (V,), "stereo_focal_px": (V,),
         }
         for key, shape in expected.items():
             if getattr(self, key) is None:

@@ -118,6 +118,9 @@ class WindowDataset(Dataset):
         else:
             out["root_m"] = np.zeros((V, T, 3), np.float32)
             out["gt3d"] = out["target"] = np.zeros((V, T, 17, 3), np.float32)
+        weight = clip.extras.get("target_weight")  # (V, T, 17) pseudo-label confidence (train.pseudo)
+        if weight is not None:
+            out["target_weight"] = np.asarray(weight, np.float32).reshape(V, T, 17)
         return out
 
     def __len__(self) -> int:
@@ -143,11 +146,16 @@ class WindowDataset(Dataset):
         target = c["target"][:, frames]
         gt3d = c["gt3d"][:, frames]
         root = c["root_m"][:, frames]
+        weight = c["target_weight"][:, frames] if "target_weight" in c else None
         flipped = bool(self.flip and torch.rand(()) < 0.5)
         if flipped:
             inp, target, gt3d = (_mirror(a) for a in (inp, target, gt3d))
             root = root * np.array([-1.0, 1.0, 1.0], np.float32)
+            if weight is not None:
+                weight = weight[..., H36M17_FLIP_PERMUTATION]
+        extra = {} if weight is None else {"target_weight": torch.from_numpy(np.ascontiguousarray(weight))}
         return {
+            **extra,
             "input": torch.from_numpy(np.ascontiguousarray(inp)),
             "kp2d_norm": torch.from_numpy(np.ascontiguousarray(inp[..., :2])),
             "conf": torch.from_numpy(np.ascontiguousarray(inp[..., 2])),

@@ -23,11 +23,13 @@ from mvcapture.gui.workers import BACKGROUND_NICE, run_task
 log = logging.getLogger(__name__)
 
 LOSS_COLORS = [(120, 170, 255), (255, 140, 0), (80, 200, 120), (230, 70, 200), (200, 200, 80), (150, 150, 150)]
-# Variants offered for sessions (they have no 3D ground truth, so no `l3d*`), and what they mean.
+# Variants offered for sessions (they have no 3D ground truth, so no `l3d`/`l3d_con`; `l3d_stereo` makes its
+# own from the two views), and what they mean.
 SESSION_VARIANTS = {
     "l2d_con": "2D reprojection + sequence consistency (recommended)",
     "l2d_con_frame": "2D reprojection + per-frame consistency",
     "l2d": "2D reprojection only (baseline)",
+    "l3d_stereo": "the two views' own 3D as pseudo-labels + consistency (sessions with a confident two-view geometry)",
 }
 
 

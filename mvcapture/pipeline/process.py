@@ -632,10 +632,12 @@ class SessionPipeline:
         estimate = (stereo or {}).get("estimate") or {}
         stereo_axis = np.full(V, np.nan)
         stereo_rot = np.full(V, np.nan)
+        stereo_focal = np.full(V, np.nan)
         stereo_axis[0] = stereo_rot[0] = 0.0
         if estimate.get("status") == "ok":
             stereo_axis[1] = float(estimate["axis_angle_deg"])
             stereo_rot[1] = float(estimate["rotation_deg"])
+            stereo_focal[:2] = [float(f) for f in estimate["focal_px"]]
         fused = None if stereo is None else np.asarray(stereo["fused3d"], np.float32)
         fused_error = None
         if fused is not None and np.isfinite(fused).any():
@@ -647,7 +649,7 @@ class SessionPipeline:
                             offset_s=np.array([float(s["offset_s"]) for s in sync]),
                             fused3d=fused, fused_source=None if stereo is None else stereo["fused_source"],
                             fused_error_mm=fused_error, stereo_axis_angle_deg=stereo_axis,
-                            stereo_angle_deg=stereo_rot)
+                            stereo_angle_deg=stereo_rot, stereo_focal_px=stereo_focal)
         self._progress("analysis", 0.7, "scoring")
         depth = [depth_ratio(pose3d[v], conf[v]) for v in range(V)]
         for v, ratio in enumerate(depth):
@@ -680,19 +682,9 @@ class SessionPipeline:
     def _lift_errors(pose3d: np.ndarray, conf: np.ndarray, fused: np.ndarray) -> np.ndarray:
         """(V, T, 17) mm: each view's lift, mapped onto the fused track by one similarity per sequence, against
         it (NaN where either is unknown): how far each camera's monocular 3D is from the two-view 3D."""
-        from mvcapture.core.procrustes import procrustes
+        from mvcapture.geometry.fusion import lifts_onto_fused
 
-        ok = np.isfinite(fused).all(-1)
-        target = np.where(ok[..., None], fused, 0.0).astype(np.float64)
-        out = np.full(conf.shape, np.nan)
-        for v in range(pose3d.shape[0]):
-            w = (conf[v] > 0) & ok
-            if w.sum() < 4:
-                continue
-            fit = procrustes(pose3d[v], target, w.astype(np.float64), mode="sequence")
-            err = np.linalg.norm(fit.aligned - target, axis=-1) * MM_PER_M
-            out[v] = np.where(w, err, np.nan)
-        return out.astype(np.float32)
+        return lifts_onto_fused(pose3d, conf, fused)[1]
 
     def _check_sync_in_3d(self, v: int, pose_0: np.ndarray, pose_v: np.ndarray, weight: np.ndarray,
                           times_s: np.ndarray, sync: dict) -> dict:

@@ -41,7 +41,7 @@ def _register_finetune(subparsers) -> None:
                    help="multi-view clips (.npz) or folders of them")
     p.add_argument("--variant", choices=list(VARIANTS), default="l2d_con",
                    help="losses: l2d reprojection only, l2d_con + sequence consistency (default), "
-                        "l2d_con_frame + per-frame consistency (moving cameras), l3d / l3d_con need gt3d")
+                        "l2d_con_frame + per-frame consistency (moving cameras), l3d / l3d_con need gt3d, l3d_stereo: the two views' own triangulated 3D as pseudo-labels")
     p.add_argument("--lambda-con", type=float, default=None,
                    help="consistency weight (default 0.3 with 2D, 0.2 with 3D supervision)")
     p.add_argument("--model", default=None, help="lifter to start from: version name or weights path "

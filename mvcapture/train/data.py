@@ -57,14 +57,41 @@ def check_requirements(variants, clips: list[MultiViewClip], sources: list) -> N
                         + "; use an l2d variant for clips without it")
                 if key == "gt3d":
                     clip.focal_px(str(source))
+        if VARIANTS.get(variant, {}).get("pseudo3d") == "stereo":
+            from mvcapture.train.pseudo import pseudo_labelled
+
+            pseudo_labelled(clips, sources)  # raises when no clip's two views fix the geometry (cached)
+
+
+def variant_clips(variant: str, train: list[MultiViewClip], val: list[MultiViewClip]
+                  ) -> tuple[list[MultiViewClip], list[MultiViewClip]]:
+    """The clips a variant trains and validates on: for a pseudo-label variant (`l3d_stereo`) the clips with
+    their stereo pseudo-label as `gt3d` (those without a confident two-view geometry left out; validation
+    falls back to the training clips when none of its own has one); the clips themselves otherwise."""
+    from mvcapture.train.variants import VARIANTS
+
+    if VARIANTS.get(variant, {}).get("pseudo3d") != "stereo":
+        return train, val
+    from mvcapture.train.pseudo import pseudo_labelled, stereo_pseudo_labels
+
+    train_p, _ = pseudo_labelled(train)
+    val_p = [c for c in (stereo_pseudo_labels(v)[0] for v in val) if c is not None]
+    return train_p, val_p or train_p
 
 
 def slice_clip(clip: MultiViewClip, start: int, stop: int) -> MultiViewClip:
     """Frames [start, stop) of a clip (per-frame keys sliced, per-view keys kept)."""
+    from mvcapture.train.pseudo import PSEUDO_KEY
+
     sl = slice(start, stop)
-    return replace(clip, kp2d=clip.kp2d[:, sl], conf=clip.conf[:, sl],
-                   gt3d=None if clip.gt3d is None else clip.gt3d[:, sl],
-                   name=f"{clip.name}[{start}:{stop}]", extras=dict(clip.extras))
+    extras = {k: (v[:, sl] if k == "target_weight" else v) for k, v in clip.extras.items() if k != PSEUDO_KEY}
+    out = replace(clip, kp2d=clip.kp2d[:, sl], conf=clip.conf[:, sl],
+                  gt3d=None if clip.gt3d is None else clip.gt3d[:, sl],
+                  name=f"{clip.name}[{start}:{stop}]", extras=extras)
+    if PSEUDO_KEY in clip.extras:  # a cached pseudo-label of the whole clip: the same frames of it
+        labelled, info = clip.extras[PSEUDO_KEY]
+        out.extras[PSEUDO_KEY] = (None if labelled is None else slice_clip(labelled, start, stop), info)
+    return out
 
 
 def split_tail(clips: list[MultiViewClip], val_fraction: float, window: int

@@ -65,7 +65,7 @@ SPLITS = {
                    ("005_04", "005_09", "005_14", "005_19"),
                    "source: all clips of subjects 002, 003, 007; target: subject 005's dance"),
 }
-VARIANT_ORDER = ("baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con")
+VARIANT_ORDER = ("baseline", "l2d", "l2d_con", "l2d_con_frame", "l3d", "l3d_con", "l3d_stereo")
 LAMBDAS = (0.1, 0.3, 0.6, 1.0)
 ANGLES = (15.0, 45.0, 90.0, 135.0)
 TEST_ANGLE = 90.0

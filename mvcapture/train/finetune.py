@@ -163,7 +163,12 @@ def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig,
             raise MvcaptureError(f"variant {config.variant} needs 3D ground truth (key 'gt3d') in every "
                                  "training clip; use an l2d variant for clips without it")
         target = batch["target"].flatten(0, 1)
-        parts["pos"] = losses.loss_pos(flat, target)
+        if "target_weight" in batch:  # pseudo-labels: each joint as confidently as it was triangulated
+            w = batch["target_weight"].flatten(0, 1).to(flat.dtype)
+            err = torch.linalg.vector_norm(flat - target, dim=-1)
+            parts["pos"] = (w * err).sum() / w.sum().clamp_min(1e-6)
+        else:
+            parts["pos"] = losses.loss_pos(flat, target)
         parts["vel"] = losses.loss_vel(flat, target)
         parts["scale"] = losses.loss_scale(flat, target)
         total = total + w_mean * (config.lambda_pos * parts["pos"] + config.lambda_vel * parts["vel"]
@@ -231,6 +236,8 @@ def mirror_batch(batch: dict, mask: torch.Tensor) -> dict:
             m[..., 0] = -m[..., 0]
             pick(key, m)
     pick("conf", batch["conf"][..., perm])
+    if "target_weight" in batch:
+        pick("target_weight", batch["target_weight"][..., perm])
     if "root_m" in batch:
         pick("root_m", batch["root_m"] * torch.tensor([-1.0, 1.0, 1.0], device=mask.device))
     return out
@@ -666,9 +673,10 @@ def height_proxy_mean(pred: torch.Tensor) -> torch.Tensor:
 def fit(model: torch.nn.Module, train_clips: list, val_clips: list, config: TrainConfig,
         emit: Callable[[dict], None] = lambda event: None, device: str | torch.device = "auto") -> TrainResult:
     """Train `model` in this process on already-split clips and leave the best epoch's weights in it."""
-    from mvcapture.train.data import make_datasets
+    from mvcapture.train.data import make_datasets, variant_clips
 
     window = config.window or int(model.maxlen)
+    train_clips, val_clips = variant_clips(config.variant, train_clips, val_clips)
     train_set, val_set = make_datasets(train_clips, val_clips, window, config.stride)
     trainer = Trainer(model, train_set, val_set, config, emit=emit, device=device)
     result = trainer.run()

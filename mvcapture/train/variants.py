@@ -10,8 +10,12 @@ VARIANTS: dict[str, dict] = {
     "l2d_con_frame": {"reproj": True, "sup3d": False, "con": "frame", "requires": ()},
     "l3d": {"reproj": False, "sup3d": True, "con": None, "requires": ("gt3d",)},
     "l3d_con": {"reproj": False, "sup3d": True, "con": "sequence", "requires": ("gt3d",)},
+    # each view's lift against the two views' own triangulated 3D (train.pseudo: from the clip's 2D alone,
+    # weighted by both views' confidence), plus sequence consistency; clips without a confident two-view
+    # geometry are left out (an error before training when none is left)
+    "l3d_stereo": {"reproj": False, "sup3d": True, "con": "sequence", "requires": (), "pseudo3d": "stereo"},
 }
 # The paper's best λ_con: 0.3 with 2D supervision, 0.2 with 3D supervision.
-DEFAULT_LAMBDA_CON = {"l2d_con": 0.3, "l2d_con_frame": 0.3, "l3d_con": 0.2}
+DEFAULT_LAMBDA_CON = {"l2d_con": 0.3, "l2d_con_frame": 0.3, "l3d_con": 0.2, "l3d_stereo": 0.2}
 # `mvcapture eval` (FORMATS.md): the starting model without fine-tuning, then one model per variant.
 EVAL_VARIANTS = ("baseline", *VARIANTS)

@@ -141,6 +141,8 @@ def run_job(job_dir: Path, dist: DistInfo, emit, stop_requested) -> dict:
     model, parent = build_model(spec, config.seed)
     window = config.window or int(model.maxlen)
     clips, files, train_clips, val_clips, test_clips, eval_set, held_out = load_job_data(spec, config, window)
+    if kind != "pretrain":
+        train_clips, val_clips = tdata.variant_clips(config.variant, train_clips, val_clips)
     noise = None
     if config.redraw_noise:
         from mvcapture.data.detector_noise import MeasuredNoise
