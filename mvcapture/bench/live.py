@@ -307,6 +307,9 @@ def run(args: argparse.Namespace) -> int:
     row("latency p95 ms", [r["latency_p95_ms"] for r in runs.values()], num)
     for stage in (*LIVE_STAGES, "total"):
         row(f"{stage} ms/pair", [r["stages_ms"][stage]["mean_ms"] for r in runs.values()], lambda v: f"{v:.2f}")
+    row("outside detector+pose", [1 - (r["stages_ms"]["detect"]["mean_ms"] + r["stages_ms"]["pose"]["mean_ms"])
+                                  / max(r["stages_ms"]["total"]["mean_ms"], 1e-9) for r in runs.values()],
+        lambda v: f"{v:.1%}")
     row("background detect ms", [r["background_detect_ms"] for r in runs.values()], num)
     row("CPU ms/pair (process)", [r["cpu_ms_per_pair"] for r in runs.values()], num)
     row("CPU ms/pair (pipeline)", [r["pipeline_cpu_ms_per_pair"] for r in runs.values()], num)
