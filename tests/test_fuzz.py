@@ -502,11 +502,13 @@ def test_bad_arguments(argv, tmp_path, capsys, _isolated_home):
     argv = [a.replace("{clip}", str(clip)).replace("{tmp}", str(tmp_path)) for a in argv]
     before = files_under(tmp_path)
     try:
-        code = main(argv)
+        code, parse_error = main(argv), False
     except SystemExit as exc:  # argparse's own exit
-        code = exc.code
+        code, parse_error = exc.code, True
     out, err = capsys.readouterr()
     check_rejected(code, out, err)
+    if parse_error:  # the error alone: no usage text
+        assert len(err.strip().splitlines()) == 1 and "--help" in err, err
     assert files_under(tmp_path) <= before
     assert not (_isolated_home / "models").exists() or not list((_isolated_home / "models").rglob("v*"))
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from mvcapture.cli import add_json_option, write_json
 from mvcapture.core.normalize import DEFAULT_ATHLETE_HEIGHT_M
 
 log = logging.getLogger(__name__)
+
+MAX_OUT_NAME_BYTES = 200  # the atomic write's temporary name adds a few characters; file systems allow 255
 
 
 def default_output_path(clip_path: Path | str) -> Path:
@@ -87,10 +90,13 @@ def _run(args) -> int:
 
     from mvcapture.lifter.weights import load_lifter
 
-    if not 0.5 <= args.height_m <= 2.8:  # NaN fails too
-        from mvcapture.errors import MvcaptureError
+    from mvcapture.errors import MvcaptureError
 
+    if not 0.5 <= args.height_m <= 2.8:  # NaN fails too
         raise MvcaptureError(f"--height-m must be the athlete's height in metres (0.5 to 2.8), got {args.height_m}")
+    if args.out is not None and len(os.fsencode(Path(args.out).name)) > MAX_OUT_NAME_BYTES:
+        raise MvcaptureError(f"--out {Path(args.out).name[:40]}...: the file name is "
+                             f"{len(os.fsencode(Path(args.out).name))} bytes; at most {MAX_OUT_NAME_BYTES}")
     lifter = load_lifter(args.model, device=args.device, precision=args.precision, compile=args.compile)
     with tqdm(total=0, unit="window", desc="lifting") as bar:
         def progress(done: int, total: int) -> None:
