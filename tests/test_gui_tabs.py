@@ -329,11 +329,15 @@ def test_capture_live_pose_overlay_3d_and_camera_angle(qtbot, window, take):
     cap = window.capture_tab
     cap.make_detector = _FakeDetector
     cap.make_lifter = lambda: Lifter(create_lifter("tiny"), device="cpu")
+    stereo_calls = []
+    cap.make_stereo = lambda sources: (lambda kp_a, conf_a, kp_b, conf_b: stereo_calls.append(len(sources)))
     window.tabs.setCurrentWidget(cap)
     for picker, name in zip(cap.pickers, ("view0.mp4", "view1.mp4")):
         picker.set_file(take / name)
     cap.start_preview()
     qtbot.waitUntil(lambda: cap.last_live is not None and cap.last_live.angle_deg is not None, timeout=30_000)
+    assert stereo_calls and set(stereo_calls) == {2}, "the two-view hook gets every pair (None: no fused 3D yet)"
+    assert cap.last_live.fused is None
     assert "between the cameras" in cap.angle.text()
     assert cap.gauge.angle_deg == pytest.approx(min(cap.last_live.angle_deg, 180.0))
     xs, _ = cap.panels[0].bones.getData()

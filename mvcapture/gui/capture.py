@@ -152,7 +152,9 @@ class CaptureTab(QtWidgets.QWidget):
         self.make_lifter = default_lifter
         self.live: LivePoseWorker | None = None
         self.last_live: LivePose | None = None
-        self.stereo = None   # optional two-view 3D for the live view (`mvcapture.pipeline.live.StereoLift`)
+        # optional two-view 3D for the live view: called with the started sources (sizes, fps known), returns
+        # a `mvcapture.pipeline.live.StereoLift` or None
+        self.make_stereo = None
         self.live_shown = 0
         self._live_drawn_s: collections.deque = collections.deque(maxlen=LIVE_RATE_PAIRS)
         self._live_latency_ms: collections.deque = collections.deque(maxlen=LIVE_RATE_PAIRS)
@@ -456,7 +458,8 @@ class CaptureTab(QtWidgets.QWidget):
         if self.live is not None or not self.sources or not self.live_check.isChecked():
             return
         self.live_status.setText("live pose: loading the models…")
-        self.live = LivePoseWorker(self.sources, self.make_detector, self.make_lifter, stereo=self.stereo, parent=self)
+        stereo = self.make_stereo(self.sources) if self.make_stereo is not None else None
+        self.live = LivePoseWorker(self.sources, self.make_detector, self.make_lifter, stereo=stereo, parent=self)
         self.live_shown = 0
         self._live_drawn_s.clear()
         self._live_latency_ms.clear()
