@@ -232,3 +232,23 @@ def test_real_recording_pairs_within_five_degrees_of_the_calibration(shared_data
     assert est.status == "ok", est.notes
     assert rotation_angle_deg(est.R @ truth.T) < 5.0
     assert abs(est.axis_angle_deg - optical_axes_angle_deg(truth)) < 5.0
+
+
+def test_swapped_views_give_the_inverse_geometry_and_no_overlap_is_flagged():
+    clip = _synthetic_clip(110.0, seed=7)
+    intr = _intrinsics(clip)
+    ab = self_calibrate(clip.kp2d[0], clip.conf[0], clip.kp2d[1], clip.conf[1], clip.image_size[0],
+                        clip.image_size[1], intr[0], intr[1], fps=clip.fps, layout="h36m17")
+    ba = self_calibrate(clip.kp2d[1], clip.conf[1], clip.kp2d[0], clip.conf[0], clip.image_size[1],
+                        clip.image_size[0], intr[1], intr[0], fps=clip.fps, layout="h36m17")
+    assert ab.status == ba.status == "ok"
+    assert rotation_angle_deg(ba.R @ ab.R) < 3.0  # R_ba ≈ R_abᵀ
+    assert abs(ab.axis_angle_deg - ba.axis_angle_deg) < 3.0
+    # the two recordings do not overlap in time: view b sees nobody while view a does, and vice versa
+    conf_a, conf_b = clip.conf[0].copy(), clip.conf[1].copy()
+    half = len(conf_a) // 2
+    conf_a[half:] = 0
+    conf_b[:half] = 0
+    apart = self_calibrate(clip.kp2d[0], conf_a, clip.kp2d[1], conf_b, clip.image_size[0], clip.image_size[1],
+                           intr[0], intr[1], layout="h36m17")
+    assert apart.status == "degenerate" and "both cameras see" in apart.notes[0]

@@ -59,6 +59,13 @@ class ViewTrack:
     conf_coco: np.ndarray
 
 
+def cv2_error() -> type:
+    """OpenCV's exception type (its numeric routines raise it on degenerate input)."""
+    import cv2
+
+    return cv2.error
+
+
 def _signature(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -529,7 +536,7 @@ class SessionPipeline:
         saved as stereo.npz. Returns {"estimate": the metrics.json `stereo` object, "fused3d": (T, 17, 3),
         "fused_source": (T, 17)} and the stage's signature."""
         from mvcapture.geometry.fusion import fuse_tracks
-        from mvcapture.geometry.stereo import despike, self_calibrate, triangulate_tracks
+        from mvcapture.geometry.stereo import StereoEstimate, despike, self_calibrate, triangulate_tracks
 
         times0, fps = self._common_time_base(tracks)
         lenses = [self._view_lens(v, tracks[v].image_size) for v in (0, 1)]
@@ -552,8 +559,12 @@ class SessionPipeline:
         kp_b, conf_b = resample_view(tracks[1].times_s, tracks[1].kp2d_coco_px, tracks[1].conf_coco, query)
         (intr_a, focal_a, how_a), (intr_b, focal_b, how_b) = lenses
         size_a, size_b = tracks[0].image_size, tracks[1].image_size
-        est = self_calibrate(kp_a, conf_a, kp_b, conf_b, size_a, size_b, intr_a, intr_b,
-                             focal_hint_px=(focal_a, focal_b), fps=fps or 30.0)
+        try:
+            est = self_calibrate(kp_a, conf_a, kp_b, conf_b, size_a, size_b, intr_a, intr_b,
+                                 focal_hint_px=(focal_a, focal_b), fps=fps or 30.0)
+        except (ValueError, np.linalg.LinAlgError, cv2_error()) as exc:  # the lifter's 3D still stands
+            log.exception("stereo stage of session %s failed", self.session.id)
+            est = StereoEstimate(status="degenerate", notes=[f"the two views' geometry could not be computed ({exc})"])
         self._progress("stereo", 0.7, "triangulating the athlete")
         lifts = np.stack([np.asarray(lifted[v]["pose3d_m"], np.float64) for v in (0, 1)])
         lift_conf = np.stack([np.asarray(lifted[v]["conf"], np.float64) for v in (0, 1)])
