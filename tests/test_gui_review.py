@@ -314,3 +314,75 @@ def test_an_unexpected_error_in_a_slot_is_shown_and_logged_not_lost(qtbot, windo
     text = window.message_bar.label.text()
     assert "Something went wrong: ZeroDivisionError: division by zero in a slot" in text and "mvcapture.log" in text
     assert caplog.records and caplog.records[-1].exc_info[0] is ZeroDivisionError
+
+
+# -- the two-view (fused) skeleton -------------------------------------------------------------------------
+
+def test_fused_skeleton_toggles_with_the_box_and_the_key_and_is_remembered(qtbot, window, session_dir, settings):
+    from mvcapture.gui.theme import FUSED_COLOR
+
+    view = open_session(qtbot, window, session_dir)
+    view.state.seek(33)  # view 1's bad stretch: its lift is well off the fused skeleton
+    qtbot.waitUntil(lambda: view.presented_frame == 33, timeout=5000)
+    qtbot.wait(50)
+    assert view.fused_box.isEnabled() and view.fused_box.isChecked() and not view.fused_hint.isVisible()
+    shown = view.view3d.render_rgb()
+    assert color_pixels(shown, FUSED_COLOR) > 30, "the fused skeleton is not drawn"
+    for v in range(2):
+        assert color_pixels(shown, view_color(v)) > 30, f"view {v}'s lift is not drawn beside it"
+    assert "two-view 3D" in view.legend3d.text() and "off the two-view 3D" in view.legend3d.text()
+    view.fused_box.click()
+    assert not view.state.show_fused
+    qtbot.wait(50)
+    hidden = view.view3d.render_rgb()
+    assert color_pixels(hidden, FUSED_COLOR) == 0 and color_pixels(hidden, view_color(1)) > 30
+    assert "two-view 3D" not in view.legend3d.text()
+    assert str(settings.value("review/show_fused")).lower() == "false"
+    qtbot.keyClick(window, K.Key_F)
+    assert view.state.show_fused and view.fused_box.isChecked()
+    qtbot.wait(50)
+    assert color_pixels(view.view3d.render_rgb(), FUSED_COLOR) > 30
+    qtbot.keyClick(window, K.Key_F)
+    assert not view.fused_box.isChecked()
+    again = open_session(qtbot, window, session_dir)
+    assert not again.state.show_fused and not again.fused_box.isChecked(), "the choice is remembered"
+
+
+def test_plots_show_each_views_error_against_the_fused_track(qtbot, window, session_dir):
+    view = open_session(qtbot, window, session_dir)
+    a = view.analysis
+    curves = view.frame_plot.fused_curves
+    assert len(curves) == 2
+    for v, curve in enumerate(curves):
+        xs, ys = curve.getData()
+        assert len(xs) == 60
+        np.testing.assert_allclose(ys[5], np.nanmean(a.fused_error_mm[v, 5]), rtol=1e-5)
+        assert curve.opts["pen"].color().getRgb()[:3] == view_color(v)
+    assert np.nanmean(curves[1].getData()[1][30:37]) > 3 * np.nanmean(curves[0].getData()[1][30:37])
+    view.state.seek(33)
+    qtbot.waitUntil(lambda: view.presented_frame == 33, timeout=5000)
+    for v, bars in enumerate(view.joint_bars.fused_bars):
+        np.testing.assert_allclose(bars.opts["height"], np.nan_to_num(a.fused_error_mm[v, 33]), rtol=1e-5)
+    assert view.joint_bars.bars.opts["height"][13] == pytest.approx(a.residual_mm[33, 13])
+    assert "vs two-view 3D: view 0" in view.info.text()
+    assert "(two-view geometry)" in view.angle_labels[0].text()
+
+
+def test_a_session_processed_before_the_fused_track_still_opens(qtbot, window, tmp_path):
+    from mvcapture.gui.state import FUSED_HINT
+    from mvcapture.gui.theme import FUSED_COLOR
+
+    old = write_synthetic_session(tmp_path / "old", num_frames=20, image_size=(160, 120), fused=False)
+    view = open_session(qtbot, window, old)
+    view.state.seek(5)
+    qtbot.waitUntil(lambda: view.presented_frame == 5, timeout=5000)
+    assert not view.scene.has_fused and not view.fused_box.isEnabled() and not view.fused_box.isChecked()
+    assert view.fused_hint.isVisible() and FUSED_HINT in view.fused_hint.text()
+    assert view.frame_plot.fused_curves == [] and view.joint_bars.fused_bars == []
+    assert "(lifter)" in view.angle_labels[0].text()
+    qtbot.keyClick(window, K.Key_F)  # no effect on what is drawn
+    qtbot.wait(50)
+    rgb = view.view3d.render_rgb()
+    assert color_pixels(rgb, FUSED_COLOR) == 0
+    for v in range(2):
+        assert color_pixels(rgb, view_color(v)) > 50

@@ -185,3 +185,106 @@ def test_progress_is_read_from_tqdm_output():
     assert parse_progress("detect view 0:  42%|####      | 42/100 [00:01<00:02]") == (42, "detect view 0")
     assert parse_progress("a: 10%|#| 1/10\rb: 55%|#####| 5/10") == (55, "b")
     assert parse_progress("no bar here") is None
+
+
+# -- the two-view (fused) track in the review: ReviewScene --------------------------------------------------
+
+def test_lifts_onto_fused_undo_one_similarity_and_keep_a_lifts_drift():
+    """A lift that is the fused track moved by one similarity lands back on it (error ~0); a drift the lift
+    makes over time is not fitted away (one transform per sequence): its error is the drift."""
+    from scipy.spatial.transform import Rotation
+
+    from mvcapture.geometry.fusion import lifts_onto_fused
+
+    rng = np.random.default_rng(3)
+    fused = rng.normal(0, 0.3, (40, 17, 3))
+    fused -= fused[:, :1]
+    R = Rotation.from_euler("xyz", [20, -70, 5], degrees=True).as_matrix()
+    moved = 0.8 * fused @ R.T + [0.1, -0.2, 0.3]
+    drift = moved.copy()
+    drift[30:, 13] += [0.0, 0.0, 0.08]  # the lift's l_wrist is 8 cm off in the last 10 frames
+    conf = np.ones((2, 40, 17))
+    conf[1, :, 5] = 0.0  # view 1 does not see the l_knee
+    fused_gap = fused.copy()
+    fused_gap[:5, 16] = np.nan
+    placed, error = lifts_onto_fused(np.stack([moved, drift]), conf, fused_gap)
+    assert placed.shape == (2, 40, 17, 3) and error.shape == (2, 40, 17)
+    np.testing.assert_allclose(placed[0], fused, atol=1e-4)
+    assert np.nanmax(error[0]) < 0.1
+    assert np.isnan(error[:, :5, 16]).all() and np.isfinite(placed[:, :5, 16]).all()
+    assert np.isnan(error[1, :, 5]).all() and np.isfinite(placed[1, :, 5]).all()  # unseen: drawn, not scored
+    assert np.median(error[1, 30:, 13]) == pytest.approx(80 / 0.8, rel=0.1)  # 8 cm at the lift's scale 0.8
+    assert np.nanmedian(error[1, :30]) < 5
+    with pytest.raises(ValueError, match="expected lifts"):
+        lifts_onto_fused(moved, conf[0], fused)
+
+
+def test_review_state_toggles_the_fused_skeleton():
+    state = ReviewState(10, 25.0)
+    seen = recorder(state.events.show_fused)
+    assert state.show_fused
+    state.toggle_fused()
+    state.set_show_fused(False)
+    state.set_show_fused(True)
+    assert seen == [False, True]
+
+
+def test_review_scene_with_and_without_the_fused_track():
+    from mvcapture.gui.state import FUSED_HINT, ReviewScene
+
+    a = synthetic_analysis(60)
+    scene = ReviewScene(a, {"status": "ok", "axis_angle_deg": 80.0})
+    assert scene.has_fused and scene.fused_hint is None
+    lifts, joint_mm, fused = scene.poses(32, show_fused=True)
+    np.testing.assert_array_equal(fused, a.fused3d[32])
+    # the lifts are placed onto the fused track: the gap drawn is the error plotted
+    gap_mm = np.linalg.norm(lifts - fused, axis=-1) * 1000
+    np.testing.assert_allclose(joint_mm, gap_mm, atol=0.5)
+    np.testing.assert_allclose(joint_mm, a.fused_error_mm[:, 32], atol=1e-3)
+    assert joint_mm[1].mean() > 3 * joint_mm[0].mean()  # view 1's bad stretch (frames 30-36)
+    lifts, joint_mm, fused = scene.poses(45, show_fused=False)
+    assert fused is None
+    np.testing.assert_array_equal(lifts, a.aligned[:, 45])
+    np.testing.assert_array_equal(joint_mm, np.broadcast_to(a.residual_mm[45], (2, 17)))
+    curve = scene.fused_error_per_frame_mm()
+    assert curve.shape == (2, 60)
+    np.testing.assert_allclose(curve[1, 10], np.nanmean(a.fused_error_mm[1, 10]), rtol=1e-5)
+    assert scene.fused_from_stereo[0, 13] == False and scene.fused_from_stereo[0, 12]  # noqa: E712
+    assert scene.floor_poses_m.shape == (5, 60, 17, 3)
+    assert scene.angle_text(1) == "80° apart (two-view geometry)"
+
+    old = synthetic_analysis(60, fused=False)
+    scene = ReviewScene(old)
+    assert not scene.has_fused and scene.fused_hint == FUSED_HINT
+    lifts, _, fused = scene.poses(3, show_fused=True)
+    assert fused is None and np.array_equal(lifts, old.aligned[:, 3])
+    assert scene.fused_error_per_frame_mm() is None
+    assert scene.angle_text(1) == "80° apart (lifter)"
+    assert FUSED_HINT in scene.angle_tooltip(1)
+
+
+def test_review_scene_says_why_the_angle_is_the_lifters():
+    from mvcapture.gui.state import ReviewScene
+
+    a = synthetic_analysis(30)
+    a.stereo_axis_angle_deg = np.array([0.0, np.nan])  # not confident: the lifter's angle is shown
+    a.axis_angle_deg = np.array([0.0, 143.2])
+    uncertain = {"status": "uncertain", "axis_angle_deg": 104.0, "axis_angle_interval_deg": [85.2, 131.0],
+                 "confidence": 0.3, "focal_px": [1600, 1650], "lens": ["estimated", "estimated"],
+                 "notes": ["focal length poorly constrained"]}
+    scene = ReviewScene(a, uncertain)
+    assert scene.angle_text(1) == "143° apart (lifter; two-view geometry uncertain: 85–131°)"
+    tip = scene.angle_tooltip(1)
+    assert "lifter alone" in tip and "143°" in tip and "85.2–131.0°" in tip and "focal length poorly" in tip
+    scene = ReviewScene(a, {"status": "degenerate", "notes": ["cameras 8° apart"]})
+    assert scene.angle_text(1) == "143° apart (lifter; two-view geometry not usable)"
+
+
+def test_review_source_reads_the_stereo_estimate_beside_the_analysis(tmp_path):
+    import json
+
+    folder = write_synthetic_session(tmp_path / "demo", num_frames=10, image_size=(80, 60))
+    assert load_review_source(folder).stereo is None
+    (folder / "metrics.json").write_text(json.dumps({"stereo": {"status": "ok"}, "notes": ["check the sync"]}))
+    source = load_review_source(folder)
+    assert source.stereo == {"status": "ok"} and source.notes == ["check the sync"]

@@ -90,3 +90,47 @@ def fuse_tracks(points_coco: np.ndarray, conf_coco: np.ndarray, lifts_m: np.ndar
     fused = fused - fused[:, :1]
     source = np.where(np.isfinite(fused).all(-1), source, SOURCE_NONE).astype(np.int8)
     return fused.astype(np.float32), source, scale
+
+
+def lifts_onto_fused(pose3d_m: np.ndarray, conf: np.ndarray, fused_m: np.ndarray,
+                     min_joints: int = MIN_PLACEMENT_JOINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Each view's lift placed onto the fused track by one similarity for the whole sequence, and its error.
+
+    One transform per sequence (not per frame), so what is left is the lift's own error over time: its
+    drift, flips and wrong depth stay visible instead of being fitted away frame by frame. The Review draws
+    these placed lifts beside the fused skeleton and plots `error_mm`, so the distance drawn is the one plotted.
+
+    Args:
+        pose3d_m: (V, T, 17, 3) each view's lift, metres, root-relative in its own camera frame.
+        conf: (V, T, 17) the lifts' 2D confidences (0 = the view does not see the joint).
+        fused_m: (T, 17, 3) the fused track, metres (NaN = unknown).
+        min_joints: a view with fewer usable (seen and fused) joints over the whole clip is not placed.
+
+    Returns:
+        placed (V, T, 17, 3) metres in the fused track's frame: every joint the lift predicts, seen or not
+        (NaN for a view that could not be placed); error_mm (V, T, 17) distance of each placed joint the view
+        sees to the fused joint (NaN where the view does not see it or the fused joint is unknown).
+    """
+    from mvcapture.core.procrustes import procrustes
+
+    pose3d_m = np.asarray(pose3d_m, np.float64)
+    conf = np.asarray(conf)
+    fused_m = np.asarray(fused_m, np.float64)
+    if pose3d_m.ndim != 4 or pose3d_m.shape[2:] != (17, 3) or conf.shape != pose3d_m.shape[:3] \
+            or fused_m.shape != pose3d_m.shape[1:]:
+        raise ValueError(f"expected lifts (V, T, 17, 3), confidences (V, T, 17) and a fused track (T, 17, 3); got "
+                         f"{pose3d_m.shape}, {conf.shape} and {fused_m.shape}")
+    fused_ok = np.isfinite(fused_m).all(-1)
+    target = np.where(fused_ok[..., None], fused_m, 0.0)
+    placed = np.full(pose3d_m.shape, np.nan)
+    error_mm = np.full(conf.shape, np.nan)
+    for v in range(pose3d_m.shape[0]):
+        predicted = np.isfinite(pose3d_m[v]).all(-1)
+        used = (conf[v] > 0) & predicted & fused_ok
+        if used.sum() < min_joints:
+            continue
+        src = np.where(predicted[..., None], pose3d_m[v], 0.0)
+        fit = procrustes(src, target, used.astype(np.float64), mode="sequence")
+        placed[v] = np.where(predicted[..., None], fit.aligned, np.nan)
+        error_mm[v] = np.where(used, np.linalg.norm(fit.aligned - target, axis=-1) * 1000.0, np.nan)
+    return placed.astype(np.float32), error_mm.astype(np.float32)

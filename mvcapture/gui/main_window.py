@@ -210,6 +210,9 @@ class MainWindow(QtWidgets.QMainWindow):
                                           capture_menu, "start or stop recording (Capture tab)")
         self.record_action.setEnabled(hasattr(self.capture_tab, "toggle_record"))
         view_menu = self.menuBar().addMenu("&View")
+        self.fused_action = self._action("Two-view 3D skeleton", QtGui.QKeySequence(K.Key_F),
+                                         lambda: self._with_state(lambda s: s.toggle_fused()), view_menu,
+                                         "show or hide the skeleton triangulated from both cameras (Review)")
         for i, name in enumerate(TAB_NAMES):
             self._action(name, f"Ctrl+{i + 1}", lambda i=i: self.tabs.setCurrentIndex(i), view_menu)
 
@@ -398,9 +401,13 @@ class MainWindow(QtWidgets.QMainWindow):
         path = self._loading
         self._loading = None
         self.review_tab.show_source(source)
+        view = self.review_tab.view
         splitter = self.settings.value("review/splitter")
-        if splitter is not None and self.review_tab.view is not None:
-            self.review_tab.view.splitter.restoreState(splitter)
+        if splitter is not None and view is not None:
+            view.splitter.restoreState(splitter)
+        if view is not None:
+            view.state.set_show_fused(str(self.settings.value("review/show_fused", "true")).lower() == "true")
+            view.state.events.show_fused.connect(lambda show: self.settings.setValue("review/show_fused", show))
         self.tabs.setCurrentWidget(self.review_tab)
         self.setWindowTitle(f"{source.name} — mvcapture")
         self.message_bar.hide()

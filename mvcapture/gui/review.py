@@ -1,7 +1,9 @@
-"""The Review tab: both videos with 2D overlay, the aligned skeletons in 3D, consistency plots, timeline.
+"""The Review tab: both videos with 2D overlay, the aligned skeletons in 3D (with the fused two-view skeleton
+when the session has one), consistency plots, timeline.
 
-Everything observes one `ReviewState`; user actions (clicks, keys, the slider) call its methods.
-Video frames are decoded by a `FrameLoader` thread; the GUI thread only draws.
+Everything observes one `ReviewState`; user actions (clicks, keys, the slider) call its methods. What is
+drawn comes from a `ReviewScene` (plain Python). Video frames are decoded by a `FrameLoader` thread; the GUI
+thread only draws.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from mvcapture.core.skeleton import H36M17_JOINTS
 from mvcapture.gui.frame_loader import FrameLoader
 from mvcapture.gui.plots import FramePlot, JointBars
 from mvcapture.gui.source import ReviewSource
-from mvcapture.gui.state import ReviewState, placement_advice
-from mvcapture.gui.theme import DISAGREEMENT_STOPS_MM, Theme, view_color
+from mvcapture.gui.state import ReviewScene, ReviewState, placement_advice
+from mvcapture.gui.theme import DISAGREEMENT_STOPS_MM, FUSED_COLOR, Theme, view_color
 from mvcapture.gui.timeline import Timeline
 from mvcapture.gui.video_panel import VideoPanel
 from mvcapture.gui.view3d import Skeleton3DView
@@ -49,6 +51,7 @@ class ReviewView(QtWidgets.QWidget):
         self.source = source
         a = source.analysis
         self.analysis = a
+        self.scene = ReviewScene(a, source.stereo)
         self.state = ReviewState(a.num_frames, a.fps, offset_s=[float(o) for o in a.offset_s])
 
         self.panels = [VideoPanel(f"View {v}", tuple(a.image_size[v]), view_color(v)) for v in range(a.num_views)]
@@ -56,16 +59,25 @@ class ReviewView(QtWidgets.QWidget):
             self.panels[v].set_title(f"View {v}: {video.name if video else 'no video'}")
             if video is None:
                 self.panels[v].set_frame(None, "no video")
-        self.view3d = Skeleton3DView(a.num_views, floor_m=Skeleton3DView.floor_height(a.aligned))
-        legend = "   ".join(_swatch(view_color(v), f"view {v}") for v in range(a.num_views))
-        lo, mid, hi = DISAGREEMENT_STOPS_MM
-        self.legend3d = QtWidgets.QLabel(
-            f"{legend} &nbsp; joints apart: <span style='color:rgb(40,200,80)'>{lo:g}</span>–"
-            f"<span style='color:rgb(250,220,40)'>{mid:g}</span>–"
-            f"<span style='color:rgb(230,30,30)'>{hi:g}+</span> mm")
+        self.view3d = Skeleton3DView(a.num_views, floor_m=Skeleton3DView.floor_height(self.scene.floor_poses_m))
+        self.legend3d = QtWidgets.QLabel()
         self.legend3d.setToolTip("3D view: drag to orbit, wheel to zoom, middle-drag to pan")
-        self.frame_plot = FramePlot(a.residual_mm, a.fps)
-        self.joint_bars = JointBars(a.residual_mm)
+        # a long legend is cut, not allowed to widen the window
+        self.legend3d.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.fused_box = QtWidgets.QCheckBox("two-view 3D (F)")
+        self.fused_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.fused_box.setChecked(self.state.show_fused and self.scene.has_fused)
+        self.fused_box.setEnabled(self.scene.has_fused)
+        self.fused_box.setToolTip(
+            "show the skeleton triangulated from both cameras (violet; pale joints were seen by one camera "
+            "only and come from its lift), with each view's lift placed onto it by one similarity for the "
+            "whole recording: its joints are coloured by their distance to it" if self.scene.has_fused else
+            f"this session was processed before the two-view 3D existed: {self.scene.fused_hint}")
+        self.fused_box.toggled.connect(self.state.set_show_fused)
+        self.fused_hint = QtWidgets.QLabel(f"<span style='color: gray'>{self.scene.fused_hint}</span>")
+        self.fused_hint.setVisible(not self.scene.has_fused)
+        self.frame_plot = FramePlot(a.residual_mm, a.fps, self.scene.fused_error_per_frame_mm())
+        self.joint_bars = JointBars(a.residual_mm, self.scene.fused_error_mm)
         self.timeline = Timeline(self.state)
         self.info = QtWidgets.QLabel()
         # text changing every frame must not re-layout the window
@@ -96,6 +108,7 @@ class ReviewView(QtWidgets.QWidget):
         self.state.events.playing.connect(self._on_playing)
         self.state.events.selected_joint.connect(self._on_selected_joint)
         self.state.events.offset_s.connect(self._on_offset)
+        self.state.events.show_fused.connect(self._on_show_fused)
         self.frame_plot.frame_clicked.connect(self.state.seek)
         self.joint_bars.joint_clicked.connect(self.state.select_joint)
         if theme is not None:
@@ -107,7 +120,11 @@ class ReviewView(QtWidgets.QWidget):
         view3d_box = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(view3d_box)
         box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(self.legend3d)
+        legend_row = QtWidgets.QHBoxLayout()
+        legend_row.addWidget(self.legend3d, 1)
+        legend_row.addWidget(self.fused_hint)
+        legend_row.addWidget(self.fused_box)
+        box.addLayout(legend_row)
         box.addWidget(self.view3d, 1)
         top = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         for panel in self.panels:
@@ -128,7 +145,9 @@ class ReviewView(QtWidgets.QWidget):
         self.angle_labels: list[QtWidgets.QLabel] = []
         for v in range(1, a.num_views):
             angle = float(a.camera_angle_deg[v])
-            label = QtWidgets.QLabel(f"<b>angle view 0–{v}: {angle:.0f}°</b> — {placement_advice(angle)}")
+            label = QtWidgets.QLabel(f"<b>angle view 0–{v}: {html.escape(self.scene.angle_text(v))}</b> — "
+                                     f"{placement_advice(angle)}")
+            label.setToolTip(self.scene.angle_tooltip(v))
             self.angle_labels.append(label)
             info_row.addWidget(label)
         info_row.addStretch(1)
@@ -211,16 +230,40 @@ class ReviewView(QtWidgets.QWidget):
             self.panels[v].set_frame(rgb, "" if rgb is not None else f"outside the video (frame {index})")
         for v, panel in enumerate(self.panels):
             panel.set_keypoints(a.kp2d[v, frame], a.conf[v, frame])
-        self.view3d.set_poses(a.aligned[:, frame], a.residual_mm[frame], self.state.selected_joint)
+        self._draw_3d(frame)
         self.frame_plot.set_frame(frame)
         self.joint_bars.set_frame(frame)
         self._update_info(frame)
         self.presented_frame = frame
 
+    def _draw_3d(self, frame: int) -> None:
+        show_fused = self.state.show_fused
+        lifts, joint_mm, fused = self.scene.poses(frame, show_fused)
+        joint = self.state.selected_joint
+        self.view3d.set_poses(lifts, joint_mm, joint)
+        self.view3d.set_fused(fused, None if fused is None else self.scene.fused_from_stereo[frame], joint)
+        self._update_legend(fused is not None)
+
+    def _update_legend(self, fused_shown: bool) -> None:
+        a = self.analysis
+        legend = "   ".join(_swatch(view_color(v), f"view {v}") for v in range(a.num_views))
+        if fused_shown:
+            legend += "   " + _swatch(FUSED_COLOR, "two-view 3D")
+        lo, mid, hi = DISAGREEMENT_STOPS_MM
+        what = "joints off the two-view 3D" if fused_shown else "joints apart"
+        self.legend3d.setText(
+            f"{legend} &nbsp; {what}: <span style='color:rgb(40,200,80)'>{lo:g}</span>–"
+            f"<span style='color:rgb(250,220,40)'>{mid:g}</span>–"
+            f"<span style='color:rgb(230,30,30)'>{hi:g}+</span> mm")
+
     def _update_info(self, frame: int) -> None:
         r = self.analysis.residual_mm
         text = (f"disagreement: this frame {np.nanmean(r[frame]):.0f} mm, "
                 f"whole recording {np.nanmean(r):.0f} mm")
+        per_frame = self.scene.fused_error_per_frame_mm()
+        if per_frame is not None:
+            text += "   |   vs two-view 3D: " + ", ".join(
+                f"view {v} {per_frame[v, frame]:.0f} mm" for v in range(len(per_frame)))
         joint = self.state.selected_joint
         if joint is not None:
             text += f"   |   {H36M17_JOINTS[joint]}: {r[frame, joint]:.0f} mm (mean {np.nanmean(r[:, joint]):.0f} mm)"
@@ -245,9 +288,16 @@ class ReviewView(QtWidgets.QWidget):
     def _on_selected_joint(self, joint: int | None) -> None:
         self.frame_plot.set_selected_joint(joint)
         self.joint_bars.set_selected_joint(joint)
-        a, frame = self.analysis, self.presented_frame if self.presented_frame is not None else self.state.frame
-        self.view3d.set_poses(a.aligned[:, frame], a.residual_mm[frame], joint)
+        frame = self.presented_frame if self.presented_frame is not None else self.state.frame
+        self._draw_3d(frame)
         self._update_info(frame)
+
+    def _on_show_fused(self, show: bool) -> None:
+        if self.scene.has_fused and self.fused_box.isChecked() != show:
+            self.fused_box.blockSignals(True)
+            self.fused_box.setChecked(show)
+            self.fused_box.blockSignals(False)
+        self._draw_3d(self.presented_frame if self.presented_frame is not None else self.state.frame)
 
     def _on_offset(self, view: int, offset_s: float) -> None:
         box = self.offset_boxes.get(view)

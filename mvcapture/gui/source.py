@@ -33,6 +33,8 @@ class ReviewSource:
         sync: per view, the session's stored time alignment against view 0 (sync.SyncResult as a dict:
             offset_s, drift_ppm, confidence, method, low_confidence, reason), or None.
         notes: what processing said the user must know (the session's metrics "notes"), shown in Review.
+        stereo: the two-view geometry estimate (metrics.json "stereo": status, axis_angle_deg,
+            axis_angle_interval_deg, focal_px, ...), or None for sessions processed before it existed.
     """
 
     name: str
@@ -42,6 +44,7 @@ class ReviewSource:
     frame_times_s: list[np.ndarray | None] = field(default_factory=list)
     sync: list[dict | None] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stereo: dict | None = None
 
     def __post_init__(self) -> None:
         views = self.analysis.num_views
@@ -91,11 +94,28 @@ def load_session_source(key: Path | str) -> ReviewSource:
         videos.append(view.media if ok else None)
         times.append(view.frame_times() if ok and view.timestamps.is_file() else None)
     try:
-        notes = [str(n) for n in session.load_json("metrics").get("notes", [])]
+        metrics = session.load_json("metrics")
     except MvcaptureError:  # not written (older sessions) or damaged: Review works without it
-        notes = []
+        metrics = {}
     return ReviewSource(name=session.name, analysis=Analysis.load(analysis_path), videos=videos,
-                        folder=session.path, frame_times_s=times, sync=sync, notes=notes)
+                        folder=session.path, frame_times_s=times, sync=sync,
+                        notes=[str(n) for n in metrics.get("notes", [])], stereo=_stereo_of(metrics))
+
+
+def _stereo_of(metrics: dict) -> dict | None:
+    stereo = metrics.get("stereo")
+    return stereo if isinstance(stereo, dict) else None
+
+
+def _metrics_beside(analysis_path: Path) -> dict:
+    """metrics.json next to an analysis.npz (the demo's output folder), or {} when absent or unreadable."""
+    import json
+
+    try:
+        metrics = json.loads((analysis_path.parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def load_review_source(path: Path | str, videos: list[Path | str] | None = None) -> ReviewSource:
@@ -119,4 +139,6 @@ def load_review_source(path: Path | str, videos: list[Path | str] | None = None)
     for video in found:
         if not video.is_file():
             raise MvcaptureError(f"video not found: {video}")
-    return ReviewSource(name=name, analysis=Analysis.load(analysis_path), videos=found, folder=folder)
+    metrics = _metrics_beside(analysis_path)
+    return ReviewSource(name=name, analysis=Analysis.load(analysis_path), videos=found, folder=folder,
+                        notes=[str(n) for n in metrics.get("notes", [])], stereo=_stereo_of(metrics))

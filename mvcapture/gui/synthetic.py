@@ -1,7 +1,8 @@
 """A synthetic two-camera recording (walking stick figure) for GUI tests and screenshots.
 
-Plain numpy + OpenCV, no Qt: `synthetic_analysis()` builds an `Analysis` with known geometry,
-`write_synthetic_session()` also renders one small video per view and saves `analysis.npz` beside them.
+Plain numpy + OpenCV, no Qt: `synthetic_analysis()` builds an `Analysis` with known geometry (and, unless
+asked for a session processed before two-view fusion, a fused 3D track), `write_synthetic_session()` also
+renders one small video per view and saves `analysis.npz` beside them.
 """
 
 from __future__ import annotations
@@ -60,11 +61,14 @@ def walking_body(num_frames: int, fps: float, seed: int = 0) -> np.ndarray:
 
 
 def synthetic_analysis(num_frames: int = 120, fps: float = 25.0, image_size: tuple[int, int] = (320, 240),
-                       angle_deg: float = 80.0, seed: int = 0) -> Analysis:
+                       angle_deg: float = 80.0, seed: int = 0, fused: bool = True) -> Analysis:
     """Two views of a walking figure, with lifter-like errors that vary over time (one bad stretch).
 
     View 1 looks from `angle_deg` around the vertical axis. The aligned poses use the known rotation
-    (what one sequence Procrustes would find), so the residuals are the injected errors.
+    (what one sequence Procrustes would find), so the residuals are the injected errors. With `fused`, a
+    two-view track like the stereo stage's: the true body with 5 mm noise, the left wrist seen by view 0 only
+    (filled from its lift) in the first tenth of the clip and unknown for two frames after it; the stereo
+    angle is the true one. Without it, the file looks like one processed before two-view fusion existed.
     """
     rng = np.random.default_rng(seed)
     body = walking_body(num_frames, fps, seed)
@@ -95,11 +99,28 @@ def synthetic_analysis(num_frames: int = 120, fps: float = 25.0, image_size: tup
     aligned = np.stack([pose3d[0], pose3d[1] @ cam_from_cam0[1]])
     residual = np.linalg.norm(aligned[0] - aligned[1], axis=-1) * 1000.0
     conf = np.clip(rng.normal(0.9, 0.05, (2, num_frames, 17)), 0.0, 1.0)
+    extra = {}
+    if fused:
+        from mvcapture.geometry.fusion import SOURCE_LIFT_A, SOURCE_NONE, SOURCE_STEREO, lifts_onto_fused
+
+        truth = body @ to_cam0.T
+        track = truth - truth[:, :1] + rng.normal(0, 0.005, truth.shape)
+        track[:, 0] = 0.0
+        source = np.full((num_frames, 17), SOURCE_STEREO, np.int8)
+        filled = slice(0, max(1, num_frames // 10))
+        track[filled, 13] = pose3d[0, filled, 13]
+        source[filled, 13] = SOURCE_LIFT_A
+        gap = slice(filled.stop, filled.stop + 2)
+        track[gap, 13] = np.nan
+        source[gap, 13] = SOURCE_NONE
+        extra = dict(fused3d=track.astype(np.float32), fused_source=source,
+                     fused_error_mm=lifts_onto_fused(pose3d, conf, track)[1],
+                     stereo_axis_angle_deg=np.array([0.0, angle_deg]), stereo_angle_deg=np.array([0.0, angle_deg]))
     return Analysis(
         kp2d=kp2d.astype(np.float32), conf=conf.astype(np.float32), pose3d=pose3d.astype(np.float32),
         aligned=aligned.astype(np.float32), residual_mm=residual.astype(np.float32),
         angle_deg=np.array([0.0, angle_deg]), image_size=np.array([image_size, image_size], np.int32),
-        times_s=np.arange(num_frames) / fps, fps=float(fps), offset_s=np.zeros(2),
+        times_s=np.arange(num_frames) / fps, fps=float(fps), offset_s=np.zeros(2), **extra,
     ).validate("synthetic")
 
 
@@ -127,11 +148,12 @@ def render_view_video(path: Path, kp2d_px: np.ndarray, image_size: tuple[int, in
 
 
 def write_synthetic_session(folder: Path | str, num_frames: int = 120, fps: float = 25.0,
-                            image_size: tuple[int, int] = (320, 240), seed: int = 0) -> Path:
-    """A folder with `analysis.npz` and `view0.mp4`, `view1.mp4`; returns the folder."""
+                            image_size: tuple[int, int] = (320, 240), seed: int = 0, fused: bool = True) -> Path:
+    """A folder with `analysis.npz` and `view0.mp4`, `view1.mp4`; returns the folder (`fused`: see
+    `synthetic_analysis`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    analysis = synthetic_analysis(num_frames, fps, image_size, seed=seed)
+    analysis = synthetic_analysis(num_frames, fps, image_size, seed=seed, fused=fused)
     for v in range(analysis.num_views):
         render_view_video(folder / f"view{v}.mp4", analysis.kp2d[v], image_size, fps, (200, 200, 200))
     analysis.save(folder / "analysis.npz")

@@ -13,6 +13,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 # One colour per camera view (RGB 0-255): orange and blue stay apart for colour-blind users.
 VIEW_COLORS = ((255, 140, 0), (30, 144, 255), (200, 60, 200), (60, 200, 90))
+# The fused (two-view) skeleton: violet, apart from the views' colours and the disagreement scale; its joints
+# that were not triangulated (filled from one view's lift) in a pale tint.
+FUSED_COLOR = (140, 80, 235)
+FUSED_FILLED_COLOR = (205, 185, 250)
 # Joint disagreement colour map: low (green) -> high (red), in mm (values at/above the top are red).
 DISAGREEMENT_STOPS_MM = (0.0, 50.0, 100.0)
 _DISAGREEMENT_COLORS = np.array([(40, 200, 80), (250, 220, 40), (230, 30, 30)], float)

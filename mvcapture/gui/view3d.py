@@ -1,4 +1,5 @@
-"""The 3D view: the views' aligned skeletons in their colours, joints coloured by disagreement, a floor.
+"""The 3D view: the views' aligned skeletons in their colours, joints coloured by disagreement, the fused
+(two-view) skeleton in its own colour when shown, a floor.
 
 Poses arrive in view 0's camera frame (x right, y down, z forward, metres); they are drawn z-up, so
 the floor grid lies under the athlete's feet and the mouse orbits (drag) and zooms (wheel). Bones are
@@ -13,8 +14,8 @@ import pyqtgraph.opengl as gl
 from pyqtgraph.opengl.GLViewWidget import GLViewMixin
 from PySide6 import QtCore, QtGui, QtOpenGL, QtWidgets
 
-from mvcapture.core.skeleton import H36M17_BONES
-from mvcapture.gui.theme import Theme, disagreement_rgba, view_color
+from mvcapture.core.skeleton import H36M17_BONES, H36M17_PARENTS
+from mvcapture.gui.theme import FUSED_COLOR, FUSED_FILLED_COLOR, Theme, disagreement_rgba, view_color
 
 # pyqtgraph caches compiled shader programs across GL widgets: the widgets' contexts must share
 # resources, which Qt only arranges when asked before the application object exists.
@@ -24,6 +25,10 @@ if QtCore.QCoreApplication.instance() is None:
 _BONES = np.array(H36M17_BONES)
 _FEET = [3, 6]
 BONE_RADIUS_M = 0.022
+# The fused skeleton is drawn thinner than the lifts: where a lift agrees with it, the lift (joints green)
+# covers it, and the violet shows exactly where they part.
+FUSED_BONE_RADIUS_M = 0.014
+FUSED_JOINT_RADIUS_M = 0.028
 JOINT_RADIUS_M = 0.035
 SELECTED_JOINT_RADIUS_M = 0.06
 _SIDES = 6
@@ -49,12 +54,14 @@ _PRISM_FACES = _prism_faces(len(_BONES))
 
 
 def skeleton_mesh(pose: np.ndarray, bone_rgba: np.ndarray, joint_rgba: np.ndarray,
-                  joint_radius_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  joint_radius_m: np.ndarray, bone_radius_m: float = BONE_RADIUS_M
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertices (N, 3), faces (F, 3) and face colours (F, 4) of one skeleton in display coordinates.
 
     Args:
         pose: (17, 3) display coordinates, metres.
         bone_rgba: (4,) colour of all bones; joint_rgba: (17, 4) joint colours; joint_radius_m: (17,).
+        bone_radius_m: thickness of the bones.
     """
     a, b = pose[_BONES[:, 0]], pose[_BONES[:, 1]]
     axis = b - a
@@ -64,7 +71,7 @@ def skeleton_mesh(pose: np.ndarray, bone_rgba: np.ndarray, joint_rgba: np.ndarra
     e1 /= np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-9)
     e2 = np.cross(axis, e1)
     angles = 2 * np.pi * np.arange(_SIDES) / _SIDES
-    ring = BONE_RADIUS_M * (np.cos(angles)[None, :, None] * e1[:, None] + np.sin(angles)[None, :, None] * e2[:, None])
+    ring = bone_radius_m * (np.cos(angles)[None, :, None] * e1[:, None] + np.sin(angles)[None, :, None] * e2[:, None])
     bone_verts = np.concatenate([a[:, None] + ring, b[:, None] + ring], axis=1).reshape(-1, 3)
     sphere_verts = (pose[:, None] + joint_radius_m[:, None, None] * _SPHERE_VERTS[None]).reshape(-1, 3)
     sphere_faces = (_SPHERE_FACES[None] + (len(_SPHERE_VERTS) * np.arange(17))[:, None, None]).reshape(-1, 3)
@@ -122,6 +129,9 @@ class Skeleton3DView(QtWidgets.QWidget):
             mesh = gl.GLMeshItem(smooth=False, shader=None, glOptions="opaque")  # flat, exact colours
             self.scene.addItem(mesh)
             self.skeletons.append(mesh)
+        self.fused = gl.GLMeshItem(smooth=False, shader=None, glOptions="opaque")
+        self.fused.setVisible(False)
+        self.scene.addItem(self.fused)
         self.scene.setCameraPosition(pos=QtGui.QVector3D(0, 0, -0.15), distance=2.7, elevation=14, azimuth=-65)
         self.set_poses(np.zeros((num_views, 17, 3)), np.zeros(17))
         for mesh in self.skeletons:  # nothing to show until the first real poses arrive
@@ -137,17 +147,52 @@ class Skeleton3DView(QtWidgets.QWidget):
         self.scene.setBackgroundColor(theme.view3d_background)
         self.grid.setColor(theme.grid)
 
-    def set_poses(self, poses_m: np.ndarray, residual_mm: np.ndarray, selected_joint: int | None = None) -> None:
-        """(V, 17, 3) aligned poses (view 0 camera frame) and (17,) residuals of the current frame."""
-        joint_rgba = disagreement_rgba(residual_mm)
+    @staticmethod
+    def _joint_radii(selected_joint: int | None) -> np.ndarray:
         radius = np.full(17, JOINT_RADIUS_M)
         if selected_joint is not None:
             radius[selected_joint] = SELECTED_JOINT_RADIUS_M
+        return radius
+
+    def set_poses(self, poses_m: np.ndarray, residual_mm: np.ndarray, selected_joint: int | None = None) -> None:
+        """(V, 17, 3) aligned poses (view 0 camera frame) of the current frame and the mm their joints are
+        coloured by: (17,) residuals shared by all views, or (V, 17) one row per view."""
+        residual_mm = np.asarray(residual_mm, float)
+        radius = self._joint_radii(selected_joint)
         for v, pose in enumerate(poses_m):
+            joint_rgba = disagreement_rgba(residual_mm[v] if residual_mm.ndim == 2 else residual_mm)
             p = np.nan_to_num(camera_to_display(pose))
             verts, faces, colors = skeleton_mesh(p, self._bone_rgba[v], joint_rgba, radius)
             self.skeletons[v].setMeshData(vertexes=verts, faces=faces, faceColors=colors)
             self.skeletons[v].setVisible(True)
+
+    def set_fused(self, pose_m: np.ndarray | None, from_stereo: np.ndarray | None = None,
+                  selected_joint: int | None = None) -> None:
+        """The fused (two-view) skeleton of the current frame, or None to hide it.
+
+        Args:
+            pose_m: (17, 3) view 0's camera frame, metres; NaN joints (unknown) are left out, with the bones
+                to them.
+            from_stereo: (17,) bool, joints triangulated by the two views (the others, filled from one
+                view's lift, get a paler tint); None = all.
+        """
+        known = np.isfinite(pose_m).all(-1) if pose_m is not None else np.zeros(17, bool)
+        if not known[0]:  # no pelvis: nothing to hang the skeleton on
+            self.fused.setVisible(False)
+            return
+        p = camera_to_display(pose_m)
+        for j in range(1, 17):  # parents come first: an unknown joint collapses onto its parent
+            if not known[j]:
+                p[j] = p[H36M17_PARENTS[j]]
+        radius = np.where(known, np.where(np.arange(17) == selected_joint, SELECTED_JOINT_RADIUS_M,
+                                          FUSED_JOINT_RADIUS_M), 0.0)
+        stereo = known if from_stereo is None else np.asarray(from_stereo, bool)
+        joint_rgba = np.where(stereo[:, None], np.array(FUSED_COLOR + (255,)) / 255,
+                              np.array(FUSED_FILLED_COLOR + (255,)) / 255)
+        verts, faces, colors = skeleton_mesh(p, np.array(FUSED_COLOR + (255,), float) / 255, joint_rgba, radius,
+                                             FUSED_BONE_RADIUS_M)
+        self.fused.setMeshData(vertexes=verts, faces=faces, faceColors=colors)
+        self.fused.setVisible(True)
 
     def grab_image(self) -> QtGui.QImage:
         """The scene as drawn (the GL window's framebuffer)."""
