@@ -536,7 +536,8 @@ class SessionPipeline:
         saved as stereo.npz. Returns {"estimate": the metrics.json `stereo` object, "fused3d": (T, 17, 3),
         "fused_source": (T, 17)} and the stage's signature."""
         from mvcapture.geometry.fusion import fuse_tracks
-        from mvcapture.geometry.stereo import StereoEstimate, despike, self_calibrate, triangulate_tracks
+        from mvcapture.geometry.stereo import (StereoEstimate, despike, self_calibrate, smooth_track,
+                                              triangulate_tracks)
 
         times0, fps = self._common_time_base(tracks)
         lenses = [self._view_lens(v, tracks[v].image_size) for v in (0, 1)]
@@ -576,7 +577,8 @@ class SessionPipeline:
             estimate["metres_per_unit"] = None
         else:
             X, conf, _ = triangulate_tracks(est, kp_a, conf_a, kp_b, conf_b, size_a, size_b, intr_a, intr_b)
-            fused, source, scale = fuse_tracks(despike(X), conf, lifts, lift_conf, est.R, self.height_m)
+            fused, source, scale = fuse_tracks(smooth_track(despike(X), fps or 30.0), conf, lifts, lift_conf, est.R,
+                                               self.height_m)
             estimate["metres_per_unit"] = scale
             estimate["triangulated_share"] = float((source == 1).mean())
         self.session.save_array(STEREO_FILE, fused3d=fused, fused_source=source,

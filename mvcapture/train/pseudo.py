@@ -69,7 +69,7 @@ def stereo_pseudo_labels(clip: MultiViewClip, height_m: float = DEFAULT_ATHLETE_
         (clip or None, info): info has status, axis_angle_deg, confidence, share of joints triangulated and
         the notes of the stereo estimate.
     """
-    from mvcapture.geometry.stereo import despike, self_calibrate, triangulate_tracks
+    from mvcapture.geometry.stereo import despike, self_calibrate, smooth_track, triangulate_tracks
     from mvcapture.geometry.fusion import metric_scale
 
     cached = clip.extras.get(PSEUDO_KEY)
@@ -87,7 +87,7 @@ def stereo_pseudo_labels(clip: MultiViewClip, height_m: float = DEFAULT_ATHLETE_
         return result
     X, tri_conf, _ = triangulate_tracks(est, kp[0], conf[0], kp[1], conf[1], clip.image_size[0],
                                         clip.image_size[1], lenses[0], lenses[1], layout="h36m17")
-    X = despike(X)
+    X = smooth_track(despike(X), float(clip.fps))
     seen = np.isfinite(X).all(-1)
     scale = metric_scale(np.where(seen[..., None], X, 0.0), seen, height_m) or 1.0
     filled, usable = _fill_gaps(np.where(seen[..., None], X, 0.0) * scale, seen, MAX_GAP_FRAMES)
