@@ -44,7 +44,8 @@ def export_session(session_or_path, formats: str | Iterable[str] = DEFAULT_FORMA
         session_or_path: a `Session`, or a session folder, id or name.
         formats: any of ALL_FORMATS ("csv,json,trc,bvh,mp4" or a list); default: all but mp4.
         out_dir: where to write (default: the session's `exports/` folder). Files are named
-            `<session id>_<track>.<ext>` (tracks view0, view1, ..., aligned), `<session id>.json` and
+            `<session id>_<track>.<ext>` (tracks view0, view1, ..., aligned, and fused for sessions
+            processed with two-view fusion: its TRC is the one for OpenSim), `<session id>.json` and
             `<session id>.mp4`.
         progress: called as progress(frames_done, frames_total) while the MP4 is written.
         cancel: when set, the MP4 export stops and `ExportCancelled` is raised.
@@ -89,7 +90,9 @@ def register(subparsers) -> None:
         "export", help="export a processed session (CSV, JSON, TRC, BVH, MP4)",
         description="Write a processed session's 2D, 3D and consistency to files other tools open: CSV "
                     "(spreadsheets), JSON, TRC (OpenSim, Pose2Sim), BVH (Blender) and an MP4 of the views side "
-                    "by side with the 2D overlay and the 3D view. See the README section 'Exports'.")
+                    "by side with the 2D overlay and the 3D view. Sessions processed with two-view fusion also "
+                    "get a 'fused' track (the 3D triangulated from both cameras; its TRC is the OpenSim input). "
+                    "See the README section 'Exports'.")
     parser.add_argument("session", help="session folder, id or name")
     parser.add_argument("--format", default=",".join(DEFAULT_FORMATS), metavar="LIST",
                         help=f"comma-separated formats among {','.join(ALL_FORMATS)} "

@@ -315,3 +315,106 @@ def test_mp4_frame_with_missing_joints_and_views():
     a.residual_mm[1, :] = np.nan
     frame = compose_frame(a, 1, [None, np.zeros((480, 640, 3), np.uint8)], height=120)
     assert frame.shape == (120, 160 + 160 + 120, 3) and frame.dtype == np.uint8
+
+
+# -- the fused (two-view) track -----------------------------------------------------------------------------
+
+def _fused_analysis(T=30, gaps=True):
+    """`_analysis` with a fused track: a rigid motion in view 0's frame, l_wrist unknown in frames 10-12 (a
+    short gap) and r_ankle unknown from frame 20 to the end (held), pelvis-relative like the pipeline's."""
+    a = _analysis(T)
+    fused = _rigid_motion(T, seed=4)
+    fused = fused - fused[:, :1]
+    source = np.ones((T, 17), np.int8)
+    if gaps:
+        fused[10:13, 13] = np.nan
+        fused[20:, 3] = np.nan
+        source[10:13, 13] = 0
+        source[20:, 3] = 0
+        source[:5, 16] = 2  # filled from view 0's lift
+    a.fused3d = fused.astype(np.float32)
+    a.fused_source = source
+    a.fused_error_mm = np.full((2, T, 17), 40.0, np.float32)
+    return a.validate("test")
+
+
+def test_fused_track_trc_reads_back_with_the_independent_reader_within_1mm(tmp_path):
+    a = _fused_analysis(gaps=False)
+    files = ex.export_analysis(a, tmp_path, formats=("trc",))
+    assert {f.name for f in files} == {f"session_{t}.trc" for t in ("view0", "view1", "aligned", "fused")}
+    header, names, times, data = _simple_trc_reader((tmp_path / "session_fused.trc").read_text())
+    assert header["Units"] == "m" and names == list(H36M17_JOINTS) and int(header["NumFrames"]) == 30
+    assert np.abs(data * [1, -1, -1] - a.fused3d).max() < 1e-3
+
+
+def test_unknown_fused_joints_are_empty_in_trc_and_csv_and_null_in_json(tmp_path):
+    a = _fused_analysis()
+    ex.export_analysis(a, tmp_path, formats=("trc", "csv", "json"))
+    text = (tmp_path / "session_fused.trc").read_text()
+    row = text.splitlines()[6 + 11].split("\t")  # frame 11: l_wrist (marker 13) unknown
+    assert row[0] == "12" and row[2 + 3 * 13:2 + 3 * 14] == ["", "", ""] and row[2 + 3 * 12] != ""
+    ours, _, _ = ex.read_trc(text)
+    assert np.isnan(ours[11, 13]).all() and np.isnan(ours[25, 3]).all()
+    known = np.isfinite(a.fused3d)
+    assert np.abs(ours[known.all(-1)] * [1, -1, -1] - a.fused3d[known.all(-1)]).max() < 1e-3
+    with open(tmp_path / "session_fused.csv") as f:
+        rows = list(csv.reader(f))
+    header = rows[0]
+    assert header == ex.csv_columns(with_2d=False, fused=True) and "l_wrist_source" in header
+    assert "l_wrist_conf" not in header
+    frame11 = dict(zip(header, rows[12]))
+    assert frame11["l_wrist_x_m"] == "" and frame11["l_wrist_source"] == "0"
+    assert float(frame11["l_elbow_x_m"]) == pytest.approx(a.fused3d[11, 12, 0], abs=1e-5)
+    assert dict(zip(header, rows[1]))["r_wrist_source"] == "2"
+    doc = json.loads((tmp_path / "session.json").read_text())  # strict JSON: no NaN
+    fused = doc["tracks"]["fused"]
+    assert fused["pose3d"][11][13] == [None, None, None] and fused["pose3d"][11][12][0] == pytest.approx(
+        float(a.fused3d[11, 12, 0]), abs=1e-6)
+    assert fused["source"][11][13] == 0 and doc["fused_source_names"]["1"] == "two-view triangulation"
+
+
+def test_fused_track_bvh_through_fk_keeps_known_joints_and_fills_gaps(tmp_path):
+    from mvcapture.io.bvh import load_bvh
+
+    a = _fused_analysis()
+    ex.export_analysis(a, tmp_path, formats=("bvh",))
+    motion = load_bvh(tmp_path / "session_fused.bvh")
+    idx = [motion.index(name) for name in H36M17_JOINTS]
+    back = motion.positions()[:, idx] / 100.0 @ ex.CAMERA_TO_YUP.T
+    assert np.isfinite(back).all()
+    known = np.isfinite(a.fused3d).all(-1)
+    assert np.abs(back[known] - a.fused3d[known]).max() < 1e-3  # a rigid skeleton: exact where known
+    # the short gap: l_wrist between its neighbours' elbow offsets; the long one: r_ankle holds its last offset
+    offset_before = a.fused3d[9, 13] - a.fused3d[9, 12]
+    offset_after = a.fused3d[13, 13] - a.fused3d[13, 12]
+    gap = back[11, 13] - back[11, 12]
+    middle = (offset_before + offset_after) / 2
+    assert np.dot(gap, middle) / np.linalg.norm(gap) / np.linalg.norm(middle) > 0.999
+    held = back[29, 3] - back[29, 2]
+    last = a.fused3d[19, 3] - a.fused3d[19, 2]
+    np.testing.assert_allclose(held, last, atol=1e-3)
+
+
+def test_fill_gaps_interpolates_short_gaps_and_holds_long_ones():
+    pose = np.zeros((12, 17, 3))
+    pose[:, 1:, 0] = np.arange(12)[:, None] * 0.1 + 0.05  # every joint slides along x, pelvis at 0
+    pose[:, 1:] -= 0.05 * (np.arange(1, 17)[:, None] % 3 == 0)
+    src = pose.copy()
+    src[3:5, 1] = np.nan   # 2 frames: interpolated at 10 fps with max 0.5 s
+    src[6:12, 2] = np.nan  # 6 frames to the end: held
+    out = ex.fill_gaps(src, fps=10.0, max_gap_s=0.5)
+    np.testing.assert_allclose(out[3:5, 1], pose[3:5, 1], atol=1e-9)  # linear motion: exact
+    np.testing.assert_allclose(out[6:, 2] - out[6:, 1], np.broadcast_to(pose[5, 2] - pose[5, 1], (6, 3)))
+    src[:, 0] = np.nan
+    with pytest.raises(ValueError, match="no frame with a known pelvis"):
+        ex.fill_gaps(src, fps=10.0)
+
+
+def test_a_session_without_fused_track_exports_as_before(tmp_path):
+    a = _analysis()
+    assert a.fused3d is None
+    files = ex.export_analysis(a, tmp_path)
+    assert {f.name for f in files} == {"session.json"} | {f"session_{t}.{e}" for t in ("view0", "view1", "aligned")
+                                                          for e in ("csv", "trc", "bvh")}
+    doc = json.loads((tmp_path / "session.json").read_text())
+    assert set(doc["tracks"]) == {"view0", "view1", "aligned"} and "fused_source_names" not in doc

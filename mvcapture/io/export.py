@@ -1,9 +1,15 @@
 """Exports of a processed session: CSV, JSON, TRC (OpenSim/Pose2Sim) and BVH (Blender).
 
-What is exported: each view's own 3D (camera frame of that view) with its 2D and confidence, and the
+What is exported: each view's own 3D (camera frame of that view) with its 2D and confidence, the
 `aligned` consensus: the mean of all views after mapping them onto view 0 (one similarity per sequence),
-with the per-joint consistency residual. 3D files use metres. TRC and BVH are Y-up (OpenSim/Blender
-convention): a camera-frame point (x right, y down, z forward) becomes (x, -y, -z).
+with the per-joint consistency residual, and, for sessions processed with two-view fusion, the `fused`
+track (triangulated from both cameras, view 0's camera frame) with where each joint came from. 3D files use
+metres. TRC and BVH are Y-up (OpenSim/Blender convention): a camera-frame point (x right, y down, z forward)
+becomes (x, -y, -z).
+
+Unknown joints (NaN, only in the fused track): CSV and TRC leave their fields empty, JSON writes null; BVH
+needs every joint in every frame, so a gap of at most `BVH_MAX_GAP_S` is interpolated (the joint's offset
+from its parent, linearly) and a longer one, or one at the clip's ends, holds the nearest known offset.
 """
 
 from __future__ import annotations
@@ -25,12 +31,18 @@ BVH_ROTATION_ORDER = "ZXY"
 # Leaves of the H36M-17 tree and the length of their end site, as a fraction of the leaf's bone.
 _LEAVES = (3, 6, 10, 13, 16)
 _END_SITE_FRACTION = 0.25
+BVH_MAX_GAP_S = 0.5
+# where each joint of the fused track came from (mvcapture.geometry.fusion SOURCE_*)
+FUSED_SOURCE_NAMES = {0: "unknown", 1: "two-view triangulation", 2: "view 0's lift", 3: "view 1's lift"}
 
 
 def export_tracks(analysis: Analysis) -> dict[str, dict[str, np.ndarray]]:
-    """The tracks every format writes: `view{i}` (own camera frame) and `aligned` (view 0's frame).
+    """The tracks every format writes: `view{i}` (own camera frame), `aligned` (view 0's frame) and, when the
+    session has one, `fused` (view 0's frame).
 
-    Each track: pose3d (T, 17, 3) m, conf (T, 17), residual_mm (T, 17); views also kp2d (T, 17, 2) px.
+    Each view / aligned track: pose3d (T, 17, 3) m, conf (T, 17), residual_mm (T, 17); views also kp2d
+    (T, 17, 2) px. The fused track: pose3d (T, 17, 3) m (NaN = unknown) and source (T, 17) int
+    (FUSED_SOURCE_NAMES).
     """
     tracks = {}
     for v in range(analysis.num_views):
@@ -42,53 +54,79 @@ def export_tracks(analysis: Analysis) -> dict[str, dict[str, np.ndarray]]:
         "pose3d": analysis.aligned.mean(axis=0), "conf": analysis.conf.min(axis=0),
         "residual_mm": analysis.residual_mm,
     }
+    if analysis.has_fused:
+        source = analysis.fused_source if analysis.fused_source is not None \
+            else np.isfinite(analysis.fused3d).all(-1).astype(np.int8)
+        tracks["fused"] = {"pose3d": analysis.fused3d, "source": np.asarray(source, np.int8)}
     return tracks
 
 
-def csv_columns(with_2d: bool) -> list[str]:
-    """Column names of the CSV export: frame, time_s, then per joint x, y, z (m), [u, v (px)], conf, residual_mm."""
+def csv_columns(with_2d: bool, fused: bool = False) -> list[str]:
+    """Column names of the CSV export: frame, time_s, then per joint x, y, z (m), [u, v (px)], conf, residual_mm;
+    for the fused track x, y, z (m) and source (FUSED_SOURCE_NAMES)."""
     cols = ["frame", "time_s"]
     for name in H36M17_JOINTS:
         cols += [f"{name}_x_m", f"{name}_y_m", f"{name}_z_m"]
         if with_2d:
             cols += [f"{name}_u_px", f"{name}_v_px"]
-        cols += [f"{name}_conf", f"{name}_residual_mm"]
+        cols += [f"{name}_source"] if fused else [f"{name}_conf", f"{name}_residual_mm"]
     return cols
+
+
+def _field(x: float) -> str:
+    """A CSV / TRC number; an unknown value (NaN) is an empty field."""
+    return f"{x:.6g}" if np.isfinite(x) else ""
 
 
 def to_csv(track: dict[str, np.ndarray], times_s: np.ndarray) -> str:
     with_2d = "kp2d" in track
+    fused = "source" in track
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(csv_columns(with_2d))
+    writer.writerow(csv_columns(with_2d, fused))
     parts = [track["pose3d"]]
     if with_2d:
         parts.append(track["kp2d"])
-    parts += [track["conf"][..., None], track["residual_mm"][..., None]]
+    if fused:
+        parts.append(track["source"][..., None])
+    else:
+        parts += [track["conf"][..., None], track["residual_mm"][..., None]]
     per_joint = np.concatenate(parts, axis=-1).reshape(len(times_s), -1)
     for t, row in enumerate(per_joint):
-        writer.writerow([t, f"{times_s[t]:.6f}"] + [f"{x:.6g}" for x in row])
+        writer.writerow([t, f"{times_s[t]:.6f}"] + [_field(x) for x in row])
     return buf.getvalue()
+
+
+def _json_values(values: np.ndarray) -> list:
+    """Nested lists rounded to 6 decimals, None (JSON null) where a value is unknown (NaN)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.tolist()
+    rounded = np.round(values.astype(np.float64), 6)
+    return np.where(np.isfinite(rounded), rounded, None).tolist()
 
 
 def to_json(analysis: Analysis) -> str:
     """All tracks in one JSON document (nested lists: frames × joints × xyz)."""
     doc = {
         "format": "mvcapture-export", "version": 1, "units": {"pose3d": "m", "kp2d": "px", "residual": "mm"},
-        "coordinate_frame": "camera of each view (x right, y down, z forward); aligned: view0's camera",
+        "coordinate_frame": "camera of each view (x right, y down, z forward); aligned and fused: view0's camera",
         "joints": list(H36M17_JOINTS), "fps": analysis.fps, "times_s": np.round(analysis.times_s, 6).tolist(),
         "camera_angle_deg": np.round(analysis.angle_deg, 3).tolist(),
-        "tracks": {name: {k: np.round(v, 6).tolist() for k, v in tr.items()}
+        "tracks": {name: {k: _json_values(v) for k, v in tr.items()}
                    for name, tr in export_tracks(analysis).items()},
     }
-    return json.dumps(doc)
+    if analysis.has_fused:
+        doc["fused_source_names"] = {str(k): v for k, v in FUSED_SOURCE_NAMES.items()}
+    return json.dumps(doc, allow_nan=False)
 
 
 def to_trc(pose3d_m: np.ndarray, fps: float, name: str = "mvcapture.trc") -> str:
     """OpenSim TRC text: Y-up metres, markers named after the H36M-17 joints.
 
     Args:
-        pose3d_m: (T, 17, 3) camera-frame metres.
+        pose3d_m: (T, 17, 3) camera-frame metres; NaN (an unknown joint) becomes empty fields, which
+            OpenSim reads as a marker missing in that frame.
     """
     yup = pose3d_m @ CAMERA_TO_YUP.T
     T = len(yup)
@@ -101,17 +139,21 @@ def to_trc(pose3d_m: np.ndarray, fps: float, name: str = "mvcapture.trc") -> str
         "",
     ]
     for t in range(T):
-        lines.append(f"{t + 1}\t{t / fps:.6f}\t" + "\t".join(f"{x:.6f}" for x in yup[t].ravel()))
+        lines.append(f"{t + 1}\t{t / fps:.6f}\t" + "\t".join(f"{x:.6f}" if np.isfinite(x) else ""
+                                                               for x in yup[t].ravel()))
     return "\n".join(lines) + "\n"
 
 
 def read_trc(text: str) -> tuple[np.ndarray, float, list[str]]:
-    """Read a TRC written by `to_trc` (or OpenSim): (T, M, 3) Y-up positions in its units, rate, names."""
+    """Read a TRC written by `to_trc` (or OpenSim): (T, M, 3) Y-up positions in its units (NaN where a
+    marker is missing), rate, names."""
     lines = text.splitlines()
     rate = float(lines[2].split("\t")[0])
     names = [n for n in lines[3].split("\t")[2:] if n]
     rows = [ln.split("\t") for ln in lines[6:] if ln.strip()]
-    data = np.array([[float(x) for x in r[2:2 + 3 * len(names)]] for r in rows])
+    width = 3 * len(names)
+    data = np.array([[float(x) if x.strip() else np.nan for x in (r[2:2 + width] + [""] * width)[:width]]
+                     for r in rows])
     return data.reshape(len(rows), len(names), 3), rate, names
 
 
@@ -186,13 +228,60 @@ def solve_bvh(pose_yup: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return offsets, local, pose_yup[:, 0].copy()
 
 
+def fill_gaps(pose3d_m: np.ndarray, fps: float, max_gap_s: float = BVH_MAX_GAP_S) -> np.ndarray:
+    """Every joint in every frame, for formats that cannot leave one out (BVH).
+
+    A joint is filled as its offset from its parent (the pelvis as its position), so a filled limb moves
+    with the body: gaps of at most `max_gap_s` are interpolated linearly between the known frames around
+    them; longer gaps, and gaps at the clip's ends, hold the nearest known offset. A joint never known
+    sits on its parent (a bone of length zero).
+
+    Args:
+        pose3d_m: (T, 17, 3) metres, NaN where unknown; fps: frames per second.
+
+    Returns:
+        (T, 17, 3) without NaN (float64).
+
+    Raises:
+        ValueError: the pelvis is unknown in every frame.
+    """
+    pose = np.asarray(pose3d_m, np.float64)
+    T = len(pose)
+    known = np.isfinite(pose).all(-1)
+    if not known[:, 0].any():
+        raise ValueError("the track has no frame with a known pelvis: nothing to export as BVH")
+    max_gap = int(np.floor(max_gap_s * fps + 1e-9))
+    frames = np.arange(T)
+    out = np.empty_like(pose)
+    for j in range(17):  # parents come first
+        parent = H36M17_PARENTS[j]
+        rel = pose[:, j] - (pose[:, parent] if j > 0 else 0.0)
+        ok = known[:, j] & (known[:, parent] if j > 0 else True)
+        if not ok.any():
+            filled = np.zeros((T, 3))
+        else:
+            idx = np.flatnonzero(ok)
+            after = np.clip(np.searchsorted(idx, frames), 0, len(idx) - 1)
+            before = np.clip(after - 1 + (idx[after] == frames), 0, len(idx) - 1)
+            prev, nxt = idx[before], idx[after]
+            inside = (prev < frames) & (frames < nxt)
+            short = inside & (nxt - prev - 1 <= max_gap)
+            w = np.where(short, (frames - prev) / np.maximum(nxt - prev, 1), 0.0)[:, None]
+            nearest = np.where((np.abs(frames - prev) <= np.abs(nxt - frames))[:, None], rel[prev], rel[nxt])
+            filled = np.where(short[:, None], (1 - w) * rel[prev] + w * rel[nxt], nearest)
+            filled[ok] = rel[ok]
+        out[:, j] = filled + (out[:, parent] if j > 0 else 0.0)
+    return out
+
+
 def to_bvh(pose3d_m: np.ndarray, fps: float) -> str:
     """BVH text (centimetres, Y up) of an H36M-17 skeleton that reproduces `pose3d_m` by FK.
 
     Args:
-        pose3d_m: (T, 17, 3) camera-frame metres (root-relative or not).
+        pose3d_m: (T, 17, 3) camera-frame metres (root-relative or not); unknown joints (NaN) are filled
+            first (`fill_gaps`).
     """
-    pose_yup = pose3d_m @ CAMERA_TO_YUP.T
+    pose_yup = fill_gaps(pose3d_m, fps) @ CAMERA_TO_YUP.T
     offsets, local, root = solve_bvh(pose_yup)
     cm = 100.0
     lines = ["HIERARCHY"]
