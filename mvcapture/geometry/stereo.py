@@ -15,6 +15,7 @@ camera frame (x right, y down, z forward) and view b sees X_a at R X_a + t, |t| 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,9 +205,13 @@ def _bone_cv_per_frame(points: np.ndarray, bones) -> np.ndarray:
     """(N, 17, 3) points → (N,) mean squared relative deviation of each rigid bone from its median."""
     b = np.asarray(bones)
     length = np.linalg.norm(points[:, b[:, 1]] - points[:, b[:, 0]], axis=-1)
-    med = np.nanmedian(length, axis=0)
-    dev = (length / np.where(med > 0, med, np.nan) - 1.0) ** 2
-    return np.nan_to_num(np.nanmean(np.where(np.isfinite(dev), dev, np.nan), axis=-1), nan=0.0)
+    with warnings.catch_warnings():  # a bone never triangulated: its median is NaN and it counts for nothing
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(length, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dev = (length / np.where(med > 0, med, np.nan) - 1.0) ** 2
+    seen = np.isfinite(dev)
+    return np.where(seen, dev, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1)
 
 
 def _camera_matrices(R, t, fa, fb) -> np.ndarray:
@@ -528,9 +533,8 @@ def consistent_sides(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     back = np.zeros((T, 2), int)
     for t in range(1, T):
         d = np.linalg.norm(states[None, :, t] - states[:, None, t - 1], axis=-1)           # (2 prev, 2 cur, J)
-        with np.errstate(invalid="ignore"):
-            trans = np.nanmean(np.where(np.isfinite(d), d, np.nan), axis=-1) / scale
-        trans = np.nan_to_num(trans, nan=0.0)
+        seen = np.isfinite(d)
+        trans = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale
         total = cost[:, None] + trans                                                         # (prev, cur)
         back[t] = np.argmin(total, axis=0)
         cost = total[back[t], [0, 1]] + unary[t]
@@ -604,8 +608,8 @@ def despike(points: np.ndarray, window: int = 5, threshold: float = 3.0) -> np.n
     half = window // 2
     padded = np.concatenate([np.repeat(points[:1], half, 0), points, np.repeat(points[-1:], half, 0)])
     stack = np.stack([padded[i: i + T] for i in range(window)])               # (window, T, J, 3)
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(stack, axis=0)
         dev = np.linalg.norm(points - med, axis=-1)                           # (T, J)
         typical = np.nanmedian(dev)

@@ -27,7 +27,8 @@ class LiveStereo:
     """The `stereo` hook of the live pipeline (views 0 and 1).
 
     Args:
-        image_sizes: ((w, h), (w, h)) of the two cameras' frames.
+        image_sizes: ((w, h), (w, h)) of the two cameras' frames, or None: `resolve()` gives them (and the
+            lenses and the rate) when the first estimate starts, once the cameras are open.
         intrinsics: a FORMATS.md lens dict per camera, or None (unknown: the estimate then stays uncertain
             and no fused 3D is shown, only the angle's interval).
         height_m: the athlete's height (metres of the fused 3D).
@@ -36,8 +37,9 @@ class LiveStereo:
     """
 
     def __init__(self, image_sizes, intrinsics=(None, None), height_m: float = 1.75, fps: float = 30.0,
-                 background: bool = True, min_pairs: int = MIN_PAIRS, refit_s: float = REFIT_S):
-        self.image_sizes = [tuple(int(x) for x in s) for s in image_sizes]
+                 background: bool = True, min_pairs: int = MIN_PAIRS, refit_s: float = REFIT_S, resolve=None):
+        self.image_sizes = None if image_sizes is None else [tuple(int(x) for x in s) for s in image_sizes]
+        self._resolve = resolve
         self.intrinsics = list(intrinsics)
         self.height_m = float(height_m)
         self.fps = float(fps)
@@ -102,6 +104,9 @@ class LiveStereo:
     def _fit(self, data: list) -> None:
         from mvcapture.geometry.stereo import StereoRig, self_calibrate
 
+        if self.image_sizes is None and self._resolve is not None:
+            sizes, lenses, fps = self._resolve()
+            self.image_sizes, self.intrinsics, self.fps = [tuple(int(x) for x in s) for s in sizes], list(lenses), fps
         kp_a, c_a, kp_b, c_b = (np.stack(x) for x in zip(*data))
         try:
             est = self_calibrate(kp_a, c_a, kp_b, c_b, self.image_sizes[0], self.image_sizes[1],
@@ -122,3 +127,28 @@ class LiveStereo:
         """Wait for an estimate in flight (tests, shutdown)."""
         if self._worker is not None:
             self._worker.join(timeout)
+
+
+def live_stereo_for(sources, height_m: float = 1.75) -> LiveStereo:
+    """A `LiveStereo` for two capture sources (`capture.sources`): their frame sizes and rate once open, and
+    each webcam's lens where one was remembered for it (`session.lenses`, set with `Session.set_intrinsics`
+    on one of its recordings); a camera without a known lens leaves the estimate uncertain (angle interval
+    only, no fused 3D)."""
+    from mvcapture.errors import MvcaptureError
+    from mvcapture.geometry.intrinsics import load_intrinsics
+    from mvcapture.session.lenses import remembered_lens
+
+    def resolve():
+        sizes = [(int(s.width or 0), int(s.height or 0)) for s in sources[:2]]
+        lenses = []
+        for source, size in zip(sources[:2], sizes):
+            identity = getattr(source, "identity", None)
+            lens = remembered_lens(identity) if identity else None
+            try:
+                lenses.append(load_intrinsics(lens).scaled_to(size).to_dict() if lens else None)
+            except MvcaptureError as exc:
+                log.warning("camera %s: remembered lens not used live: %s", identity, exc)
+                lenses.append(None)
+        return sizes, lenses, float(sources[0].fps or 30.0)
+
+    return LiveStereo(None, height_m=height_m, resolve=resolve)
