@@ -608,6 +608,42 @@ def test_mvcapture_without_a_command_and_mvcapture_demo_open_the_window(qtbot, t
     assert seen["tab"] == "Review" and seen["frames"] == 100 and "demo" in seen["title"].lower()
 
 
+class _ConfidentStereo:
+    """A two-view hook that already has a confident estimate: 95° apart, a fixed fused pose."""
+
+    angle_deg = 95.0
+
+    def __call__(self, kp_a, conf_a, kp_b, conf_b):
+        import numpy as np
+
+        pose = np.zeros((17, 3), np.float32)
+        pose[:, 1] = -np.linspace(0, 1.6, 17)
+        return pose
+
+
+def test_capture_shows_the_two_view_angle_and_fused_3d_once_confident(qtbot, window, take):
+    pytest.importorskip("mvcapture.capture")
+    from mvcapture.gui.live import default_stereo
+    from mvcapture.lifter import create_lifter
+    from mvcapture.lifter.runtime import Lifter
+    from mvcapture.pipeline.live_stereo import LiveStereo
+
+    cap = window.capture_tab
+    assert cap.make_stereo is default_stereo  # the app's default: the self-calibrated live stereo
+    assert isinstance(default_stereo([object(), object()]), LiveStereo) and default_stereo([object()]) is None
+    cap.make_detector = _FakeDetector
+    cap.make_lifter = lambda: Lifter(create_lifter("tiny"), device="cpu")
+    cap.make_stereo = lambda sources: _ConfidentStereo()
+    window.tabs.setCurrentWidget(cap)
+    for picker, name in zip(cap.pickers, ("view0.mp4", "view1.mp4")):
+        picker.set_file(take / name)
+    cap.start_preview()
+    qtbot.waitUntil(lambda: cap.last_live is not None and cap.last_live.fused is not None, timeout=30_000)
+    assert cap.last_live.angle_deg == 95.0 and cap.last_live.angle_source == "stereo"
+    assert "95°" in cap.angle.text() and "two-view geometry" in cap.angle.text()
+    assert cap.gauge.angle_deg == pytest.approx(95.0)
+
+
 def test_angle_gauge_needle_points_at_the_angle_over_its_zones(qtbot):
     from mvcapture.gui.gauge import ZONES, AngleGauge
 

@@ -18,7 +18,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from mvcapture.gui.gauge import AngleGauge
-from mvcapture.gui.live import LivePose, LivePoseWorker, default_detector, default_lifter
+from mvcapture.gui.live import LivePose, LivePoseWorker, default_detector, default_lifter, default_stereo
 from mvcapture.gui.state import placement_advice
 from mvcapture.gui.theme import view_color
 from mvcapture.gui.video_panel import VideoPanel
@@ -152,9 +152,9 @@ class CaptureTab(QtWidgets.QWidget):
         self.make_lifter = default_lifter
         self.live: LivePoseWorker | None = None
         self.last_live: LivePose | None = None
-        # optional two-view 3D for the live view: called with the started sources (sizes, fps known), returns
-        # a `mvcapture.pipeline.live.StereoLift` or None
-        self.make_stereo = None
+        # two-view 3D for the live view: called with the started sources, returns a
+        # `mvcapture.pipeline.live.StereoLift` (default: the self-calibrated `LiveStereo`) or None
+        self.make_stereo = default_stereo
         self.live_shown = 0
         self._live_drawn_s: collections.deque = collections.deque(maxlen=LIVE_RATE_PAIRS)
         self._live_latency_ms: collections.deque = collections.deque(maxlen=LIVE_RATE_PAIRS)
@@ -509,8 +509,9 @@ class CaptureTab(QtWidgets.QWidget):
             self.gauge.set_angle(pose.angle_deg)
             good = 60 <= pose.angle_deg <= 120
             color = "rgb(40, 170, 80)" if good else "rgb(220, 140, 0)"
+            source = "two-view geometry" if pose.angle_source == "stereo" else "lifter"
             self.angle.setText(f"<span style='font-size: 16pt; color: {color}'><b>{pose.angle_deg:.0f}°</b></span>"
-                               f" between the cameras — {placement_advice(pose.angle_deg)}")
+                               f" between the cameras ({source}) — {placement_advice(pose.angle_deg)}")
         now_ns = time.monotonic_ns()
         self.live_shown += 1
         self._live_drawn_s.append(now_ns / 1e9)

@@ -48,11 +48,21 @@ class LivePose:
     residual_mm: np.ndarray | None
     angle_deg: float | None
     fused: np.ndarray | None = None
+    angle_source: str = "lifter"   # "stereo" when angle_deg comes from the two views' own geometry
     t_ns: np.ndarray | None = None
     skipped: tuple[int, ...] = ()
     dropped: int = 0
     lift_stride: int = 1
     detected: np.ndarray | None = None
+
+
+def default_stereo(sources):
+    """The live two-view 3D of views 0 and 1 (`pipeline.live_stereo.live_stereo_for`), None for one view."""
+    if len(sources) < 2:
+        return None
+    from mvcapture.pipeline.live_stereo import live_stereo_for
+
+    return live_stereo_for(sources)
 
 
 def default_detector():
@@ -161,9 +171,11 @@ class LivePoseWorker(QtCore.QThread):
             try:
                 r = pipeline.process([f.image for f in frames], [f.t_ns for f in frames])
                 fitted = views >= 2 and r.fitted
+                stereo_angle = getattr(self._stereo, "angle_deg", None)  # the two views' own, once confident
+                angle = stereo_angle if stereo_angle is not None else (float(r.axis_angle_deg[1]) if fitted else None)
                 result = LivePose(r.kp2d_px, r.conf, r.aligned_m if fitted else None,
-                                  r.residual_mm if fitted else None,
-                                  float(r.axis_angle_deg[1]) if fitted else None, fused=r.fused_m,
+                                  r.residual_mm if fitted else None, angle, fused=r.fused_m,
+                                  angle_source="stereo" if stereo_angle is not None else "lifter",
                                   t_ns=r.t_ns, skipped=tuple(self.skipped), dropped=self.dropped,
                                   lift_stride=r.lift_stride, detected=r.detected)
             except Exception as exc:  # one bad frame must not end live pose
