@@ -585,8 +585,8 @@ class SessionPipeline:
                                 estimate_json=np.array(json.dumps(estimate)))
         self._record("stereo", sig, status=est.status)
         self._stereo_notes(estimate)
-        self._progress("stereo", 1.0, f"cameras {est.axis_angle_deg:.0f}° apart ({est.status}, from the "
-                                      f"athlete's keypoints)")
+        self._progress("stereo", 1.0, "two-view geometry not available (see the notes)" if est.status == "degenerate"
+                       else f"cameras {est.axis_angle_deg:.0f}° apart ({est.status}, from the athlete's keypoints)")
         return {"estimate": estimate, "fused3d": fused, "fused_source": source}, sig
 
     def _stereo_notes(self, estimate: dict) -> None:
