@@ -83,6 +83,7 @@ def test_play_advances_and_pause_stops(qtbot, window, session_dir):
 
 def test_3d_view_renders_both_skeletons_in_their_colours(qtbot, window, session_dir):
     view = open_session(qtbot, window, session_dir)
+    view.state.set_show_fused(False)  # the lifts aligned onto view 0, joints coloured by how far they disagree
     view.state.seek(10)
     qtbot.waitUntil(lambda: view.presented_frame == 10, timeout=5000)
     qtbot.wait(50)
@@ -330,7 +331,7 @@ def test_fused_skeleton_toggles_with_the_box_and_the_key_and_is_remembered(qtbot
     assert color_pixels(shown, FUSED_COLOR) > 30, "the fused skeleton is not drawn"
     for v in range(2):
         assert color_pixels(shown, view_color(v)) > 30, f"view {v}'s lift is not drawn beside it"
-    assert "two-view 3D" in view.legend3d.text() and "off the two-view 3D" in view.legend3d.text()
+    assert "two-view 3D" in view.legend3d.text() and "joints off it" in view.legend3d.text()
     view.fused_box.click()
     assert not view.state.show_fused
     qtbot.wait(50)

@@ -45,8 +45,10 @@ class FramePlot(pg.PlotWidget):
         self.getViewBox().setMouseEnabled(x=True, y=False)
         frames = np.arange(self.num_frames)
         self.legend = self.addLegend(offset=(-10, 5), labelTextSize="8pt")
+        # beside the views' curves (in the views' colours) the disagreement is neutral grey
         self.mean_curve = self.plot(frames, np.nanmean(self.residual_mm, axis=1),
-                                    pen=pg.mkPen((120, 170, 255), width=1.5), name="mean over joints")
+                                    pen=pg.mkPen((120, 170, 255) if fused_error_mm is None else (128, 128, 128),
+                                                 width=1.5), name="mean over joints")
         self.fused_curves = []
         if fused_error_mm is not None:
             self.setTitle("disagreement and each view's error vs the two-view 3D, per frame (click to jump)",
@@ -125,8 +127,7 @@ class JointBars(pg.PlotWidget):
         if self.fused_error_mm is None:
             self.bars = pg.BarGraphItem(x=x, height=np.zeros(17), width=0.7)
         else:  # disagreement in the middle, each view's error vs the fused track to its sides
-            self.setTitle("per joint, this frame: disagreement (middle), each view vs the two-view 3D "
-                          "(sides; dash: recording mean)", size="9pt")
+            self.setTitle("per joint: each view vs two-view 3D, disagreement between (dash: mean)", size="9pt")
             views = len(self.fused_error_mm)
             width = 0.8 / (views + 1)
             slots = list((np.arange(views + 1) - views / 2) * width)

@@ -120,11 +120,7 @@ class ReviewView(QtWidgets.QWidget):
         view3d_box = QtWidgets.QWidget()
         box = QtWidgets.QVBoxLayout(view3d_box)
         box.setContentsMargins(0, 0, 0, 0)
-        legend_row = QtWidgets.QHBoxLayout()
-        legend_row.addWidget(self.legend3d, 1)
-        legend_row.addWidget(self.fused_hint)
-        legend_row.addWidget(self.fused_box)
-        box.addLayout(legend_row)
+        box.addWidget(self.legend3d)
         box.addWidget(self.view3d, 1)
         top = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         for panel in self.panels:
@@ -148,8 +144,11 @@ class ReviewView(QtWidgets.QWidget):
             label = QtWidgets.QLabel(f"<b>angle view 0–{v}: {html.escape(self.scene.angle_text(v))}</b> — "
                                      f"{placement_advice(angle)}")
             label.setToolTip(self.scene.angle_tooltip(v))
+            label.setMinimumWidth(120)  # a narrow window cuts the advice instead of growing
             self.angle_labels.append(label)
             info_row.addWidget(label)
+        info_row.addWidget(self.fused_box)
+        info_row.addWidget(self.fused_hint)
         info_row.addStretch(1)
         for v in range(1, a.num_views):
             box = QtWidgets.QDoubleSpinBox()
@@ -250,7 +249,7 @@ class ReviewView(QtWidgets.QWidget):
         if fused_shown:
             legend += "   " + _swatch(FUSED_COLOR, "two-view 3D")
         lo, mid, hi = DISAGREEMENT_STOPS_MM
-        what = "joints off the two-view 3D" if fused_shown else "joints apart"
+        what = "joints off it" if fused_shown else "joints apart"
         self.legend3d.setText(
             f"{legend} &nbsp; {what}: <span style='color:rgb(40,200,80)'>{lo:g}</span>–"
             f"<span style='color:rgb(250,220,40)'>{mid:g}</span>–"
