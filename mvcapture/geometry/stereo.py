@@ -77,7 +77,8 @@ VFOV_SWEEP_DEG = np.arange(40.0, 90.1, 2.5)  # focal lengths tried when a view's
 BOOTSTRAP = 25                 # block-bootstrap re-estimates of the pose (RANSAC + refinement each)
 BOOTSTRAP_POINTS = 1500        # correspondences per bootstrap re-estimate
 BOOTSTRAP_COST_RATIO = 1.2     # a re-estimate costing more than this × the estimate on all data is a failed search
-MIN_ATHLETE_DEG = 8.0          # the athlete spans fewer degrees of the view than this: too small to tell
+MIN_ATHLETE_DEG = 3.0          # the athlete spans fewer degrees of the view than this: too small to tell
+RANSAC_THRESHOLDS_PX = (4.0, 8.0, 16.0)  # known lenses: RANSAC at each, the fit with the lowest robust cost wins
 BOOTSTRAP_BLOCK_S = 0.5        # block length in seconds (neighbouring frames are not independent)
 AGREE_DEG = 5.0                # confidence: share of re-estimates within this of the estimate
 MAX_INTERVAL_DEG = 20.0        # a 95 % angle interval wider than this: the estimate is uncertain
@@ -311,28 +312,37 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         w = np.sqrt(conf_a[fr] * cbw)[both]
         return xa[fr][both], xb_l[both], w, both
 
-    def fit(fa, fb, swap, free=(False, False)):
+    def fit(fa, fb, swap, thr_px=8.0, free=(False, False)):
         pa, pb, w, _ = correspondences(sel_corr, swap)
         keep = _even_subset(len(pa), RANSAC_MAX_POINTS)
         pa, pb, w = pa[keep], pb[keep], w[keep]
-        thr = 8.0 / np.sqrt(fa * fb)
-        found = essential_ransac(pa / fa, pb / fb, thr, seed=seed)
+        found = essential_ransac(pa / fa, pb / fb, thr_px / np.sqrt(fa * fb), seed=seed)
         if found is None:
             return None
         R, t, inl = found
         R, t, fa2, fb2, res = refine_relative_pose(pa, pb, w, R, t, fa, fb, free_focal=free)
         return R, t, fa2, fb2, res, w, float(inl.mean())
 
-    # focal length candidates
+    def robust_cost(r, lab):
+        F = fundamental_from_essential(essential_from_Rt(r[0], r[1]), r[2], r[3])
+        xb_l, sb = relabel(xb, lab, frames), relabel(seen_b, lab, frames)
+        e = sampson_distance(F, xa[frames], xb_l) / 4.0
+        return float(np.where(seen_a[frames] & sb, np.log1p(e ** 2), 0.0).sum())
+
+    # candidates: (focal a, focal b, RANSAC threshold px). Known lenses: RANSAC at three thresholds (one
+    # of them found a wrong solution on a synthetic session where the others did not); unknown: a sweep
     if all(known):
-        candidates = [(float(fa_known), float(fb_known))]
+        candidates = [(float(fa_known), float(fb_known), thr) for thr in RANSAC_THRESHOLDS_PX]
     else:
         candidates = [(float(fa_known) if known[0] else float(focal_from_vfov(v, height_a)),
-                       float(fb_known) if known[1] else float(focal_from_vfov(v, height_b)))
+                       float(fb_known) if known[1] else float(focal_from_vfov(v, height_b)), 8.0)
                       for v in VFOV_SWEEP_DEG]
-    # first pass at a middle focal: labels of view b fitted to the epipolar geometry
-    mid = candidates[len(candidates) // 2]
-    first = fit(*mid, labels)
+    # first pass (the best of the known-lens candidates, or a middle focal): labels of view b fitted to the
+    # epipolar geometry
+    starts = candidates if all(known) else [candidates[len(candidates) // 2]]
+    tried = [(c, fit(*c[:2], labels, c[2])) for c in starts]
+    tried = [(c, r) for c, r in tried if r is not None]
+    mid, first = min(tried, key=lambda cr: robust_cost(cr[1], labels)) if tried else (starts[0], None)
     if first is None:
         est.notes.append("no epipolar geometry fits the two views' keypoints (are they the same athlete, "
                          "at the same time?)")
@@ -342,13 +352,13 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         F = fundamental_from_essential(essential_from_Rt(R, t), first[2], first[3])
         labels = choose_side_labels(xa, xb, seen_a, seen_b, F, perm)
         labels[~shared_frames] = np.arange(17)
-        first = fit(*mid, labels) or first
+        first = fit(*mid[:2], labels, mid[2]) or first
 
     # sweep: per candidate the fit and a per-frame cost (robust epipolar error + bone-length constancy)
     fits, costs = [], []
     sigma = 4.0
-    for fa, fb in candidates:
-        r = fit(fa, fb, labels)
+    for fa, fb, thr in candidates:
+        r = fit(fa, fb, labels, thr)
         if r is None:
             fits.append(None)
             costs.append(np.full(len(frames), np.inf))
