@@ -262,7 +262,8 @@ class ReviewView(QtWidgets.QWidget):
         per_frame = self.scene.fused_error_per_frame_mm()
         if per_frame is not None:
             text += "   |   vs two-view 3D: " + ", ".join(
-                f"view {v} {per_frame[v, frame]:.0f} mm" for v in range(len(per_frame)))
+                f"view {v} " + (f"{per_frame[v, frame]:.0f} mm" if np.isfinite(per_frame[v, frame]) else "—")
+                for v in range(len(per_frame)))
         joint = self.state.selected_joint
         if joint is not None:
             text += f"   |   {H36M17_JOINTS[joint]}: {r[frame, joint]:.0f} mm (mean {np.nanmean(r[:, joint]):.0f} mm)"
