@@ -229,7 +229,9 @@ def load_state_dict_strict(model: DSTformer, state_dict: dict[str, torch.Tensor]
         raise MvcaptureError(
             f"{source}: weights do not fit the DSTformer config {model.config_name!r} "
             f"({model.config.to_dict()}): " + "; ".join(parts))
-    broken = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    # (meta tensors hold no values to check: the shape-only load of MotionBERT's layout in the tests)
+    broken = [k for k, v in state_dict.items()
+              if v.is_floating_point() and not v.is_meta and not bool(torch.isfinite(v).all())]
     if broken:
         raise MvcaptureError(f"{source}: weights hold NaN or infinite values (key {broken[0]!r}"
                              + (f" and {len(broken) - 1} more" if len(broken) > 1 else "")
