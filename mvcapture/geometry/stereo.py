@@ -263,11 +263,10 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
     if kp_a.shape != (T, 17, 2) or kp_b.shape != (T, 17, 2) or conf_a.shape != (T, 17) or conf_b.shape != (T, 17):
         raise ValueError(f"kp_a/kp_b must be (T, 17, 2) and conf_a/conf_b (T, 17) on one time base; got "
                          f"{kp_a.shape}, {kp_b.shape}, {conf_a.shape}, {conf_b.shape}")
-    finite = np.isfinite(kp_a).all(-1) & np.isfinite(kp_b).all(-1)
+    # a keypoint that is not a number is a missed joint
     conf_a = np.where(np.isfinite(kp_a).all(-1), np.nan_to_num(conf_a), 0.0)
     conf_b = np.where(np.isfinite(kp_b).all(-1), np.nan_to_num(conf_b), 0.0)
-    kp_a = np.where(finite[..., None] | np.isfinite(kp_a), np.nan_to_num(kp_a), 0.0)
-    kp_b = np.where(finite[..., None] | np.isfinite(kp_b), np.nan_to_num(kp_b), 0.0)
+    kp_a, kp_b = np.nan_to_num(kp_a), np.nan_to_num(kp_b)
     xa, fa_known, ca = centred_pixels(kp_a, image_size_a, intrinsics_a)
     xb, fb_known, cb = centred_pixels(kp_b, image_size_b, intrinsics_b)
     fa_known = fa_known or focal_hint_px[0]
@@ -312,7 +311,7 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         w = np.sqrt(conf_a[fr] * cbw)[both]
         return xa[fr][both], xb_l[both], w, both
 
-    def fit(fa, fb, swap, thr_px=8.0, free=(False, False)):
+    def fit(fa, fb, swap, thr_px=8.0):
         pa, pb, w, _ = correspondences(sel_corr, swap)
         keep = _even_subset(len(pa), RANSAC_MAX_POINTS)
         pa, pb, w = pa[keep], pb[keep], w[keep]
@@ -320,7 +319,7 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         if found is None:
             return None
         R, t, inl = found
-        R, t, fa2, fb2, res = refine_relative_pose(pa, pb, w, R, t, fa, fb, free_focal=free)
+        R, t, fa2, fb2, res = refine_relative_pose(pa, pb, w, R, t, fa, fb)
         return R, t, fa2, fb2, res, w, float(inl.mean())
 
     def robust_cost(r, lab):
