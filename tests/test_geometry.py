@@ -252,3 +252,29 @@ def test_swapped_views_give_the_inverse_geometry_and_no_overlap_is_flagged():
     apart = self_calibrate(clip.kp2d[0], conf_a, clip.kp2d[1], conf_b, clip.image_size[0], clip.image_size[1],
                            intr[0], intr[1], layout="h36m17")
     assert apart.status == "degenerate" and "both cameras see" in apart.notes[0]
+
+
+def test_fusion_scales_by_height_and_fills_joints_one_view_sees_from_its_lift():
+    from mvcapture.core.normalize import HEIGHT_PROXY_RATIO, height_proxy
+    from mvcapture.geometry.fusion import SOURCE_LIFT_A, SOURCE_LIFT_B, SOURCE_STEREO, fuse_tracks
+
+    clip = _synthetic_clip(90.0, seconds=3.0, seed=9, noise=False)
+    truth = clip.gt3d[0].astype(np.float64)                 # view a's frame, metres
+    height = float(np.median(height_proxy(truth))) / HEIGHT_PROXY_RATIO
+    R = clip.extras["cam_R"][1] @ clip.extras["cam_R"][0].T
+    tri = truth / 3.7                                        # triangulation units (the baseline)
+    conf = np.ones(truth.shape[:2])
+    tri[:10, 13] = np.nan                                    # a wrist only view b sees ...
+    conf[:10, 13] = 0
+    tri[20:25, 6] = np.nan                                   # ... an ankle only view a sees
+    conf[20:25, 6] = 0
+    rel = truth - truth[:, :1]
+    lifts = np.stack([rel, rel @ R.T])                       # each view's lift in its own frame
+    lift_conf = np.ones((2,) + truth.shape[:2])
+    lift_conf[0, :10, 13] = 0
+    lift_conf[1, 20:25, 6] = 0
+    fused, source, scale = fuse_tracks(tri, conf, lifts, lift_conf, R, height, layout="h36m17")
+    assert scale == pytest.approx(3.7, rel=1e-2)  # the median body size over the frames that show all of it
+    np.testing.assert_allclose(fused, rel, atol=0.01)
+    assert (source[:10, 13] == SOURCE_LIFT_B).all() and (source[20:25, 6] == SOURCE_LIFT_A).all()
+    assert (source[40:] == SOURCE_STEREO).all()
