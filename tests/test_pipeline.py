@@ -697,8 +697,12 @@ def test_bench_live_json(tmp_path, videos, tiny_weights, tiny_detector_files, ca
     soak = result["soak"]
     assert len(soak["windows"]) >= 2 and soak["rss_growth_mb"] is not None and soak["slowdown"] > 0
     assert result["hardware"]["cpu"] and result["load_before"]
+    camera = result["camera"]   # the default webcam stand-in: the videos transcoded to 720p30 MJPEG first
+    assert camera["spec"] == "720p30" and camera["codec"] == "mjpeg"
+    assert [(v["width"], v["height"], v["codec"]) for v in camera["videos"]] == [(1280, 720, "mjpeg")] * 2
     text = capsys.readouterr().out
     assert "pairs/s (sustained)" in text and "latency p95 ms" in text and "soak 0.05 min: RSS" in text
+    assert "as camera 720p30: 1280x720 mjpeg" in text and "WEBCAM STAND-IN 720p30" in text
 
 
 def test_bench_live_refuses_cuda_without_a_device(tmp_path, videos, tiny_weights):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from mvcapture import threads
+from mvcapture.capture.standin import JPEG_QUALITY
 from mvcapture.cli import add_json_option, write_json
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 
@@ -22,6 +23,8 @@ GOAL_P95_LATENCY_MS = 150.0
 GOAL_SOAK_GROWTH_MB = 50.0
 GOAL_SOAK_SLOWDOWN = 1.10
 DETECT_EVERY = 10
+# The app's cameras are webcams: 1280x720 at 30 fps, MJPEG over USB.
+DEFAULT_CAMERA = "720p30"
 # Soak statistics are taken per window of this many seconds (a quarter of the soak when that is shorter).
 SOAK_WINDOW_S = 30.0
 # Soak memory growth is counted from the first window after this many seconds (start-up allocations).
@@ -38,6 +41,11 @@ def register(bench_subparsers) -> None:
                     "reporting memory growth and the drift of the time per pair.")
     parser.add_argument("--videos", type=Path, nargs=2, default=None, metavar=("A", "B"),
                         help="two videos to play as cameras, looped (default: resources/demo cam01 and cam04)")
+    parser.add_argument("--camera", default=DEFAULT_CAMERA, metavar="SPEC",
+                        help=f"webcam the videos stand in for (default {DEFAULT_CAMERA}): each video is first "
+                             "transcoded to that size (portrait pictures pillarboxed) and rate as MJPEG, so every "
+                             "frame costs a webcam's MJPEG decode; 360p, 480p, 720p or 1080p then the fps, e.g. "
+                             "480p30; 'native' plays the videos as they are")
     parser.add_argument("--frames", type=int, default=300, help="frame pairs timed per run (default 300)")
     parser.add_argument("--warmup", type=int, default=20, help="frame pairs left out of the statistics")
     parser.add_argument("--mode", default="lightweight",
@@ -259,15 +267,34 @@ def run(args: argparse.Namespace) -> int:
     from mvcapture.pipeline.demo import DEMO_CAMERAS, demo_resources
     from mvcapture.pipeline.live import LIVE_STAGES
 
+    from mvcapture.capture.standin import parse_camera, webcam_video
+    from mvcapture.io.video import probe
+
     notes = []
+    camera = parse_camera(args.camera)
     note = _check_device(args.device)
     notes += [note] if note else []
     live_threads = threads.apply("live", args.threads)
-    videos = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
-    load_before = _load()
+    originals = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
     runs = {}
     soak = None
     with tempfile.TemporaryDirectory() as tmp:
+        videos = [webcam_video(v, camera, tmp) for v in originals]
+        played = [probe(v) for v in videos]
+        camera_info = {**camera.to_dict(), "videos": [{"width": i.width, "height": i.height, "fps": i.fps,
+                                                       "codec": i.video_codec, "frames": i.frame_count}
+                                                      for i in played]}
+        first = played[0]
+        if camera.native:
+            note = (f"cameras: the videos as they are ({first.width}x{first.height}, {first.fps:g} fps, "
+                    f"{first.video_codec}), decoded in this process")
+        else:
+            note = (f"cameras: WEBCAM STAND-IN {camera} = each video transcoded once before timing to "
+                    f"{camera.width}x{camera.height} at {camera.fps:g} fps, MJPEG (JPEG quality "
+                    f"{JPEG_QUALITY}), portrait pictures scaled to the height and pillarboxed (not rotated); every "
+                    f"frame is one MJPEG decode in this process, as cv2.VideoCapture on a USB webcam")
+        notes.append(note)
+        load_before = _load()
         detector, note, standin = _detector(args, Path(tmp))
         notes += [note] if note else []
         lifter, note = _lifter(args)
@@ -285,8 +312,8 @@ def run(args: argparse.Namespace) -> int:
                              on_window=report)
     hw = hardware()
     load_after = _load()
-    print(f"live pipeline, 2 sources ({', '.join(Path(v).name for v in videos)}, looped at "
-          f"{runs['tracking']['fps'][0]:g} fps); {hw['cpu']} ({hw['cpu_cores']} cores, live budget "
+    print(f"live pipeline, 2 sources ({', '.join(Path(v).name for v in originals)} as camera {camera}: "
+          f"{first.width}x{first.height} {first.video_codec} looped at {runs['tracking']['fps'][0]:g} fps); {hw['cpu']} ({hw['cpu_cores']} cores, live budget "
           f"{live_threads} thread(s)), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else "")
           + f"; load average before {load_before}, after {load_after}")
     batched = getattr(detector, "pose_batched", False)
@@ -362,7 +389,8 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}")
     write_json(args.json, {
-        "videos": [str(v) for v in videos], "mode": args.mode, "pairs_timed": args.frames, "warmup": args.warmup,
+        "videos": [str(v) for v in originals], "camera": camera_info, "mode": args.mode, "pairs_timed": args.frames,
+        "warmup": args.warmup,
         "runs": runs, "soak": soak, "goal": {"pairs_per_s": goal_rate, "p95_latency_ms": GOAL_P95_LATENCY_MS,
                                              "met": verdict},
         "detector": {"model_id": detector.model_id, "provider": detector.provider, "standin": standin,
