@@ -27,7 +27,7 @@ NICE_WHILE_LIVE = 10
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 HEARTBEAT_NAME = "live.heartbeat"
 
-_state = {"role": None, "last_touch": 0.0}
+_state = {"role": None, "threads": None, "last_touch": 0.0}
 
 
 def physical_cores() -> int:
@@ -85,15 +85,24 @@ def apply(role: str, threads: int | None = None) -> int:
         pass
     for var in THREAD_ENV_VARS:
         os.environ[var] = str(n)
-    _state["role"] = role
+    _state["role"], _state["threads"] = role, None if threads is None else n
     log.info("threads: %s role, %d torch thread(s) (%d physical cores)", role, n, physical_cores())
     return n
 
 
 def current_budget() -> int:
-    """Threads for thread pools made now (onnxruntime sessions): the budget of the role this process
-    applied, or processing's when none was applied."""
-    return budget(_state["role"] or "process")
+    """Threads for thread pools made now (onnxruntime sessions): what this process applied (`apply`: its
+    role's budget or the explicit count), or processing's budget when it applied nothing."""
+    return _state["threads"] or budget(_state["role"] or "process")
+
+
+def live_view_workers(num_views: int) -> int:
+    """Threads the live loop runs its views' pose model on side by side (one view each): one per view up
+    to the physical cores — the live loop is the app's priority, and while it runs the background roles
+    yield or run at lower priority — or the explicit count given to `apply` (e.g. `bench live --threads
+    1`: one thread for everything)."""
+    limit = _state["threads"] if _state["threads"] else physical_cores()
+    return max(1, min(int(num_views), limit))
 
 
 def child_env(role: str, env: dict | None = None) -> dict:

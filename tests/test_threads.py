@@ -17,6 +17,7 @@ from tests.train_helpers import write_clips
 def _restore_threads(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.setitem(threads._state, "role", None)
+    monkeypatch.setitem(threads._state, "threads", None)
     monkeypatch.setitem(threads._state, "last_touch", 0.0)
     for var in threads.THREAD_ENV_VARS:
         monkeypatch.setenv(var, os.environ.get(var, "1"))
@@ -70,6 +71,21 @@ def test_heartbeat_keeps_an_explicit_role():
     threads.apply("live", 1)  # e.g. `bench live --threads 1`
     threads.live_heartbeat()
     assert torch.get_num_threads() == 1
+
+
+def test_an_explicit_thread_count_sizes_onnxruntime_and_the_views(monkeypatch):
+    """`apply(role, n)` (e.g. `bench live --threads 2`) reaches the onnxruntime sessions made afterwards, not
+    only torch; the live views run side by side on one thread each up to the cores, or up to that count."""
+    monkeypatch.setattr(threads, "physical_cores", lambda: 2)
+    threads.apply("live")
+    assert threads.current_budget() == 1 and threads.live_view_workers(2) == 2 and threads.live_view_workers(3) == 2
+    threads.apply("live", 2)
+    assert threads.current_budget() == 2 and torch.get_num_threads() == 2
+    threads.apply("live", 1)
+    assert threads.current_budget() == 1 and threads.live_view_workers(2) == 1
+    monkeypatch.setattr(threads, "physical_cores", lambda: 1)
+    threads.apply("live")
+    assert threads.live_view_workers(2) == 1
 
 
 def test_training_yields_while_live_runs(monkeypatch):

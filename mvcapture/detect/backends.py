@@ -217,12 +217,17 @@ class RTMPoseDetector(PoseDetector):
         scores = np.clip(scores[0], 0.0, 1.0)
         return keypoints[0].astype(np.float64), scores
 
-    def pose_in_boxes(self, frames_bgr: list[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pose_in_boxes(self, frames_bgr: list[np.ndarray], boxes: np.ndarray, workers: int = 1
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """RTMPose on one box per frame (e.g. both views' athletes), all crops in one onnxruntime run when
-        the model has a free batch dimension (`pose_batched`), else one run per crop.
+        the model has a free batch dimension (`pose_batched`), else one run per crop. With `workers` > 1
+        the crops are split into that many runs side by side in threads (onnxruntime releases the GIL; each
+        run uses the session's own threads, one in live mode): the pair's wall time falls towards one
+        crop's while the cores are free.
 
         Args:
             frames_bgr: N frames (H_i, W_i, 3) uint8 BGR. boxes: (N, 4) x1 y1 x2 y2 px, one per frame.
+            workers: parallel runs (at most N).
 
         Returns:
             keypoints (N, 17, 2) px of each frame and scores (N, 17) in [0, 1].
@@ -232,9 +237,28 @@ class RTMPoseDetector(PoseDetector):
             raise ValueError(f"pose_in_boxes needs one box per frame, got {len(frames_bgr)} frames, {len(boxes)} boxes")
         if not len(boxes):
             return np.zeros((0, 17, 2)), np.zeros((0, 17))
-        if not self.pose_batched:
-            found = [self.pose_in_box(f, b) for f, b in zip(frames_bgr, boxes)]
-            return np.stack([k for k, _ in found]), np.stack([s for _, s in found])
+        runs = max(1, min(int(workers), len(boxes))) if self.pose_batched else len(boxes)
+        chunks = [list(c) for c in np.array_split(np.arange(len(boxes)), runs)]
+        work = [([frames_bgr[i] for i in c], boxes[c]) for c in chunks]
+        if workers > 1 and len(work) > 1:
+            found = list(self._pool(workers).map(lambda job: self._pose_run(*job), work))
+        else:
+            found = [self._pose_run(*job) for job in work]
+        return np.concatenate([k for k, _ in found]), np.concatenate([s for _, s in found])
+
+    def _pool(self, workers: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = getattr(self, "_workers", None)
+        if pool is None or pool._max_workers < workers:
+            if pool is not None:
+                pool.shutdown(wait=False)
+            pool = self._workers = ThreadPoolExecutor(workers, thread_name_prefix="pose")
+        return pool
+
+    def _pose_run(self, frames_bgr: list[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One onnxruntime run on the crops of `boxes` (N, 4) in `frames_bgr` (N of them; N = 1 when the
+        model fixes batch 1)."""
         from rtmlib.tools.pose_estimation.post_processings import get_simcc_maximum
 
         crops, centres, scales = zip(*(self.pose.preprocess(f, b) for f, b in zip(frames_bgr, boxes)))
