@@ -358,3 +358,115 @@ def test_scheduled_detections_run_in_the_background_and_confirm_the_athlete(dete
     finally:
         live.close()
     assert not live.background._thread.is_alive()
+
+
+def test_a_due_run_waits_while_the_background_detector_is_busy(detector, tiny_lifter):
+    """While the background detector works on one view's frame, the other view's scheduled run waits (that
+    view stays tracked; before, it ran the detector inside its pair, e.g. a whole YOLOX-m run); it goes to
+    the background once the detector is free."""
+    import threading
+    import time
+
+    from mvcapture.pipeline.live import LivePipeline
+
+    gate = threading.Event()
+    foreground = []
+    original = detector.detect_boxes
+
+    def detect_boxes(image):
+        if threading.current_thread().name == "live-detector":
+            gate.wait(10.0)
+        else:
+            foreground.append(1)
+        return original(image)
+
+    detector.detect_boxes = detect_boxes
+    live = LivePipeline(detector, tiny_lifter, detect_every=3, lift_stride=1, background_detection=True)
+    try:
+        detected = [live.process([frame(60 + t), frame(100 + t)]).detected.tolist() for t in range(10)]
+        assert detected == [[True, True]] + [[False, False]] * 9 and len(foreground) == 2
+        assert not live.background.idle   # one run held up, the other view's due run waiting
+        assert sorted(t.reasons["scheduled"] for t in live.trackers) == [0, 1]
+        gate.set()
+        for t in range(10, 16):
+            time.sleep(0.05)
+            assert not live.process([frame(60 + t), frame(100 + t)]).detected.any()
+        assert all(t.reasons["scheduled"] >= 1 for t in live.trackers) and len(foreground) == 2
+    finally:
+        gate.set()
+        live.close()
+
+
+def test_the_background_detector_thread_runs_at_a_lower_priority(detector):
+    import os
+    import time
+
+    from mvcapture.pipeline.live import BackgroundDetector
+
+    if not hasattr(os, "setpriority"):
+        pytest.skip("no thread priorities here")
+    background = BackgroundDetector(detector, nice=5)
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        deadline = time.monotonic() + 5.0
+        while os.getpriority(os.PRIO_PROCESS, background._thread.native_id) == mine and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.getpriority(os.PRIO_PROCESS, background._thread.native_id) == min(mine + 5, 19)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == mine   # the caller's own priority is untouched
+    finally:
+        background.close()
+
+
+def test_views_pose_crops_run_side_by_side_with_two_workers(detector):
+    """workers=2: one onnxruntime run per view, at the same time (in two threads), same keypoints as the
+    batched run."""
+    import threading
+    import time
+
+    frames = [frame(100), frame(180, 80)]
+    boxes = np.array([[80, 40, 170, 200], [160, 60, 250, 220]], float)
+    together, together_scores = detector.pose_in_boxes(frames, boxes)
+    session = detector.pose.session
+    state = {"running": 0, "most": 0, "batches": []}
+    lock = threading.Lock()
+
+    class Overlapping:
+        def run(self, outputs, feeds):
+            with lock:
+                state["running"] += 1
+                state["most"] = max(state["most"], state["running"])
+                state["batches"].append(len(next(iter(feeds.values()))))
+            time.sleep(0.1)
+            try:
+                return session.run(outputs, feeds)
+            finally:
+                with lock:
+                    state["running"] -= 1
+
+        def __getattr__(self, name):
+            return getattr(session, name)
+
+    detector.pose.session = Overlapping()
+    apart, apart_scores = detector.pose_in_boxes(frames, boxes, workers=2)
+    assert state["batches"] == [1, 1] and state["most"] == 2
+    np.testing.assert_allclose(apart, together, atol=1e-6)
+    np.testing.assert_allclose(apart_scores, together_scores, atol=1e-6)
+
+
+def test_the_views_lift_in_different_pairs(detector, tiny_lifter):
+    """Stride 4, two views: view 1 lifts two pairs after view 0, so no pair after the first carries both
+    views' lifts (each a lifter forward pass)."""
+    from mvcapture.pipeline.live import LivePipeline
+
+    live = LivePipeline(detector, tiny_lifter, detect_every=100, lift_stride=4)
+    per_pair = []
+    original = tiny_lifter.lift_windows
+    tiny_lifter.lift_windows = lambda *a, **kw: per_pair.__setitem__(-1, per_pair[-1] + 1) or original(*a, **kw)
+    try:
+        for t in range(16):
+            per_pair.append(0)
+            result = live.process([frame(60 + t), frame(100 + t)])
+            assert result.pose_index == max(t - 3, 0)
+    finally:
+        del tiny_lifter.lift_windows
+    assert per_pair[0] == 2 and max(per_pair[1:]) == 1 and sum(per_pair) == 2 + 2 * (16 // 4)

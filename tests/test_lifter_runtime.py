@@ -134,6 +134,27 @@ def test_live_stride_returns_delayed_frames_of_the_last_lifted_window(lifter):
         lifter.live(stride=0)
 
 
+def test_live_stride_phase_moves_the_lifts_and_keeps_the_delay(lifter):
+    """Phase p: the lifts fall on pushes n with (n + p) ≡ k − 1 mod k; push n still gives frame n − k + 1,
+    as the window ending at that last lift predicts it."""
+    kp2d, conf = _track(40)
+    k, p, W = 4, 2, 27
+    live = lifter.live(stride=k, phase=p)
+    lifted_at = []
+    original = lifter.lift_windows
+    lifter.lift_windows = lambda *a, **kw: lifted_at.append(live._count - 1) or original(*a, **kw)
+    try:
+        poses = [live.push(kp2d[t], conf[t], SIZE) for t in range(40)]
+    finally:
+        del lifter.lift_windows
+    assert lifted_at == [0] + [n for n in range(40) if (n + p) % k == k - 1]
+    for n in range(W + k, 40):
+        m = max(i for i in lifted_at if i <= n)
+        f = n - (k - 1)
+        offline = lifter.lift_clip(kp2d[m + 1 - W:m + 1], conf[m + 1 - W:m + 1], SIZE)
+        np.testing.assert_allclose(poses[n], offline[W - 1 - (m - f)], atol=1e-5)
+
+
 def test_lift_views_and_coco(lifter):
     views = [_track(30, seed=s) for s in range(2)]
     clip = MultiViewClip(kp2d=np.stack([v[0] for v in views]), conf=np.stack([v[1] for v in views]),

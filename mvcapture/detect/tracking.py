@@ -241,7 +241,8 @@ class KeypointTracker:
     detector run `detected(boxes)` gives the athlete's box (or None); after the pose model `update(...)`
     says whether the keypoints are good enough to follow (else the detector runs next, and the caller may
     re-detect at once). A scheduled run may instead go to the background while tracking continues
-    (`detection_due`, `detecting_in_background`, later `detected_late`).
+    (`detection_due`, `detecting_in_background`, later `detected_late`), or wait while the background
+    detector is busy (`postpone_detection`).
 
     Args:
         image_size: (width, height) px.
@@ -275,6 +276,7 @@ class KeypointTracker:
         self._keypoint_box: np.ndarray | None = None   # tight box of the last accepted keypoints
         self._since_detection = 0
         self._failure: str | None = "no athlete"
+        self._postponed = False
         self._last_detection = self.athlete._last
         self.generation = 0   # detector runs in the foreground so far (a late result of an older one is stale)
 
@@ -286,8 +288,9 @@ class KeypointTracker:
     def plan(self) -> np.ndarray | None:
         """Start a frame: the box (4,) px to run the pose model in, or None when the detector must run."""
         reason = self._failure
-        if reason is None and self._since_detection >= self.detect_every:
+        if reason is None and self._since_detection >= self.detect_every and not self._postponed:
             reason = "scheduled"
+        self._postponed = False
         if reason is not None:
             self.reasons[reason] += 1
             self._since_detection = 0
@@ -299,6 +302,12 @@ class KeypointTracker:
     def detection_due(self) -> bool:
         """A scheduled detector run is due while tracking works (so it may run in the background)."""
         return self._failure is None and self._since_detection >= self.detect_every
+
+    def postpone_detection(self) -> None:
+        """The scheduled run that is due cannot start in the background now (the detector is busy, e.g.
+        with the other view): this frame is tracked (`plan` gives a box) and the run is due again on the
+        next one. A tracking failure still sends `plan` to the detector at once."""
+        self._postponed = True
 
     def detecting_in_background(self) -> None:
         """The due run was started on this frame in the background: tracking goes on (`plan` gives a box);

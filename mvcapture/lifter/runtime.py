@@ -244,8 +244,8 @@ class Lifter:
                               np.asarray(clip.image_size, np.float32))
         return np.stack(self.lift_sequences(list(norm), flip=flip, progress=progress))
 
-    def live(self, flip: bool = False, stride: int = 1) -> "LiveLifter":
-        return LiveLifter(self, flip=flip, stride=stride)
+    def live(self, flip: bool = False, stride: int = 1, phase: int = 0) -> "LiveLifter":
+        return LiveLifter(self, flip=flip, stride=stride, phase=phase)
 
 
 class LiveLifter:
@@ -261,14 +261,17 @@ class LiveLifter:
     and every frame has k − 1 frames of future context). Push n returns frame max(n − k + 1, 0) exactly
     as the window that ends at the last lift (the first one with n ≡ k − 1 mod k at or before n) gives it.
     `stride` may be changed between pushes (live mode adapts it to the machine); the delay follows it.
+    With `phase` p the lifts fall on the pushes n with (n + p) ≡ k − 1 mod k instead (same delay): live
+    mode gives each view its own phase, so that the views' lifts do not land in the same frame pair.
     """
 
-    def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1):
+    def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1, phase: int = 0):
         if not 1 <= int(stride) <= lifter.window:
             raise ValueError(f"stride must be in [1, {lifter.window}] frames, got {stride}")
         self.lifter = lifter
         self.flip = flip
         self.stride = int(stride)
+        self.phase = int(phase)
         self.window = lifter.window
         self._frames = np.zeros((self.window, 17, 3), np.float32)
         self._count = 0
@@ -303,7 +306,7 @@ class LiveLifter:
         self._count += 1
         # (the last condition: after `stride` was made smaller, the wanted frame may be past the last lift)
         wanted = max(newest - self.delay_frames, 0)
-        if newest == 0 or newest % self.stride == self.stride - 1 or wanted > self._lifted_end:
+        if newest == 0 or (newest + self.phase) % self.stride == self.stride - 1 or wanted > self._lifted_end:
             window = self._frames
             missing = self.window - self._count
             if missing > 0:

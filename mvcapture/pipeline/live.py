@@ -2,9 +2,10 @@
 
 Per frame pair: the athlete's box per view (the person detector every `detect_every` pairs and whenever
 tracking fails, else the box of the last keypoints; identity kept by the athlete tracker) → the pose model
-on every view's box in one batched call → optional two-view 3D (`stereo`, the pair's own instant) →
-sliding-window lifter per view (lifting every `lift_stride` pairs, the 3D that many pairs minus one late;
-the stride may adapt to the machine) → metres (running body-size median) → running sequence alignment
+on every view's box (one batched call, or the views side by side on one thread each where there are cores
+for them) → optional two-view 3D (`stereo`, the pair's own instant) → sliding-window lifter per view
+(lifting every `lift_stride` pairs, the views' lifts in different pairs, the 3D that many pairs minus one
+late; the stride may adapt to the machine) → metres (running body-size median) → running sequence alignment
 onto view 0 over the last frames (re-fitted every few frames) → per-joint disagreement. Frames are taken
 latest-first: a frame that a newer one overtook before it was processed is skipped, not queued. No Qt: the
 GUI passes `on_frame` and runs `LivePipeline.process` in a worker.
@@ -39,6 +40,8 @@ ADAPT_EVERY = 15
 # The stride grows when a pair takes longer than this share of the camera's frame period, and shrinks when
 # the pair would still fit at the smaller stride with this margin.
 ADAPT_HIGH, ADAPT_LOW = 1.0, 0.6
+# Niceness added to the background person detector's thread: the frame pairs' threads win the cores.
+BACKGROUND_DETECT_NICE = 10
 
 
 class StereoLift(Protocol):
@@ -157,10 +160,13 @@ class RunningAlignment:
 
 class BackgroundDetector:
     """The person detector (`detect_boxes`) in its own thread, one frame at a time: a scheduled run no
-    longer holds up its frame pair; its boxes are picked up by a later pair (`finished`)."""
+    longer holds up its frame pair; its boxes are picked up by a later pair (`finished`). On Linux the
+    thread runs at a lower priority (`nice` + `nice`, that thread only), so it takes the cores the frame
+    pairs leave free instead of delaying them."""
 
-    def __init__(self, detector):
+    def __init__(self, detector, nice: int = BACKGROUND_DETECT_NICE):
         self.detector = detector
+        self.nice = int(nice)
         self._cond = threading.Condition()
         self._job: tuple | None = None
         self._done: list[tuple] = []
@@ -195,7 +201,19 @@ class BackgroundDetector:
             self._cond.notify_all()
         self._thread.join(5.0)
 
+    def _lower_priority(self) -> None:
+        import os
+
+        if not hasattr(os, "setpriority") or not self.nice:
+            return
+        try:   # Linux: a thread's own id addresses that thread alone
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+        except OSError as exc:
+            log.debug("background detector keeps its priority: %s", exc)
+
     def _run(self) -> None:
+        self._lower_priority()
         while True:
             with self._cond:
                 while self._job is None and not self._closed:
@@ -223,7 +241,9 @@ class LivePipeline:
         detector: a `PoseDetector` (rtmlib, or the generated models of `mvcapture.detect.testing`). A
             top-down one (`supports_tracking`) is run in two stages: its person detector every
             `detect_every` pairs per view (and whenever tracking fails), its pose model on every view's
-            athlete box in one batched call; any other one runs `detect` on every frame.
+            athlete box, the views side by side on `pose_workers` threads (`threads.live_view_workers`:
+            one per view up to the cores; one batched call with one); any other one runs `detect` on every
+            frame.
         lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it).
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
@@ -231,14 +251,16 @@ class LivePipeline:
         height_m: athlete height for metres.
         lift_stride: lift every this many pairs (`LiveLifter` stride): the lifter's cost per pair falls
             by this factor and the 3D arrives `lift_stride` − 1 pairs late (2D stays current). Default 4:
-            67 ms behind at 60 fps, a quarter of the lifting cost.
+            67 ms behind at 60 fps, a quarter of the lifting cost. The views lift in different pairs (their
+            `LiveLifter` phases are spread over the stride), so no pair pays for every view's lift.
         adapt_lift_stride: let `adapt_lift_stride` double the stride (up to `max_lift_stride`) while pairs
             take longer than the cameras' frame period, and halve it when the smaller stride would fit.
         detect_every: pairs between scheduled person-detector runs (1 = every pair). Between them the
             athlete's box comes from the last keypoints (`detect.tracking.KeypointTracker`).
-        background_detection: scheduled person-detector runs go to a `BackgroundDetector` thread while
-            tracking goes on (their boxes confirm the athlete a few pairs later); runs after a tracking
-            failure stay in the pair. Call `close()` when done.
+        background_detection: scheduled person-detector runs go to a `BackgroundDetector` thread (at a
+            lower priority) while tracking goes on (their boxes confirm the athlete a few pairs later); a
+            scheduled run waits while that thread is busy with the other view's (the view stays tracked);
+            runs after a tracking failure stay in the pair. Call `close()` when done.
         stereo: optional two-view 3D of each pair (`StereoLift`, views 0 and 1), shown as `fused_m`.
         on_frame: called with each `LiveFrameResult` (from the thread that runs `process`).
     """
@@ -263,6 +285,8 @@ class LivePipeline:
         self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
         self.lifters = [lifter.live(flip=flip, stride=lift_stride) for _ in range(num_views)]
+        self._phase_lifters()
+        self._pose_workers: int | None = None
         self.adaptive = bool(adapt_lift_stride)
         self.max_lift_stride = max(int(lift_stride), min(int(max_lift_stride), lifter.window))
         self._conf_history: collections.deque = collections.deque(maxlen=self.max_lift_stride)  # (V, 17)
@@ -285,6 +309,19 @@ class LivePipeline:
         """Stop the background detector thread (if any)."""
         if self.background is not None:
             self.background.close()
+
+    @property
+    def pose_workers(self) -> int:
+        """Views whose pose crops run side by side (`threads.live_view_workers`, fixed at the first pair)."""
+        if self._pose_workers is None:
+            self._pose_workers = threads.live_view_workers(self.num_views)
+        return self._pose_workers
+
+    def _phase_lifters(self) -> None:
+        """Spread the views' lifts over the stride (view v lifts v · stride / V pairs after view 0), so
+        that one pair carries at most one view's lift where the stride allows."""
+        for v, live in enumerate(self.lifters):
+            live.phase = v * live.stride // self.num_views
 
     @property
     def lift_stride(self) -> int:
@@ -353,9 +390,11 @@ class LivePipeline:
                 self.background_detect_s.append(seconds)
         for v, image in enumerate(images):
             tracker = self._tracker(v, image)
-            if self.background is not None and tracker.detection_due and self.background.submit(
-                    v, image, tracker.generation):
-                tracker.detecting_in_background()
+            if self.background is not None and tracker.detection_due:
+                if self.background.submit(v, image, tracker.generation):
+                    tracker.detecting_in_background()
+                else:   # busy with the other view's run: keep tracking, try again next pair
+                    tracker.postpone_detection()
             box = tracker.plan()
             if box is None:
                 t = time.perf_counter()
@@ -367,7 +406,8 @@ class LivePipeline:
         while boxes:
             views = list(boxes)
             found_kp, found_conf = self.detector.pose_in_boxes([images[v] for v in views],
-                                                               np.stack([boxes[v] for v in views]))
+                                                               np.stack([boxes[v] for v in views]),
+                                                               workers=self.pose_workers)
             boxes = {}
             for i, v in enumerate(views):
                 kp[v], conf[v] = found_kp[i], found_conf[i]
@@ -471,6 +511,7 @@ class LivePipeline:
                  per_pair * 1e3, period_s * 1e3)
         for live in self.lifters:
             live.stride = new
+        self._phase_lifters()
         return new
 
     def run(self, sources: Sequence, stop: threading.Event | None = None, max_frames: int | None = None,
