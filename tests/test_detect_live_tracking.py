@@ -470,3 +470,24 @@ def test_the_views_lift_in_different_pairs(detector, tiny_lifter):
     finally:
         del tiny_lifter.lift_windows
     assert per_pair[0] == 2 and max(per_pair[1:]) == 1 and sum(per_pair) == 2 + 2 * (16 // 4)
+
+
+def test_the_detector_schedule_by_the_clock_whatever_the_pair_rate(detector, tiny_lifter):
+    """detect_every_s 0.5: a view's scheduled runs come every 0.5 s of capture time at 10 and at 40 pairs/s
+    (view 1 a quarter of a second after view 0, at the first pair from then on); a tracking failure still
+    runs the detector at once."""
+    from mvcapture.pipeline.live import DETECT_EVERY_S, LivePipeline
+
+    assert DETECT_EVERY_S["balanced"] > DETECT_EVERY_S["lightweight"]
+    for rate, view1 in ((10, [0.0, 0.3, 0.8, 1.3, 1.8]), (40, [0.0, 0.25, 0.75, 1.25, 1.75])):
+        live = LivePipeline(detector, tiny_lifter, detect_every=3, detect_every_s=0.5, lift_stride=1)
+        times = np.arange(int(2 * rate)) / rate
+        detected = np.array([live.process([frame(60 + i % 40), frame(100 + i % 40)], [int(t * 1e9)] * 2).detected
+                             for i, t in enumerate(times)])
+        np.testing.assert_allclose(times[detected[:, 0]], [0.0, 0.5, 1.0, 1.5], atol=1e-9)
+        np.testing.assert_allclose(times[detected[:, 1]], view1, atol=1e-9)
+    t0 = int(times[-1] * 1e9) + 10**7
+    result = live.process([frame(None), frame(140)], [t0] * 2)   # view 0's athlete gone: detector now
+    assert result.detected.tolist() == [True, False]
+    with pytest.raises(ValueError, match="detect_every_s"):
+        LivePipeline(detector, tiny_lifter, detect_every_s=0.0)

@@ -15,6 +15,7 @@ from mvcapture import threads
 from mvcapture.capture.standin import JPEG_QUALITY
 from mvcapture.cli import add_json_option, write_json
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
+from mvcapture.pipeline.live import DETECT_EVERY_S
 
 # Goals (issue 18) on a 2-core CPU with the lightweight models and tracking, 3D included.
 GOAL_PAIRS_PER_S = {"lightweight": 25.0, "balanced": 8.0}
@@ -35,10 +36,10 @@ def register(bench_subparsers) -> None:
     parser = bench_subparsers.add_parser(
         "live", help="live mode on two sources: pairs/s, latency and stage times, detection vs tracking",
         description="Play two videos as live cameras (default: the demo recording, looped) through the live "
-                    "pipeline, once detecting on every frame and once tracking (detector every --detect-every "
-                    "pairs), and report the sustained frame pairs per second, the capture-to-result latency "
-                    "and each stage's time per pair side by side. --minutes N adds a soak run (tracking) "
-                    "reporting memory growth and the drift of the time per pair.")
+                    "pipeline, once detecting on every frame and once tracking (detector every --detect-every-s "
+                    "seconds or --detect-every pairs), and report the sustained frame pairs per second, the "
+                    "capture-to-result latency and each stage's time per pair side by side. --minutes N adds a "
+                    "soak run (tracking) reporting memory growth and the drift of the time per pair.")
     parser.add_argument("--videos", type=Path, nargs=2, default=None, metavar=("A", "B"),
                         help="two videos to play as cameras, looped (default: resources/demo cam01 and cam04)")
     parser.add_argument("--camera", default=DEFAULT_CAMERA, metavar="SPEC",
@@ -51,8 +52,14 @@ def register(bench_subparsers) -> None:
     parser.add_argument("--mode", default="lightweight",
                         help="detector mode: lightweight (default, the live preview's), balanced, performance "
                              "(rtmlib's sizes; also the size of the stand-in without real weights) or rtmo")
-    parser.add_argument("--detect-every", type=int, default=DETECT_EVERY, metavar="K",
-                        help=f"tracking run: the person detector every K pairs per view (default {DETECT_EVERY})")
+    parser.add_argument("--detect-every", type=int, default=None, metavar="K",
+                        help="tracking run: the person detector every K pairs per view (default: by the clock, "
+                             "--detect-every-s)")
+    parser.add_argument("--detect-every-s", type=float, default=None, metavar="S",
+                        help="tracking run: the person detector every S seconds per view while tracking is "
+                             "confident (default per mode: "
+                             + ", ".join(f"{m} {s:g}" for m, s in DETECT_EVERY_S.items())
+                             + f"; {DETECT_EVERY} pairs for other modes)")
     parser.add_argument("--standin", choices=("matched", "tiny"), default="matched",
                         help="detector used when the real weights are absent: 'matched' (default) = random-weight "
                              "models of the real ones' inputs, outputs and compute for --mode; 'tiny' = the tiny "
@@ -186,7 +193,7 @@ def _load() -> list[float] | None:
 
 
 def _live_run(detector, lifter, videos, args, detect_every: int, pairs: int | None = None,
-              seconds: float | None = None, on_window=None) -> dict:
+              seconds: float | None = None, on_window=None, detect_every_s: float | None = None) -> dict:
     """One live run over looping file sources: `pairs` pairs after the warm-up, or `seconds` s (soak;
     `on_window(stats)` every SOAK_WINDOW_S s). Returns the pipeline's statistics and stage times."""
     import threading
@@ -224,7 +231,8 @@ def _live_run(detector, lifter, videos, args, detect_every: int, pairs: int | No
             stop.set()
 
     pipeline = LivePipeline(detector, lifter, lift_stride=args.lift_stride, adapt_lift_stride=not args.fixed_stride,
-                            detect_every=detect_every, background_detection=detect_every > 1, on_frame=on_frame)
+                            detect_every=detect_every, detect_every_s=detect_every_s,
+                            background_detection=detect_every > 1 or detect_every_s is not None, on_frame=on_frame)
     sources = [FileSource(v, loop=True) for v in videos]
     try:
         done = pipeline.run(sources, stop=stop, max_frames=None if seconds else args.warmup + pairs)
@@ -251,7 +259,8 @@ def _live_run(detector, lifter, videos, args, detect_every: int, pairs: int | No
     capacity = None
     if pipeline_cpu_ms and capture_cpu_ms_per_s is not None:
         capacity = max(cores * 1e3 - capture_cpu_ms_per_s, 0.0) / pipeline_cpu_ms
-    return {"detect_every": detect_every, "pairs_done": done, **stats, "cpu_ms_per_pair": cpu_ms,
+    return {"detect_every": detect_every, "detect_every_s": detect_every_s, "pairs_done": done, **stats,
+            "cpu_ms_per_pair": cpu_ms,
             "pipeline_cpu_ms_per_pair": pipeline_cpu_ms, "capture_cpu_ms_per_s": capture_cpu_ms_per_s,
             "capacity_pairs_per_s": capacity, "cores": cores,
             "background_detect_ms": float(np.mean(background) * 1e3) if background else None,
@@ -272,9 +281,15 @@ def run(args: argparse.Namespace) -> int:
 
     notes = []
     camera = parse_camera(args.camera)
+    # the tracking run's detector schedule: (pairs, seconds); by the clock unless --detect-every is given
+    if args.detect_every is not None:
+        schedule = (args.detect_every, None)
+    else:
+        schedule = (DETECT_EVERY, args.detect_every_s or DETECT_EVERY_S.get(args.mode))
     note = _check_device(args.device)
     notes += [note] if note else []
     live_threads = threads.apply("live", args.threads)
+    pose_workers = threads.live_view_workers(2)
     originals = args.videos or [demo_resources() / f"{cam}.mp4" for cam in DEMO_CAMERAS]
     runs = {}
     soak = None
@@ -299,8 +314,8 @@ def run(args: argparse.Namespace) -> int:
         notes += [note] if note else []
         lifter, note = _lifter(args)
         notes += [note] if note else []
-        for name, every in (("every frame", 1), ("tracking", args.detect_every)):
-            runs[name] = _live_run(detector, lifter, videos, args, every, pairs=args.frames)
+        for name, every, every_s in (("every frame", 1, None), ("tracking", *schedule)):
+            runs[name] = _live_run(detector, lifter, videos, args, every, pairs=args.frames, detect_every_s=every_s)
         if args.minutes > 0:
             def report(window):
                 print(f"  soak {window['t_s']:>7.1f} s: {window['pairs']} pairs, {window['mean_pair_ms']:.1f} ms per "
@@ -308,13 +323,14 @@ def run(args: argparse.Namespace) -> int:
 
             print(f"soak: tracking for {args.minutes:g} min (a line every {min(SOAK_WINDOW_S, args.minutes * 15):g} s)",
                   flush=True)
-            soak = _live_run(detector, lifter, videos, args, args.detect_every, seconds=args.minutes * 60,
-                             on_window=report)
+            soak = _live_run(detector, lifter, videos, args, schedule[0], seconds=args.minutes * 60,
+                             on_window=report, detect_every_s=schedule[1])
     hw = hardware()
     load_after = _load()
     print(f"live pipeline, 2 sources ({', '.join(Path(v).name for v in originals)} as camera {camera}: "
-          f"{first.width}x{first.height} {first.video_codec} looped at {runs['tracking']['fps'][0]:g} fps); {hw['cpu']} ({hw['cpu_cores']} cores, live budget "
-          f"{live_threads} thread(s)), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else "")
+          f"{first.width}x{first.height} {first.video_codec} looped at {runs['tracking']['fps'][0]:g} fps); "
+          f"{hw['cpu']} ({hw['cpu_cores']} cores, live budget {live_threads} thread(s), the views' pose side by side "
+          f"on {pose_workers}), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else "")
           + f"; load average before {load_before}, after {load_after}")
     batched = getattr(detector, "pose_batched", False)
     print(f"detector {detector.model_id} on {detector.provider} (pose batch: {batched}); "
@@ -330,7 +346,8 @@ def run(args: argparse.Namespace) -> int:
     def num(v, spec=".1f"):
         return "–" if v is None else format(v, spec)
 
-    row("detector every", [r["detect_every"] for r in runs.values()], lambda v: f"{v} pair(s)")
+    row("detector every", [(r["detect_every"], r["detect_every_s"]) for r in runs.values()],
+        lambda v: f"{v[0]} pair(s)" if v[1] is None else f"{v[1]:g} s")
     row("pairs/s (sustained)", [r["pairs_per_s"] for r in runs.values()], num)
     row("latency p50 ms", [r["latency_p50_ms"] for r in runs.values()], num)
     row("latency p95 ms", [r["latency_p95_ms"] for r in runs.values()], num)
@@ -397,6 +414,7 @@ def run(args: argparse.Namespace) -> int:
                      "pose_batched": getattr(detector, "pose_batched", False)},
         "lifter": {"name": lifter.name, "config": lifter.config_name, "window": lifter.window,
                    "precision": lifter.precision, "lift_stride": args.lift_stride, "adaptive": not args.fixed_stride},
-        "device": args.device, "live_threads": live_threads, "load_before": load_before, "load_after": load_after,
+        "device": args.device, "live_threads": live_threads, "pose_workers": pose_workers,
+        "load_before": load_before, "load_after": load_after,
         "hardware": hw, "notes": notes})
     return 0

@@ -255,6 +255,9 @@ class KeypointTracker:
         athlete_id, max_gap: as for `AthleteTracker`.
         phase: the first scheduled detector run comes this many frames early (views with different
             phases do not run the detector in the same frame pair: steadier frame times).
+        detect_every_s: schedule by the clock instead: a run when this many seconds have passed since the
+            last one (frame times given by `at`), whatever the frame rate; `phase_s` then brings the first
+            scheduled run that many seconds early.
 
     Attributes:
         reasons: detector runs per reason (`DETECT_REASONS`).
@@ -262,9 +265,15 @@ class KeypointTracker:
 
     def __init__(self, image_size: Sequence[float], detect_every: int = 10, min_conf: float = 0.3,
                  max_drift: float = 0.5, expansion: float = 1.25, athlete_id: int | None = None,
-                 max_gap: int = 15, phase: int = 0):
+                 max_gap: int = 15, phase: int = 0, detect_every_s: float | None = None, phase_s: float = 0.0):
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 frame, got {detect_every}")
+        if detect_every_s is not None and detect_every_s <= 0:
+            raise ValueError(f"detect_every_s must be positive, got {detect_every_s}")
+        self.detect_every_s = None if detect_every_s is None else float(detect_every_s)
+        self._phase_s = float(phase_s)
+        self._t_s: float | None = None          # time of the current frame (`at`)
+        self._detected_at_s: float | None = None   # time of the last run (less the phase, for the first)
         self.image_size = tuple(float(v) for v in image_size)
         self.detect_every = int(detect_every)
         self.min_conf = float(min_conf)
@@ -285,10 +294,23 @@ class KeypointTracker:
         """Detector runs so far."""
         return sum(self.reasons.values())
 
+    def at(self, t_s: float) -> None:
+        """The time (s, any monotonic clock) of the frame about to be planned (for `detect_every_s`)."""
+        self._t_s = float(t_s)
+
+    def _schedule_due(self) -> bool:
+        if self.detect_every_s is not None and self._t_s is not None and self._detected_at_s is not None:
+            return self._t_s - self._detected_at_s >= self.detect_every_s
+        return self._since_detection >= self.detect_every
+
+    def _ran_detector(self) -> None:
+        self._detected_at_s = None if self._t_s is None else self._t_s - self._phase_s
+        self._phase_s = 0.0
+
     def plan(self) -> np.ndarray | None:
         """Start a frame: the box (4,) px to run the pose model in, or None when the detector must run."""
         reason = self._failure
-        if reason is None and self._since_detection >= self.detect_every and not self._postponed:
+        if reason is None and self._schedule_due() and not self._postponed:
             reason = "scheduled"
         self._postponed = False
         if reason is not None:
@@ -301,7 +323,7 @@ class KeypointTracker:
     @property
     def detection_due(self) -> bool:
         """A scheduled detector run is due while tracking works (so it may run in the background)."""
-        return self._failure is None and self._since_detection >= self.detect_every
+        return self._failure is None and self._schedule_due()
 
     def postpone_detection(self) -> None:
         """The scheduled run that is due cannot start in the background now (the detector is busy, e.g.
@@ -314,6 +336,7 @@ class KeypointTracker:
         its boxes come back through `detected_late`."""
         self.reasons["scheduled"] += 1
         self._since_detection, self._phase = self._phase, 0
+        self._ran_detector()
 
     def detected_late(self, boxes: np.ndarray, scores: np.ndarray | None = None, generation: int | None = None) -> bool:
         """The person boxes (N, 4) px of a background detector run on an earlier frame (a few frames back).
@@ -347,6 +370,7 @@ class KeypointTracker:
         athlete = self.athlete.update(people)
         self._last_detection = self.athlete._last
         self._since_detection, self._phase = 1 + self._phase, 0
+        self._ran_detector()
         self.generation += 1
         if athlete is None:
             self._failure, self._keypoint_box = "no athlete", None

@@ -40,6 +40,9 @@ ADAPT_EVERY = 15
 # The stride grows when a pair takes longer than this share of the camera's frame period, and shrinks when
 # the pair would still fit at the smaller stride with this margin.
 ADAPT_HIGH, ADAPT_LOW = 1.0, 0.6
+# Seconds between a view's scheduled person-detector runs while tracking is confident, per detector mode
+# (`detect_every_s`): YOLOX-m (balanced) costs 11× YOLOX-tiny (lightweight), so it reruns less often.
+DETECT_EVERY_S = {"lightweight": 0.5, "balanced": 1.0, "performance": 2.0}
 # Niceness added to the background person detector's thread: the frame pairs' threads win the cores.
 BACKGROUND_DETECT_NICE = 10
 
@@ -257,6 +260,9 @@ class LivePipeline:
             take longer than the cameras' frame period, and halve it when the smaller stride would fit.
         detect_every: pairs between scheduled person-detector runs (1 = every pair). Between them the
             athlete's box comes from the last keypoints (`detect.tracking.KeypointTracker`).
+        detect_every_s: schedule a view's person-detector runs by the clock instead: one when this many
+            seconds (of capture time) passed since its last run, whatever the pair rate (`DETECT_EVERY_S`
+            has the interval per detector mode); tracking failures still run it at once.
         background_detection: scheduled person-detector runs go to a `BackgroundDetector` thread (at a
             lower priority) while tracking goes on (their boxes confirm the athlete a few pairs later); a
             scheduled run waits while that thread is busy with the other view's (the view stays tracked);
@@ -269,10 +275,13 @@ class LivePipeline:
                  min_align_frames: int = 15,
                  height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
                  adapt_lift_stride: bool = False, max_lift_stride: int = 8, detect_every: int = 1,
-                 background_detection: bool = False, stereo: StereoLift | None = None,
-                 on_frame: Callable[[LiveFrameResult], None] | None = None):
+                 detect_every_s: float | None = None, background_detection: bool = False,
+                 stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None):
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 pair, got {detect_every}")
+        if detect_every_s is not None and detect_every_s <= 0:
+            raise ValueError(f"detect_every_s must be positive, got {detect_every_s}")
+        self.detect_every_s = detect_every_s
         self.detector = detector
         self.lifter = lifter
         self.num_views = num_views
@@ -301,8 +310,9 @@ class LivePipeline:
         self.cpu_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.done_at_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.skipped = [0] * num_views
+        scheduled = self.detect_every > 1 or self.detect_every_s is not None
         self.background = (BackgroundDetector(detector) if background_detection and self.tracking
-                           and self.detect_every > 1 else None)
+                           and scheduled else None)
         self.background_detect_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
 
     def close(self) -> None:
@@ -356,8 +366,10 @@ class LivePipeline:
 
             size = image.shape[1], image.shape[0]
             phase = v * self.detect_every // self.num_views   # the views' detector runs in different pairs
-            self.trackers[v] = (KeypointTracker(size, detect_every=self.detect_every, phase=phase) if self.tracking
-                                else AthleteTracker(size))
+            phase_s = v * (self.detect_every_s or 0.0) / self.num_views
+            self.trackers[v] = (KeypointTracker(size, detect_every=self.detect_every, phase=phase,
+                                                detect_every_s=self.detect_every_s, phase_s=phase_s)
+                                if self.tracking else AthleteTracker(size))
         return self.trackers[v]
 
     def _detect_every_frame(self, images, timings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,7 +388,7 @@ class LivePipeline:
         boxes, scores = self.detector.detect_boxes(image)
         return self.trackers[v].detected(boxes, scores)
 
-    def _detect_tracked(self, images, timings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _detect_tracked(self, images, timings, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Person detector where the tracker asks for it, else the box of the last keypoints; every view's
         box through the pose model in one call; a view whose tracking fails is re-detected at once."""
         V = self.num_views
@@ -390,6 +402,7 @@ class LivePipeline:
                 self.background_detect_s.append(seconds)
         for v, image in enumerate(images):
             tracker = self._tracker(v, image)
+            tracker.at(t_s)
             if self.background is not None and tracker.detection_due:
                 if self.background.submit(v, image, tracker.generation):
                     tracker.detecting_in_background()
@@ -436,7 +449,8 @@ class LivePipeline:
         start, cpu = time.perf_counter(), time.thread_time()
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         if self.tracking:
-            kp_coco, conf_coco, detected = self._detect_tracked(images, timings)
+            t_s = int(np.min(t_ns)) / 1e9 if t_ns is not None else time.monotonic()
+            kp_coco, conf_coco, detected = self._detect_tracked(images, timings, t_s)
         else:
             kp_coco, conf_coco, detected = self._detect_every_frame(images, timings)
         kp2d, conf = coco_to_h36m(kp_coco.astype(np.float32), conf_coco.astype(np.float32))
