@@ -228,3 +228,38 @@ def test_bench_uses_the_matched_stand_in_without_real_weights(tmp_path, monkeypa
     args.standin, args.mode = "matched", "rtmo"
     _, note, info = live._detector(args, tmp_path / "rtmo")
     assert info["kind"] == "tiny" and "no cost-matched stand-in for mode 'rtmo'" in note
+
+
+def test_tracking_keeps_a_steady_box_on_the_stand_in_with_tracking_bins(tmp_path):
+    """A pillarboxed athlete (bright rectangle in a dark 1280x720 frame, as the 720p webcam stand-in shows
+    the portrait demo): with `tracking_pose_bins` the tracked box stays the athlete's (the detector runs
+    once); with the default bins (keypoints over 83–88 % of the crop) it grows every pair until the
+    tracker gives up on it."""
+    import torch
+
+    from mvcapture.lifter import create_lifter
+    from mvcapture.lifter.runtime import Lifter
+    from mvcapture.pipeline.live import LivePipeline
+
+    specs = model_specs(MODE)
+    torch.manual_seed(0)
+    lifter = Lifter(create_lifter("tiny"), device="cpu")
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[40:700, 440:840] = 255
+    sizes = {}
+    for name, bins in (("tracking", standin.tracking_pose_bins(specs["pose"].input_size)), ("default", None)):
+        paths = standin.make_standins(MODE, tmp_path / name, bins)
+        live = LivePipeline(RTMPoseDetector(paths["pose"], paths["det"], device="cpu"), lifter, num_views=1,
+                            detect_every=1000, lift_stride=4)
+        boxes = []
+        for _ in range(20):
+            live.process([frame])
+            box = live.trackers[0]._keypoint_box
+            boxes.append(None if box is None else box[2:] - box[:2])
+        sizes[name] = (boxes, dict(live.trackers[0].reasons))
+    boxes, reasons = sizes["tracking"]
+    assert reasons == {"scheduled": 0, "no athlete": 1, "low confidence": 0, "drift": 0}
+    np.testing.assert_allclose(boxes[-1], boxes[0], rtol=0.03)
+    np.testing.assert_allclose(boxes[0] * 1.25, [660 * 0.75, 660], rtol=0.02)   # the athlete's box, 3:4
+    boxes, reasons = sizes["default"]
+    assert sum(reasons.values()) > 1 or boxes[-1][0] > 1.5 * boxes[0][0]

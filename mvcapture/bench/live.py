@@ -128,7 +128,7 @@ def _detector(args, workdir: Path):
             "bench times the real detector")
     if args.standin == "matched" and args.mode in standin.MODE_SIZES:
         specs = model_specs(args.mode)
-        paths = standin.make_standins(args.mode, workdir)
+        paths = standin.make_standins(args.mode, workdir, standin.tracking_pose_bins(specs["pose"].input_size))
         names = standin.model_names(args.mode)
         counted = {role: standin.count_macs(m) / 1e9
                    for role, m in standin.standin_models(args.mode, weights=False).items()}
@@ -142,7 +142,8 @@ def _detector(args, workdir: Path):
                 f"({names['det']} {counted['det']:.2f} G multiply-adds, published {published['det']:g} GFLOPs = "
                 f"{target['det']:.3g} G multiply-adds; {names['pose']} {counted['pose']:.2f} G, published "
                 f"{published['pose']:g} GFLOPs = {target['pose']:.3g} G multiply-adds) and known answers (the box "
-                f"of the bright pixels, fixed keypoints). Its timings are a PROXY for the real models'; {real}")
+                f"of the bright pixels; keypoints fixed in the central {standin.TRACKING_SPAN:.0%} of the crop, "
+                f"where a person in the detector's box has them, so tracking keeps its box). Its timings are a PROXY for the real models'; {real}")
         info = {"kind": "matched", "mode": args.mode, "models": names, "gmacs": counted, "target_gmacs": target,
                 "published_gflops": published}
         return RTMPoseDetector(paths["pose"], paths["det"], device=args.device), note, info
@@ -398,8 +399,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"soak {args.minutes:g} min: too short for two windows")
     notes.append("CPU figures: 'process' = the whole process's CPU time per pair (decoding the two videos "
-                 "included); 'pipeline' = the CPU time of the pipeline's own threads (pairs and background "
-                 "detector; onnxruntime's pool threads are missed with --threads > 1); 'capture' = the rest per "
+                 "included); 'pipeline' = the CPU time of the pipeline's own threads (pairs, the pose model's view "
+                 "threads and the background detector; onnxruntime's pool threads are missed with --threads > 1); 'capture' = the rest per "
                  "second (decoding at the cameras' rate); 'pairs/s if CPU were ours' = (cores × 1000 − capture) "
                  "/ pipeline: what this machine would sustain unshared, if the work spread over its cores (an "
                  "estimate, not a measurement)")

@@ -458,6 +458,25 @@ def default_pose_bins(input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
     return (np.arange(NUM_KEYPOINTS) * 5 + 3) * factor, (np.arange(NUM_KEYPOINTS) * 7 + 2) * factor
 
 
+# Share of the pose model's crop (each axis) that a tracked athlete's keypoints span: rtmlib pads the box by
+# 1.25 and live tracking grows the keypoints' box by another 1.25 (`KeypointTracker.expansion`), so keypoints
+# over 1 / 1.25² of the crop give back the same box, frame after frame, as a real athlete's do.
+TRACKING_SPAN = 1 / 1.25**2
+
+
+def tracking_pose_bins(input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """SimCC bins (x, y) for an RTMPose input (width, height) whose keypoints span the central
+    `TRACKING_SPAN` of the crop (to the bin; the box then changes by under 0.3 % per tracked frame):
+    with them live tracking keeps a steady box on the stand-in. (With `default_pose_bins` the keypoints
+    span 83–88 % of the crop, so the tracked box grows every frame until the image's edges stop it.)"""
+    bins = []
+    for size in input_size:
+        n = 2 * size   # SimCC split ratio 2
+        lo = (1 - TRACKING_SPAN) / 2 * n
+        bins.append(np.round(lo + np.linspace(0, TRACKING_SPAN * n, NUM_KEYPOINTS)).astype(np.int64))
+    return bins[0], bins[1]
+
+
 def model_names(mode: str) -> dict[str, str]:
     """{"det": "YOLOX-m", "pose": "RTMPose-m"} for a mode."""
     det_size, pose_size = MODE_SIZES[mode]
