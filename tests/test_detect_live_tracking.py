@@ -447,8 +447,10 @@ def test_views_pose_crops_run_side_by_side_with_two_workers(detector):
             return getattr(session, name)
 
     detector.pose.session = Overlapping()
+    cpu = detector.worker_cpu_s
     apart, apart_scores = detector.pose_in_boxes(frames, boxes, workers=2)
     assert state["batches"] == [1, 1] and state["most"] == 2
+    assert detector.worker_cpu_s > cpu   # the pool thread's CPU time is counted (live mode's CPU per pair)
     np.testing.assert_allclose(apart, together, atol=1e-6)
     np.testing.assert_allclose(apart_scores, together_scores, atol=1e-6)
 

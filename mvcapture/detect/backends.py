@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +191,8 @@ class RTMPoseDetector(PoseDetector):
         batch = self.pose.session.get_inputs()[0].shape[0]
         # rtmlib's exports fix batch 1; a model with a free batch dimension takes every crop in one run.
         self.pose_batched = not isinstance(batch, int) or batch != 1
+        self.worker_cpu_s = 0.0   # CPU seconds of pose runs in `pose_in_boxes`' worker threads
+        self._cpu_lock = threading.Lock()
         dh, dw = self.det.model_input_size
         pw, ph = self.pose.model_input_size
         self.model_id = (f"rtmpose[det={Path(det_model).stem}@{dw}x{dh},thr={det_score_thr},nms={nms_thr};"
@@ -240,11 +243,23 @@ class RTMPoseDetector(PoseDetector):
         runs = max(1, min(int(workers), len(boxes))) if self.pose_batched else len(boxes)
         chunks = [list(c) for c in np.array_split(np.arange(len(boxes)), runs)]
         work = [([frames_bgr[i] for i in c], boxes[c]) for c in chunks]
-        if workers > 1 and len(work) > 1:
-            found = list(self._pool(workers).map(lambda job: self._pose_run(*job), work))
+        if workers > 1 and len(work) > 1:   # the first run in this thread, the others in the pool's
+            others = [self._pool(workers).submit(self._pose_run_counted, *job) for job in work[1:]]
+            found = [self._pose_run(*work[0])] + [f.result() for f in others]
         else:
             found = [self._pose_run(*job) for job in work]
         return np.concatenate([k for k, _ in found]), np.concatenate([s for _, s in found])
+
+    def _pose_run_counted(self, frames_bgr, boxes):
+        """`_pose_run` in a pool thread; its CPU time is added to `worker_cpu_s`."""
+        import time
+
+        start = time.thread_time()
+        try:
+            return self._pose_run(frames_bgr, boxes)
+        finally:
+            with self._cpu_lock:
+                self.worker_cpu_s += time.thread_time() - start
 
     def _pool(self, workers: int):
         from concurrent.futures import ThreadPoolExecutor

@@ -305,8 +305,8 @@ class LivePipeline:
         self.timings: dict[str, collections.deque] = {s: collections.deque(maxlen=TIMING_HISTORY)
                                                        for s in (*LIVE_STAGES, "total")}
         self.latency_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
-        # CPU seconds of the calling thread per pair (onnxruntime's own pool threads, with more than one
-        # thread, not included)
+        # CPU seconds per pair of the calling thread and the pose model's view threads (onnxruntime's own
+        # pool threads, with more than one thread per session, not included)
         self.cpu_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.done_at_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.skipped = [0] * num_views
@@ -447,6 +447,8 @@ class LivePipeline:
         V = self.num_views
         timings: dict[str, float] = {}
         start, cpu = time.perf_counter(), time.thread_time()
+        worker_cpu = getattr(self.detector, "worker_cpu_s", 0.0)
+        worker_cpu = getattr(self.detector, "worker_cpu_s", 0.0)
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         if self.tracking:
             t_s = int(np.min(t_ns)) / 1e9 if t_ns is not None else time.monotonic()
@@ -484,7 +486,7 @@ class LivePipeline:
         aligned, residual = self.alignment.push(pose_m, pose_conf)
         timings["align"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
-        self.cpu_s.append(time.thread_time() - cpu)
+        self.cpu_s.append(time.thread_time() - cpu + getattr(self.detector, "worker_cpu_s", 0.0) - worker_cpu)
 
         for stage, seconds in timings.items():
             self.timings[stage].append(seconds)
