@@ -455,12 +455,12 @@ def test_views_pose_crops_run_side_by_side_with_two_workers(detector):
     np.testing.assert_allclose(apart_scores, together_scores, atol=1e-6)
 
 
-def test_the_views_lift_in_different_pairs(detector, tiny_lifter):
-    """Stride 4, two views: view 1 lifts two pairs after view 0, so no pair after the first carries both
-    views' lifts (each a lifter forward pass)."""
+def test_the_views_lift_in_different_pairs_on_one_thread(detector, tiny_lifter):
+    """Stride 4, two views, one thread: view 1 lifts two pairs after view 0, so no pair after the first
+    carries both views' lifts (each a lifter forward pass)."""
     from mvcapture.pipeline.live import LivePipeline
 
-    live = LivePipeline(detector, tiny_lifter, detect_every=100, lift_stride=4)
+    live = LivePipeline(detector, tiny_lifter, detect_every=100, lift_stride=4, view_workers=1)
     per_pair = []
     original = tiny_lifter.lift_windows
     tiny_lifter.lift_windows = lambda *a, **kw: per_pair.__setitem__(-1, per_pair[-1] + 1) or original(*a, **kw)
@@ -493,3 +493,43 @@ def test_the_detector_schedule_by_the_clock_whatever_the_pair_rate(detector, tin
     assert result.detected.tolist() == [True, False]
     with pytest.raises(ValueError, match="detect_every_s"):
         LivePipeline(detector, tiny_lifter, detect_every_s=0.0)
+
+
+def test_the_views_lift_side_by_side_with_a_thread_each(detector, tiny_lifter):
+    """Stride 4, two views, two threads: both views lift in the same pairs, at the same time; the 3D is what
+    the views' lifts one after the other give."""
+    import threading
+    import time
+
+    from mvcapture.pipeline.live import LivePipeline
+
+    state = {"running": 0, "most": 0, "pairs": []}
+    lock = threading.Lock()
+    original = tiny_lifter.lift_windows
+
+    def lift_windows(*args, **kwargs):
+        with lock:
+            state["running"] += 1
+            state["most"] = max(state["most"], state["running"])
+            state["pairs"].append(pair)
+        time.sleep(0.05)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                state["running"] -= 1
+
+    images = [[frame(60 + t), frame(100 + t)] for t in range(12)]
+    one = LivePipeline(detector, tiny_lifter, detect_every=100, lift_stride=4, view_workers=1)
+    for lifter in one.lifters:   # the same lift pairs, one after the other
+        lifter.phase = 0
+    expected = [one.process(pair_images).pose3d_m for pair_images in images]
+    tiny_lifter.lift_windows = lift_windows
+    live = LivePipeline(detector, tiny_lifter, detect_every=100, lift_stride=4, view_workers=2)
+    try:
+        for pair, pair_images in enumerate(images):
+            np.testing.assert_allclose(live.process(pair_images).pose3d_m, expected[pair], atol=1e-5)
+    finally:
+        del tiny_lifter.lift_windows
+        live.close()
+    assert state["pairs"] == [0, 0, 3, 3, 7, 7, 11, 11] and state["most"] == 2

@@ -330,8 +330,8 @@ def run(args: argparse.Namespace) -> int:
     load_after = _load()
     print(f"live pipeline, 2 sources ({', '.join(Path(v).name for v in originals)} as camera {camera}: "
           f"{first.width}x{first.height} {first.video_codec} looped at {runs['tracking']['fps'][0]:g} fps); "
-          f"{hw['cpu']} ({hw['cpu_cores']} cores, live budget {live_threads} thread(s), the views' pose side by side "
-          f"on {pose_workers}), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else "")
+          f"{hw['cpu']} ({hw['cpu_cores']} cores, live budget {live_threads} thread(s), the views' pose and lift side by "
+          f"side on {pose_workers}), device {args.device}" + (f", GPU {hw['cuda']}" if hw["cuda"] else "")
           + f"; load average before {load_before}, after {load_after}")
     batched = getattr(detector, "pose_batched", False)
     print(f"detector {detector.model_id} on {detector.provider} (pose batch: {batched}); "

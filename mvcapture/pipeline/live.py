@@ -244,9 +244,8 @@ class LivePipeline:
         detector: a `PoseDetector` (rtmlib, or the generated models of `mvcapture.detect.testing`). A
             top-down one (`supports_tracking`) is run in two stages: its person detector every
             `detect_every` pairs per view (and whenever tracking fails), its pose model on every view's
-            athlete box, the views side by side on `pose_workers` threads (`threads.live_view_workers`:
-            one per view up to the cores; one batched call with one); any other one runs `detect` on every
-            frame.
+            athlete box, the views side by side on `view_workers` threads (one batched call with one);
+            any other one runs `detect` on every frame.
         lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it).
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
@@ -254,8 +253,9 @@ class LivePipeline:
         height_m: athlete height for metres.
         lift_stride: lift every this many pairs (`LiveLifter` stride): the lifter's cost per pair falls
             by this factor and the 3D arrives `lift_stride` − 1 pairs late (2D stays current). Default 4:
-            67 ms behind at 60 fps, a quarter of the lifting cost. The views lift in different pairs (their
-            `LiveLifter` phases are spread over the stride), so no pair pays for every view's lift.
+            67 ms behind at 60 fps, a quarter of the lifting cost. With `view_workers` for every view the
+            views lift in the same pair, side by side; with fewer, in different pairs (their `LiveLifter`
+            phases spread over the stride), so no pair pays for every view's lift on one core.
         adapt_lift_stride: let `adapt_lift_stride` double the stride (up to `max_lift_stride`) while pairs
             take longer than the cameras' frame period, and halve it when the smaller stride would fit.
         detect_every: pairs between scheduled person-detector runs (1 = every pair). Between them the
@@ -268,6 +268,8 @@ class LivePipeline:
             scheduled run waits while that thread is busy with the other view's (the view stays tracked);
             runs after a tracking failure stay in the pair. Call `close()` when done.
         stereo: optional two-view 3D of each pair (`StereoLift`, views 0 and 1), shown as `fused_m`.
+        view_workers: threads the views' pose model and lifter run on side by side (default
+            `threads.live_view_workers`: one per view up to the physical cores, fixed at the first pair).
         on_frame: called with each `LiveFrameResult` (from the thread that runs `process`).
     """
 
@@ -276,7 +278,8 @@ class LivePipeline:
                  height_m: float = DEFAULT_ATHLETE_HEIGHT_M, flip: bool = False, lift_stride: int = 4,
                  adapt_lift_stride: bool = False, max_lift_stride: int = 8, detect_every: int = 1,
                  detect_every_s: float | None = None, background_detection: bool = False,
-                 stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None):
+                 stereo: StereoLift | None = None, on_frame: Callable[[LiveFrameResult], None] | None = None,
+                 view_workers: int | None = None):
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 pair, got {detect_every}")
         if detect_every_s is not None and detect_every_s <= 0:
@@ -294,8 +297,9 @@ class LivePipeline:
         self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
         self.lifters = [lifter.live(flip=flip, stride=lift_stride) for _ in range(num_views)]
+        self._view_workers = None if view_workers is None else max(1, int(view_workers))
+        self._view_pool = None
         self._phase_lifters()
-        self._pose_workers: int | None = None
         self.adaptive = bool(adapt_lift_stride)
         self.max_lift_stride = max(int(lift_stride), min(int(max_lift_stride), lifter.window))
         self._conf_history: collections.deque = collections.deque(maxlen=self.max_lift_stride)  # (V, 17)
@@ -316,22 +320,40 @@ class LivePipeline:
         self.background_detect_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
 
     def close(self) -> None:
-        """Stop the background detector thread (if any)."""
+        """Stop the background detector thread (if any) and the views' threads."""
         if self.background is not None:
             self.background.close()
+        if self._view_pool is not None:
+            self._view_pool.shutdown()
+            self._view_pool = None
 
     @property
-    def pose_workers(self) -> int:
-        """Views whose pose crops run side by side (`threads.live_view_workers`, fixed at the first pair)."""
-        if self._pose_workers is None:
-            self._pose_workers = threads.live_view_workers(self.num_views)
-        return self._pose_workers
+    def view_workers(self) -> int:
+        """Threads the views run side by side on (`threads.live_view_workers` unless given)."""
+        if self._view_workers is None:
+            self._view_workers = threads.live_view_workers(self.num_views)
+            self._phase_lifters()
+        return self._view_workers
 
     def _phase_lifters(self) -> None:
-        """Spread the views' lifts over the stride (view v lifts v · stride / V pairs after view 0), so
-        that one pair carries at most one view's lift where the stride allows."""
+        """With a thread per view the views lift in the same pair, side by side; else spread their lifts
+        over the stride (view v lifts v · stride / V pairs after view 0), so that one pair carries at most
+        one view's lift where the stride allows."""
+        apart = self._view_workers is not None and self._view_workers < self.num_views
         for v, live in enumerate(self.lifters):
-            live.phase = v * live.stride // self.num_views
+            live.phase = v * live.stride // self.num_views if apart else 0
+
+    def _lift(self, kp2d: np.ndarray, conf: np.ndarray, sizes) -> np.ndarray:
+        """Every view's `LiveLifter.push`, side by side on `view_workers` threads → (V, 17, 3)."""
+        V = self.num_views
+        if self.view_workers < 2 or V < 2:
+            return np.stack([self.lifters[v].push(kp2d[v], conf[v], sizes[v]) for v in range(V)])
+        if self._view_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._view_pool = ThreadPoolExecutor(self.view_workers - 1, thread_name_prefix="live-view")
+        others = [self._view_pool.submit(self.lifters[v].push, kp2d[v], conf[v], sizes[v]) for v in range(1, V)]
+        return np.stack([self.lifters[0].push(kp2d[0], conf[0], sizes[0])] + [f.result() for f in others])
 
     @property
     def lift_stride(self) -> int:
@@ -420,7 +442,7 @@ class LivePipeline:
             views = list(boxes)
             found_kp, found_conf = self.detector.pose_in_boxes([images[v] for v in views],
                                                                np.stack([boxes[v] for v in views]),
-                                                               workers=self.pose_workers)
+                                                               workers=self.view_workers)
             boxes = {}
             for i, v in enumerate(views):
                 kp[v], conf[v] = found_kp[i], found_conf[i]
@@ -466,7 +488,7 @@ class LivePipeline:
         timings["stereo"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        pose_norm = np.stack([self.lifters[v].push(kp2d[v], conf[v], sizes[v]) for v in range(V)])
+        pose_norm = self._lift(kp2d, conf, sizes)
         self._conf_history.append(conf)
         delay = self.delay
         # confidences of the (delayed) pair the 3D belongs to
