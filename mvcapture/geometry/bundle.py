@@ -9,6 +9,7 @@ units of the baseline (|t| = 1). View b sees X_a at R X_a + t.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +86,9 @@ def bundle_adjust(xa_px: np.ndarray, xb_px: np.ndarray, weight_a: np.ndarray, we
 
     lengths0 = np.linalg.norm(points0[:, bones[:, 1]] - points0[:, bones[:, 0]], axis=-1)
     lengths0 = np.where(bone_ok, lengths0, np.nan)
-    med = np.nanmedian(np.where(np.isfinite(lengths0), lengths0, np.nan), axis=0) if bone_ok.any() else np.ones(nb)
+    with warnings.catch_warnings():   # a bone whose joints never enter (e.g. a derived joint) has no length
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(lengths0, axis=0) if bone_ok.any() else np.ones(nb)
     med = np.where(np.isfinite(med) & (med > 0), med, np.nanmedian(med) if np.isfinite(med).any() else 1.0)
     theta, phi = angles_from_unit_vector(t)
     x0 = np.concatenate([vector_from_rotation(R), [theta, phi], logf0[free], np.log(med), points0[use].ravel()])
@@ -149,3 +152,110 @@ def bundle_adjust(xa_px: np.ndarray, xb_px: np.ndarray, weight_a: np.ndarray, we
     rep[1][use] = np.linalg.norm(project(X @ Rx.T + tx, f[1]) - ob, axis=-1)
     return BundleResult(Rx, tx, float(f[0]), float(f[1]), points, rep, np.exp(loglen), float(sol.cost),
                         bool(sol.success))
+
+
+def refine_points_with_bones(points: np.ndarray, xa_px: np.ndarray, xb_px: np.ndarray, weight_a: np.ndarray,
+                             weight_b: np.ndarray, R: np.ndarray, t: np.ndarray, focal_a: float, focal_b: float,
+                             bones=COCO17_RIGID_BONES, symmetric=COCO17_SYMMETRIC_BONES,
+                             noise_fraction: float = 0.01, sigma_bone: float = 0.05, huber: float = 2.0,
+                             iterations: int = 4) -> np.ndarray:
+    """Each frame's triangulated joints refined with the cameras fixed: reprojection error in both views
+    plus constant bone lengths over the recording (soft), by a batched Gauss-Newton with Huber weights.
+
+    The pixel residuals are measured in units of the detector's expected error in that frame and view,
+    `noise_fraction` × the diagonal of the athlete's 2D box (a detector's error grows with the person's
+    size in the picture), so a view that sees the athlete small is not trusted more than it should be.
+    Bone lengths are the track's median lengths, left and right limbs of one kind averaged; a bone deviates
+    by `sigma_bone` (relative) at one unit of cost. Joints not triangulated stay NaN and constrain nothing.
+
+    Args:
+        points: (T, J, 3) triangulated joints in view a's frame (baseline units; NaN = not triangulated).
+        xa_px, xb_px: (T, J, 2) centred pixels of views a and b (view b already in view a's joint labels).
+        weight_a, weight_b: (T, J) ≥ 0 confidences (0 = not seen).
+        R (3, 3), t (3,): view a's frame → view b's; focal_a, focal_b: pixels.
+        bones: (parent, child) joint pairs of constant length; symmetric: pairs of indices into `bones`.
+
+    Returns:
+        (T, J, 3) refined points, NaN where `points` is.
+    """
+    X = np.array(points, np.float64)
+    T, J = X.shape[:2]
+    ok = np.isfinite(X).all(-1)
+    if not ok.any():
+        return X
+    xa = np.nan_to_num(np.asarray(xa_px, np.float64))
+    xb = np.nan_to_num(np.asarray(xb_px, np.float64))
+    R = np.asarray(R, np.float64)
+    t = np.asarray(t, np.float64)
+    wa = np.where(ok, np.maximum(np.nan_to_num(weight_a), 0.0), 0.0)
+    wb = np.where(ok, np.maximum(np.nan_to_num(weight_b), 0.0), 0.0)
+
+    def noise_px(x, w):
+        seen = w > 0
+        lo = np.where(seen[..., None], x, np.inf).min(1)
+        hi = np.where(seen[..., None], x, -np.inf).max(1)
+        diag = np.where(seen.sum(1) >= 2, np.linalg.norm(hi - lo, axis=-1), np.nan)
+        fill = np.nanmedian(diag) if np.isfinite(diag).any() else 100.0
+        return np.maximum(noise_fraction * np.where(np.isfinite(diag), diag, fill), 0.5)   # (T,)
+
+    sa, sb = noise_px(xa, wa), noise_px(xb, wb)
+    bones = np.asarray(bones, int).reshape(-1, 2)
+    nb = len(bones)
+    lengths = np.linalg.norm(X[:, bones[:, 1]] - X[:, bones[:, 0]], axis=-1)   # (T, nb), NaN where unknown
+    L = np.array([np.nanmedian(lengths[:, k]) if np.isfinite(lengths[:, k]).any() else np.nan for k in range(nb)])
+    for i, j in np.asarray(symmetric, int).reshape(-1, 2):
+        if np.isfinite(L[i]) and np.isfinite(L[j]):
+            L[i] = L[j] = 0.5 * (L[i] + L[j])
+    bone_ok = ok[:, bones[:, 0]] & ok[:, bones[:, 1]] & np.isfinite(L)                 # (T, nb)
+    cols = 3 * np.arange(J)[:, None] + np.arange(3)                                      # (J, 3)
+    joints = np.arange(J)
+
+    def view_terms(Xv, Rv, f, obs, w, s):
+        """Per joint: residual (T, J, 2) in noise units and its Jacobian wrt X (T, J, 2, 3)."""
+        z = np.where(ok, Xv[..., 2], 1.0)
+        z = np.where(np.abs(z) < 1e-9, 1e-9, z)
+        r = (f * Xv[..., :2] / z[..., None] - obs) / s[:, None, None]
+        Jp = np.zeros((T, J, 2, 3))
+        Jp[..., 0, 0] = f / z
+        Jp[..., 1, 1] = f / z
+        Jp[..., :, 2] = -f * Xv[..., :2] / (z * z)[..., None]
+        return r, (Jp @ Rv) / s[:, None, None, None]
+
+    for _ in range(iterations):
+        Xs = np.where(ok[..., None], X, 0.0)
+        H = np.zeros((T, 3 * J, 3 * J))
+        H5 = H.reshape(T, J, 3, J, 3)                                                     # a view of H
+        g = np.zeros((T, 3 * J))
+        blocks = 0.0
+        for Rv, tv, f, obs, w, s in ((np.eye(3), np.zeros(3), focal_a, xa, wa, sa), (R, t, focal_b, xb, wb, sb)):
+            r, Jr = view_terms(Xs @ Rv.T + tv, Rv, f, obs, w, s)
+            norm = np.linalg.norm(r, axis=-1)
+            rw = w * np.where(norm > huber, huber / np.maximum(norm, 1e-12), 1.0)          # (T, J) IRLS weights
+            JrT = np.swapaxes(Jr, -1, -2) * rw[..., None, None]                          # (T, J, 3, 2)
+            blocks = blocks + JrT @ Jr                                                    # (T, J, 3, 3)
+            g += (JrT @ r[..., None])[..., 0].reshape(T, 3 * J)
+        H5[:, joints, :, joints, :] += np.moveaxis(blocks, 1, 0)
+        d = Xs[:, bones[:, 1]] - Xs[:, bones[:, 0]]                                       # (T, nb, 3)
+        length = np.linalg.norm(d, axis=-1)
+        u = d / np.maximum(length, 1e-12)[..., None]
+        scale = sigma_bone * np.where(np.isfinite(L), L, 1.0)
+        rl = np.where(bone_ok, (length - np.nan_to_num(L)) / scale, 0.0)                  # (T, nb)
+        bw = np.where(bone_ok, np.where(np.abs(rl) > huber, huber / np.maximum(np.abs(rl), 1e-12), 1.0), 0.0)
+        Ju = u / scale[:, None]                                                           # d rl / d X_child
+        outer = bw[..., None, None] * Ju[..., :, None] * Ju[..., None, :]                # (T, nb, 3, 3)
+        gb = (bw * rl)[..., None] * Ju                                                    # (T, nb, 3)
+        for k, (p, c) in enumerate(bones):
+            H5[:, c, :, c, :] += outer[:, k]
+            H5[:, p, :, p, :] += outer[:, k]
+            H5[:, c, :, p, :] -= outer[:, k]
+            H5[:, p, :, c, :] -= outer[:, k]
+            g[:, cols[c]] += gb[:, k]
+            g[:, cols[p]] -= gb[:, k]
+        # joints not triangulated: fixed; a little damping keeps every step well posed
+        fixed = np.repeat(~ok, 3, axis=1)
+        diag = np.einsum("tii->ti", H)
+        H[:, np.arange(3 * J), np.arange(3 * J)] = np.where(fixed, 1.0, diag * 1.001 + 1e-9)
+        g = np.where(fixed, 0.0, g)
+        step = np.linalg.solve(H, -g[..., None])[..., 0]
+        X = np.where(ok[..., None], X + step.reshape(T, J, 3), np.nan)
+    return X

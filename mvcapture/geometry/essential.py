@@ -146,18 +146,20 @@ def refine_relative_pose(xa_px: np.ndarray, xb_px: np.ndarray, weight: np.ndarra
 
 def choose_side_labels(xa_px: np.ndarray, xb_px: np.ndarray, seen_a: np.ndarray, seen_b: np.ndarray,
                        F: np.ndarray, flip_permutation: np.ndarray, cap_px: float = 30.0,
-                       margin_px: float = 20.0) -> np.ndarray:
+                       margin_px: float = 20.0, groups=()) -> np.ndarray:
     """Per frame and left/right joint pair, which of view b's detections is which joint (epipolar fit).
 
     A detector may label the athlete's left side as right in some frames of one view — the whole body or
-    a single limb. Per frame, the labelling of view b (as detected, or all pairs swapped) with the smaller
-    mean of capped Sampson errors against view a wins; then each left/right pair is swapped on its own
-    where that fits better by more than `margin_px` (summed over the pair).
+    one limb group (both legs, both arms). Per frame, the labelling of view b (as detected, or all pairs
+    swapped) with the smaller mean of capped Sampson errors against view a wins; then each group of
+    `groups` (joint indices holding both sides) is decided on its own where its summed error is smaller
+    by more than `margin_px` either way; then each left/right pair likewise (summed over the pair).
 
     Args:
         xa_px, xb_px: (T, J, 2) centred pixels. seen_a, seen_b: (T, J) bool, joint detected in that view.
         F: (3, 3) fundamental matrix for these pixels. flip_permutation: (J,) index of each joint's mirror.
         cap_px: errors are capped here so one bad joint cannot decide a frame.
+        groups: joint index tuples, each closed under `flip_permutation` (e.g. both legs).
 
     Returns:
         (T, J) int: for each joint of view a, the index of view b's detection to pair it with.
@@ -174,9 +176,19 @@ def choose_side_labels(xa_px: np.ndarray, xb_px: np.ndarray, seen_a: np.ndarray,
     frame_score = [np.where(b, e, 0.0).sum(-1) / np.maximum(b.sum(-1), 1) + np.where(b.sum(-1) > 0, 0.0, cap_px)
                    for e, b in zip(errs, seens)]
     frame_swap = frame_score[1] < frame_score[0]                           # (T,)
+    vote = np.repeat(frame_swap[:, None], J, axis=1)                       # (T, J)
+    for group in groups:
+        g = np.asarray(group)
+        same = np.where(seens[0][:, g], errs[0][:, g], 0.0).sum(-1)
+        swap = np.where(seens[1][:, g], errs[1][:, g], 0.0).sum(-1)
+        # compared over the same joints: a joint seen one way only counts as capped the other way
+        same = same + (seens[1][:, g] & ~seens[0][:, g]).sum(-1) * cap_px
+        swap = swap + (seens[0][:, g] & ~seens[1][:, g]).sum(-1) * cap_px
+        clear = np.where(swap < same - margin_px, True, np.where(same < swap - margin_px, False, frame_swap))
+        vote[:, g] = clear[:, None]
     pair_same = errs[0] + errs[0][:, perm]                                  # (T, J): the pair's summed error
     pair_swap = errs[1] + errs[1][:, perm]
     decided = np.where(pair_swap < pair_same - margin_px, True,
-                       np.where(pair_same < pair_swap - margin_px, False, frame_swap[:, None]))
+                       np.where(pair_same < pair_swap - margin_px, False, vote))
     decided = np.where(perm == ident, False, decided)
     return np.where(decided, perm[None, :], ident[None, :])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mvcapture.core.skeleton import COCO17_FLIP_PERMUTATION, H36M17_FLIP_PERMUTATION
-from mvcapture.geometry.bundle import bundle_adjust
+from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones
 from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
                                           refine_relative_pose, sampson_distance)
 from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg,
@@ -47,6 +47,7 @@ class KeypointLayout:
     hips: tuple
     nose: int
     behind_nose: tuple
+    limb_groups: tuple = ()
 
 
 # body keypoints only: eyes, ears and nose are surface points seen differently from each side (an ear
@@ -57,14 +58,17 @@ LAYOUTS = {
         rigid_bones=((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 11), (6, 12),
                      (5, 6), (11, 12)),
         symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=(5, 6), hips=(11, 12), nose=0,
-        behind_nose=(3, 4)),
+        behind_nose=(3, 4), limb_groups=((11, 12, 13, 14, 15, 16), (5, 6, 7, 8, 9, 10))),
     # h36m17 as the FORMATS.md clips hold it: the limbs are joints, pelvis/spine/thorax/head are derived
     "h36m17": KeypointLayout(
         calibration_joints=(1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16), flip_permutation=tuple(H36M17_FLIP_PERMUTATION),
         rigid_bones=((11, 12), (12, 13), (14, 15), (15, 16), (4, 5), (5, 6), (1, 2), (2, 3), (11, 4), (14, 1),
-                     (11, 14), (4, 1)),
-        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=(11, 14), hips=(4, 1), nose=9,
-        behind_nose=(8, 10)),
+                     (11, 14), (4, 1),
+                     # the derived joints of a skeleton: pelvis to hips, the spine, neck, head, collar bones
+                     (0, 4), (0, 1), (0, 7), (7, 8), (8, 9), (9, 10), (8, 11), (8, 14)),
+        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9), (12, 13), (18, 19)), shoulders=(11, 14),
+        hips=(4, 1), nose=9,
+        behind_nose=(8, 10), limb_groups=((1, 2, 3, 4, 5, 6), (11, 12, 13, 14, 15, 16))),
 }
 MIN_SHARED_JOINTS = 6          # a frame helps when both views see at least this many joints
 MIN_SHARED_FRAMES = 20         # fewer such frames: too little to calibrate from
@@ -80,6 +84,7 @@ BOOTSTRAP_COST_RATIO = 1.2     # a re-estimate costing more than this × the est
 MIN_ATHLETE_DEG = 3.0          # the athlete spans fewer degrees of the view than this: too small to tell
 RANSAC_THRESHOLDS_PX = (4.0, 8.0, 16.0)  # known lenses: RANSAC at each, the fit with the lowest robust cost wins
 BOOTSTRAP_BLOCK_S = 0.5        # block length in seconds (neighbouring frames are not independent)
+BETTER_COST_MARGIN = 0.02      # a re-estimate this much cheaper on all the data replaces the estimate
 AGREE_DEG = 5.0                # confidence: share of re-estimates within this of the estimate
 MAX_INTERVAL_DEG = 20.0        # a 95 % angle interval wider than this: the estimate is uncertain
 MAX_REPROJECTION_FRAC = 0.02   # median reprojection error above this fraction of the image height: no fit
@@ -349,7 +354,7 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
     for _ in range(2):
         R, t = first[0], first[1]
         F = fundamental_from_essential(essential_from_Rt(R, t), first[2], first[3])
-        labels = choose_side_labels(xa, xb, seen_a, seen_b, F, perm)
+        labels = choose_side_labels(xa, xb, seen_a, seen_b, F, perm, groups=lay.limb_groups)
         labels[~shared_frames] = np.arange(17)
         first = fit(*mid[:2], labels, mid[2]) or first
 
@@ -382,85 +387,103 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
     R, t, fa, fb = fits[best][:4]
     est.n_correspondences = int(len(fits[best][4]))
 
-    # bundle adjustment over an even subset of frames; an unknown focal length stays at the sweep's best (left
-    # free, it drifted by up to 60 % on synthetic 3-s clips: the cost is nearly flat along focal ↔ rotation)
-    ba_frames = frames[_even_subset(len(frames), BA_FRAMES)]
-    xb_l, cbw = relabel(xb, labels, ba_frames), relabel(conf_b, labels, ba_frames)
-    wa = np.where(seen_a[ba_frames], conf_a[ba_frames], 0.0)
-    wb = np.where(cbw >= MIN_CONF, cbw, 0.0)
-    P = _camera_matrices(R, t, fa, fb)
-    X0 = triangulate_points(P, np.stack([xa[ba_frames], xb_l]), np.stack([wa, wb]))
-    ba = bundle_adjust(xa[ba_frames], xb_l, wa, wb, R, t, fa, fb, X0, bones=lay.rigid_bones,
-                       symmetric=lay.symmetric_bones)
-    R, t, fa, fb = ba.R, ba.t, ba.focal_a, ba.focal_b
-    est.R, est.t, est.focal_px = R, t, np.array([fa, fb])
-    est.axis_angle_deg = float(optical_axes_angle_deg(R))
-    est.rotation_deg = float(rotation_angle_deg(R))
-    est.reprojection_px = float(np.nanmedian(ba.reprojection_px))
-    est.triangulation_angle_deg = triangulation_angle_deg(R, t, ba.points)
-    est.n_frames = int(len(frames))
-    est.labels_b = labels
+    # bundle adjustment, then the bootstrap; a bootstrap re-estimate that fits ALL the data clearly better than
+    # the estimate means the first search ended in a wrong basin (seen on a synthetic session filmed from 14 m:
+    # 65° off): the search restarts once from that re-estimate
+    for attempt in range(2):
+        better = None
+        # bundle adjustment over an even subset of frames; an unknown focal length stays at the sweep's best (left
+        # free, it drifted by up to 60 % on synthetic 3-s clips: the cost is nearly flat along focal ↔ rotation)
+        ba_frames = frames[_even_subset(len(frames), BA_FRAMES)]
+        xb_l, cbw = relabel(xb, labels, ba_frames), relabel(conf_b, labels, ba_frames)
+        wa = np.where(seen_a[ba_frames], conf_a[ba_frames], 0.0)
+        wb = np.where(cbw >= MIN_CONF, cbw, 0.0)
+        P = _camera_matrices(R, t, fa, fb)
+        X0 = triangulate_points(P, np.stack([xa[ba_frames], xb_l]), np.stack([wa, wb]))
+        ba = bundle_adjust(xa[ba_frames], xb_l, wa, wb, R, t, fa, fb, X0, bones=lay.rigid_bones,
+                           symmetric=lay.symmetric_bones)
+        R, t, fa, fb = ba.R, ba.t, ba.focal_a, ba.focal_b
+        est.R, est.t, est.focal_px = R, t, np.array([fa, fb])
+        est.axis_angle_deg = float(optical_axes_angle_deg(R))
+        est.rotation_deg = float(rotation_angle_deg(R))
+        est.reprojection_px = float(np.nanmedian(ba.reprojection_px))
+        est.triangulation_angle_deg = triangulation_angle_deg(R, t, ba.points)
+        est.n_frames = int(len(frames))
+        est.labels_b = labels
 
-    # uncertainty: block bootstrap over frames
-    block = max(1, int(round(BOOTSTRAP_BLOCK_S * fps)))
-    angles = []
-    if all(known):
-        xb_all, sb_all, cb_all = relabel(xb, labels, frames), relabel(seen_b, labels, frames), relabel(conf_b, labels, frames)
-        both_all = seen_a[frames] & sb_all
-        # a re-estimate much worse on all the data than the estimate is a failed search, not an alternative
-        # the data allows; one about as good (or better) is, and widens the interval
-        ea, eb = xa[frames][both_all], xb_all[both_all]
-        ew = np.sqrt(conf_a[frames][both_all] * cb_all[both_all])
-        keep_e = _even_subset(len(ea), RANSAC_MAX_POINTS)
-        ea, eb, ew = ea[keep_e], eb[keep_e], ew[keep_e]
+        # uncertainty: block bootstrap over frames
+        block = max(1, int(round(BOOTSTRAP_BLOCK_S * fps)))
+        angles = []
+        if all(known):
+            xb_all, sb_all, cb_all = relabel(xb, labels, frames), relabel(seen_b, labels, frames), relabel(conf_b, labels, frames)
+            both_all = seen_a[frames] & sb_all
+            # a re-estimate much worse on all the data than the estimate is a failed search, not an alternative
+            # the data allows; one about as good (or better) is, and widens the interval
+            ea, eb = xa[frames][both_all], xb_all[both_all]
+            ew = np.sqrt(conf_a[frames][both_all] * cb_all[both_all])
+            keep_e = _even_subset(len(ea), RANSAC_MAX_POINTS)
+            ea, eb, ew = ea[keep_e], eb[keep_e], ew[keep_e]
 
-        def data_cost(Rx, tx):
-            F = fundamental_from_essential(essential_from_Rt(Rx, tx), fa, fb)
-            return float((ew * np.log1p((sampson_distance(F, ea, eb) / 4.0) ** 2)).sum())
+            def data_cost(Rx, tx):
+                F = fundamental_from_essential(essential_from_Rt(Rx, tx), fa, fb)
+                return float((ew * np.log1p((sampson_distance(F, ea, eb) / 4.0) ** 2)).sum())
 
-        cost_main = data_cost(R, t)
-        for _ in range(BOOTSTRAP):
-            # each resample starts from scratch (RANSAC), so a second solution the data allows shows up
-            idx = _blocks(len(frames), block, rng)
-            m = both_all[idx]
-            pa, pb = xa[frames][idx][m], xb_all[idx][m]
-            w = np.sqrt(conf_a[frames][idx][m] * cb_all[idx][m])
-            keep = _even_subset(len(pa), BOOTSTRAP_POINTS)
-            found = essential_ransac(pa[keep] / fa, pb[keep] / fb, 8.0 / np.sqrt(fa * fb),
-                                     seed=int(rng.integers(1 << 30)), max_iters=500)
-            if found is None:
-                angles.append(np.nan)
-                continue
-            Rb, tb = refine_relative_pose(pa[keep], pb[keep], w[keep], found[0], found[1], fa, fb, max_nfev=20)[:2]
-            angles.append(optical_axes_angle_deg(Rb) if data_cost(Rb, tb) <= BOOTSTRAP_COST_RATIO * cost_main
-                          else np.nan)
-        angles = np.array(angles)
-        if np.isfinite(angles).sum() < BOOTSTRAP // 2:
-            angles = np.where(np.isfinite(angles), angles, est.axis_angle_deg + 90.0)  # mostly failing: say so
-        angles = angles[np.isfinite(angles)]
-        lo, hi = np.percentile(angles, [2.5, 97.5])
-        lo, hi = min(lo, est.axis_angle_deg), max(hi, est.axis_angle_deg)
-        est.focal_interval_px = ((fa, fa), (fb, fb))
-    else:
-        # profile over the focal sweep: which candidate wins on each resample of frames
-        cand_angles = np.array([optical_axes_angle_deg(f[0]) if f is not None else np.nan for f in fits])
-        cand_f = np.array([[f[2], f[3]] if f is not None else [np.nan, np.nan] for f in fits])
-        winners = []
-        for _ in range(BOOTSTRAP * 5):
-            idx = _blocks(len(frames), block, rng)
-            winners.append(int(np.argmin(costs[:, idx].sum(-1))))
-        winners = np.array(winners)
-        angles = cand_angles[winners] + (est.axis_angle_deg - cand_angles[best])
-        # the cost does not pin the focal length down (on synthetic clips its minimum sat at the sweep's ends
-        # as often as at the truth): every plausible lens stays in the interval
-        near = np.isfinite(cand_angles)
-        lo = min(np.percentile(angles, 2.5), np.nanmin(cand_angles[near]), est.axis_angle_deg)
-        hi = max(np.percentile(angles, 97.5), np.nanmax(cand_angles[near]), est.axis_angle_deg)
-        # the sweep's grid spacing is itself an uncertainty
-        step = np.nanmax(np.abs(np.diff(cand_angles))) if len(cand_angles) > 1 else 0.0
-        lo, hi = lo - step, hi + step
-        fw = np.concatenate([cand_f[winners], cand_f[near]])
-        est.focal_interval_px = tuple((float(np.nanmin(fw[:, v])), float(np.nanmax(fw[:, v]))) for v in (0, 1))
+            cost_main = data_cost(R, t)
+            for _ in range(BOOTSTRAP):
+                # each resample starts from scratch (RANSAC), so a second solution the data allows shows up
+                idx = _blocks(len(frames), block, rng)
+                m = both_all[idx]
+                pa, pb = xa[frames][idx][m], xb_all[idx][m]
+                w = np.sqrt(conf_a[frames][idx][m] * cb_all[idx][m])
+                keep = _even_subset(len(pa), BOOTSTRAP_POINTS)
+                found = essential_ransac(pa[keep] / fa, pb[keep] / fb, 8.0 / np.sqrt(fa * fb),
+                                         seed=int(rng.integers(1 << 30)), max_iters=500)
+                if found is None:
+                    angles.append(np.nan)
+                    continue
+                Rb, tb = refine_relative_pose(pa[keep], pb[keep], w[keep], found[0], found[1], fa, fb, max_nfev=20)[:2]
+                cost_b = data_cost(Rb, tb)
+                if (cost_b < (1.0 - BETTER_COST_MARGIN) * cost_main and (better is None or cost_b < better[0])
+                        and rotation_angle_deg(Rb @ R.T) > AGREE_DEG):
+                    better = (cost_b, Rb, tb)
+                angles.append(optical_axes_angle_deg(Rb) if cost_b <= BOOTSTRAP_COST_RATIO * cost_main else np.nan)
+            angles = np.array(angles)
+            if np.isfinite(angles).sum() < BOOTSTRAP // 2:
+                angles = np.where(np.isfinite(angles), angles, est.axis_angle_deg + 90.0)  # mostly failing: say so
+            angles = angles[np.isfinite(angles)]
+            lo, hi = np.percentile(angles, [2.5, 97.5])
+            lo, hi = min(lo, est.axis_angle_deg), max(hi, est.axis_angle_deg)
+            est.focal_interval_px = ((fa, fa), (fb, fb))
+        else:
+            # profile over the focal sweep: which candidate wins on each resample of frames
+            cand_angles = np.array([optical_axes_angle_deg(f[0]) if f is not None else np.nan for f in fits])
+            cand_f = np.array([[f[2], f[3]] if f is not None else [np.nan, np.nan] for f in fits])
+            winners = []
+            for _ in range(BOOTSTRAP * 5):
+                idx = _blocks(len(frames), block, rng)
+                winners.append(int(np.argmin(costs[:, idx].sum(-1))))
+            winners = np.array(winners)
+            angles = cand_angles[winners] + (est.axis_angle_deg - cand_angles[best])
+            # the cost does not pin the focal length down (on synthetic clips its minimum sat at the sweep's ends
+            # as often as at the truth): every plausible lens stays in the interval
+            near = np.isfinite(cand_angles)
+            lo = min(np.percentile(angles, 2.5), np.nanmin(cand_angles[near]), est.axis_angle_deg)
+            hi = max(np.percentile(angles, 97.5), np.nanmax(cand_angles[near]), est.axis_angle_deg)
+            # the sweep's grid spacing is itself an uncertainty
+            step = np.nanmax(np.abs(np.diff(cand_angles))) if len(cand_angles) > 1 else 0.0
+            lo, hi = lo - step, hi + step
+            fw = np.concatenate([cand_f[winners], cand_f[near]])
+            est.focal_interval_px = tuple((float(np.nanmin(fw[:, v])), float(np.nanmax(fw[:, v]))) for v in (0, 1))
+        if better is None or attempt == 1 or not all(known):
+            break
+        log.info("stereo: a bootstrap re-estimate fits all the data better (cost %.0f < %.0f): restarting from it",
+                 better[0], cost_main)
+        F = fundamental_from_essential(essential_from_Rt(better[1], better[2]), fa, fb)
+        labels = choose_side_labels(xa, xb, seen_a, seen_b, F, perm, groups=lay.limb_groups)
+        labels[~shared_frames] = np.arange(17)
+        pa, pb, w, _ = correspondences(sel_corr, labels)
+        keep = _even_subset(len(pa), RANSAC_MAX_POINTS)
+        R, t = refine_relative_pose(pa[keep], pb[keep], w[keep], better[1], better[2], fa, fb)[:2]
     est.axis_angle_interval_deg = (float(max(lo, 0.0)), float(min(hi, 180.0)))
     est.confidence = float(np.mean(np.abs(angles - est.axis_angle_deg) <= AGREE_DEG))
 
@@ -554,10 +577,70 @@ def consistent_sides(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     return path.astype(bool)
 
 
+LIMB_SWAP_COST = 0.05  # cost per frame (torso lengths) of keeping a limb group's left/right swapped
+
+
+def _two_state_path(unary: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """Viterbi over two states: unary (T, 2), trans (T, 2 prev, 2 cur) (trans[0] unused) → (T,) int path."""
+    T = len(unary)
+    cost = unary[0].copy()
+    back = np.zeros((T, 2), int)
+    for t in range(1, T):
+        total = cost[:, None] + trans[t]
+        back[t] = np.argmin(total, axis=0)
+        cost = total[back[t], [0, 1]] + unary[t]
+    path = np.zeros(T, int)
+    path[-1] = int(np.argmin(cost))
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def consistent_limbs(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
+    """Per frame, the joint order that keeps each limb group's left and right sides continuous over time.
+
+    A detector that swaps one view's legs (or arms) for a few frames, once both views' labels agree, leaves
+    that limb group mirrored in 3D: the left knee where the right one is. Per group (`limb_groups` of the
+    layout), a two-state Viterbi over frames — as labelled, or the group's sides swapped — whose transition
+    cost is the group's mean joint displacement between consecutive frames in torso lengths and whose swapped
+    state costs `LIMB_SWAP_COST` per frame, so a group is swapped back only where that makes the motion
+    continuous.
+
+    Args:
+        points: (T, J, 3) 3D points in the joint order `layout` (NaN where missing).
+
+    Returns:
+        (T, J) int: the source joint of each joint per frame (np.arange(J) where nothing is swapped).
+    """
+    T = len(points)
+    lay = LAYOUTS[layout]
+    J = points.shape[1] if points.ndim == 3 else 17
+    order = np.tile(np.arange(J), (T, 1))
+    if T < 2:
+        return order
+    perm = np.asarray(lay.flip_permutation)
+    (ls, rs), (lh, rh) = lay.shoulders, lay.hips
+    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
+    scale = np.nanmedian(torso) if np.isfinite(torso).any() else 1.0
+    for group in lay.limb_groups:
+        g = np.asarray(group)
+        states = np.stack([points[:, g], points[:, perm[g]]])                                # (2, T, G, 3)
+        d = np.linalg.norm(states[None, :, 1:] - states[:, None, :-1], axis=-1)                # (2 prev, 2 cur, T-1, G)
+        seen = np.isfinite(d)
+        step = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale           # (2, 2, T-1)
+        trans = np.zeros((T, 2, 2))
+        trans[1:] = np.moveaxis(step, -1, 0)
+        unary = np.zeros((T, 2))
+        unary[:, 1] = LIMB_SWAP_COST
+        swapped = _two_state_path(unary, trans).astype(bool)
+        order[np.ix_(swapped, g)] = perm[g][None, :]
+    return order
+
+
 def triangulate_tracks(est: StereoEstimate, kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray,
                        conf_b: np.ndarray, image_size_a, image_size_b, intrinsics_a: dict | None = None,
-                       intrinsics_b: dict | None = None, min_conf: float = 0.3, layout: str = "coco17"
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       intrinsics_b: dict | None = None, min_conf: float = 0.3, layout: str = "coco17",
+                       bone_prior: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Triangulate every frame's COCO-17 joints with a stereo estimate, left/right labels made consistent.
 
     View b's labels follow the estimate's per-frame labelling; then frames are swapped in both views where
@@ -591,10 +674,16 @@ def triangulate_tracks(est: StereoEstimate, kp_a: np.ndarray, conf_a: np.ndarray
     Xb = X @ est.R.T + est.t
     bad = (X[..., 2] <= 0) | (Xb[..., 2] <= 0)
     X[bad] = np.nan
+    if bone_prior:
+        lay = LAYOUTS[layout]
+        X = refine_points_with_bones(X, xa, xb, w[0], w[1], est.R, est.t, *est.focal_px, bones=lay.rigid_bones,
+                                     symmetric=lay.symmetric_bones)
     flipped = consistent_sides(X, layout)
     X = np.where(flipped[:, None, None], X[:, perm], X)
     conf = np.where(np.isfinite(X).all(-1), np.minimum(ca, cb), 0.0)
     conf = np.where(flipped[:, None], conf[:, perm], conf)
+    order = consistent_limbs(X, layout)
+    X, conf = X[rows, order], conf[rows, order]
     return X, conf, flipped
 
 
@@ -665,7 +754,8 @@ class StereoRig:
         xa, _, _ = centred_pixels(np.asarray(kp_a)[None], self.sizes[0], self.intrinsics[0])
         xb, _, _ = centred_pixels(np.asarray(kp_b)[None], self.sizes[1], self.intrinsics[1])
         ca, cb = np.asarray(conf_a, np.float64)[None], np.asarray(conf_b, np.float64)[None]
-        labels = choose_side_labels(xa, xb, ca >= MIN_CONF, cb >= MIN_CONF, self.F, self.perm)[0]
+        labels = choose_side_labels(xa, xb, ca >= MIN_CONF, cb >= MIN_CONF, self.F, self.perm,
+                                    groups=LAYOUTS[self.layout].limb_groups)[0]
         xb, cb = xb[:, labels], cb[:, labels]
         both = (ca >= min_conf) & (cb >= min_conf)
         X = triangulate_points(self.P, np.stack([xa, xb]), np.stack([np.where(both, ca, 0.0), np.where(both, cb, 0.0)]))[0]
