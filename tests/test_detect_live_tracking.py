@@ -533,3 +533,38 @@ def test_the_views_lift_side_by_side_with_a_thread_each(detector, tiny_lifter):
         del tiny_lifter.lift_windows
         live.close()
     assert state["pairs"] == [0, 0, 3, 3, 7, 7, 11, 11] and state["most"] == 2
+
+
+def test_a_detector_slower_than_its_interval_serves_the_views_in_turn(detector, tiny_lifter):
+    """Background runs that take longer than the interval (YOLOX-m: 1.2 s against 1 s): when the detector
+    frees up both views are due, and the one that waited longer gets it (view 0 used to get every run)."""
+    import threading
+    import time
+
+    from mvcapture.pipeline.live import LivePipeline
+
+    started = threading.Semaphore(0)
+    release = threading.Semaphore(0)
+    original = detector.detect_boxes
+
+    def detect_boxes(image):
+        if threading.current_thread().name == "live-detector":
+            started.release()
+            release.acquire(timeout=10.0)
+        return original(image)
+
+    detector.detect_boxes = detect_boxes
+    live = LivePipeline(detector, tiny_lifter, detect_every_s=0.1, lift_stride=1, background_detection=True)
+    try:
+        for t in range(40):   # 25 pairs/s; every run is released 4 pairs (0.16 s) after it started
+            live.process([frame(60 + t % 20), frame(100 + t % 20)], [int(t * 0.04e9)] * 2)
+            if t % 4 == 3 and started.acquire(timeout=0.0):
+                release.release()
+                deadline = time.monotonic() + 5.0
+                while not live.background.idle and time.monotonic() < deadline:
+                    time.sleep(0.005)
+        runs = [tr.reasons["scheduled"] for tr in live.trackers]
+        assert min(runs) >= 3 and abs(runs[0] - runs[1]) <= 1, runs
+    finally:
+        release.release(100)
+        live.close()

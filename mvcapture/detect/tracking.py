@@ -303,6 +303,14 @@ class KeypointTracker:
             return self._t_s - self._detected_at_s >= self.detect_every_s
         return self._since_detection >= self.detect_every
 
+    @property
+    def overdue(self) -> float:
+        """How far past its schedule the next scheduled run is: seconds with `detect_every_s`, else frames
+        (negative while not due yet)."""
+        if self.detect_every_s is not None and self._t_s is not None and self._detected_at_s is not None:
+            return self._t_s - self._detected_at_s - self.detect_every_s
+        return float(self._since_detection - self.detect_every)
+
     def _ran_detector(self) -> None:
         self._detected_at_s = None if self._t_s is None else self._t_s - self._phase_s
         self._phase_s = 0.0

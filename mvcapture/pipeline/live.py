@@ -423,13 +423,20 @@ class LivePipeline:
                 self.trackers[v].detected_late(found, scores, generation)
                 self.background_detect_s.append(seconds)
         for v, image in enumerate(images):
-            tracker = self._tracker(v, image)
-            tracker.at(t_s)
-            if self.background is not None and tracker.detection_due:
-                if self.background.submit(v, image, tracker.generation):
+            self._tracker(v, image).at(t_s)
+        if self.background is not None:
+            # the due view that waited longest gets the detector (a run longer than the interval must not
+            # leave it to the first view for ever); the others keep tracking and wait
+            due = sorted((v for v in range(V) if self.trackers[v].detection_due),
+                         key=lambda v: -self.trackers[v].overdue)
+            for v in due:
+                tracker = self.trackers[v]
+                if v == due[0] and self.background.submit(v, images[v], tracker.generation):
                     tracker.detecting_in_background()
-                else:   # busy with the other view's run: keep tracking, try again next pair
+                else:
                     tracker.postpone_detection()
+        for v, image in enumerate(images):
+            tracker = self.trackers[v]
             box = tracker.plan()
             if box is None:
                 t = time.perf_counter()
