@@ -533,6 +533,7 @@ def test_the_views_lift_side_by_side_with_a_thread_each(detector, tiny_lifter):
         del tiny_lifter.lift_windows
         live.close()
     assert state["pairs"] == [0, 0, 3, 3, 7, 7, 11, 11] and state["most"] == 2
+    assert live.view_cpu_s > 0   # the view thread's CPU time is counted in the pairs' CPU
 
 
 def test_a_detector_slower_than_its_interval_serves_the_views_in_turn(detector, tiny_lifter):

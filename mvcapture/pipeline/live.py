@@ -299,6 +299,8 @@ class LivePipeline:
         self.lifters = [lifter.live(flip=flip, stride=lift_stride) for _ in range(num_views)]
         self._view_workers = None if view_workers is None else max(1, int(view_workers))
         self._view_pool = None
+        self.view_cpu_s = 0.0   # CPU seconds of the lifter's steps in the view threads
+        self._view_cpu_lock = threading.Lock()
         self._phase_lifters()
         self.adaptive = bool(adapt_lift_stride)
         self.max_lift_stride = max(int(lift_stride), min(int(max_lift_stride), lifter.window))
@@ -309,8 +311,8 @@ class LivePipeline:
         self.timings: dict[str, collections.deque] = {s: collections.deque(maxlen=TIMING_HISTORY)
                                                        for s in (*LIVE_STAGES, "total")}
         self.latency_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
-        # CPU seconds per pair of the calling thread and the pose model's view threads (onnxruntime's own
-        # pool threads, with more than one thread per session, not included)
+        # CPU seconds per pair of the calling thread and the view threads (pose model, lifter; onnxruntime's
+        # own pool threads, with more than one thread per session, not included)
         self.cpu_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.done_at_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.skipped = [0] * num_views
@@ -352,8 +354,17 @@ class LivePipeline:
             from concurrent.futures import ThreadPoolExecutor
 
             self._view_pool = ThreadPoolExecutor(self.view_workers - 1, thread_name_prefix="live-view")
-        others = [self._view_pool.submit(self.lifters[v].push, kp2d[v], conf[v], sizes[v]) for v in range(1, V)]
+        others = [self._view_pool.submit(self._push_counted, v, kp2d[v], conf[v], sizes[v]) for v in range(1, V)]
         return np.stack([self.lifters[0].push(kp2d[0], conf[0], sizes[0])] + [f.result() for f in others])
+
+    def _push_counted(self, v: int, kp2d: np.ndarray, conf: np.ndarray, size) -> np.ndarray:
+        """View v's `LiveLifter.push` in a view thread; its CPU time goes to `view_cpu_s`."""
+        start = time.thread_time()
+        try:
+            return self.lifters[v].push(kp2d, conf, size)
+        finally:
+            with self._view_cpu_lock:
+                self.view_cpu_s += time.thread_time() - start
 
     @property
     def lift_stride(self) -> int:
@@ -476,8 +487,7 @@ class LivePipeline:
         V = self.num_views
         timings: dict[str, float] = {}
         start, cpu = time.perf_counter(), time.thread_time()
-        worker_cpu = getattr(self.detector, "worker_cpu_s", 0.0)
-        worker_cpu = getattr(self.detector, "worker_cpu_s", 0.0)
+        worker_cpu = getattr(self.detector, "worker_cpu_s", 0.0) + self.view_cpu_s
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         if self.tracking:
             t_s = int(np.min(t_ns)) / 1e9 if t_ns is not None else time.monotonic()
@@ -515,7 +525,8 @@ class LivePipeline:
         aligned, residual = self.alignment.push(pose_m, pose_conf)
         timings["align"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - start
-        self.cpu_s.append(time.thread_time() - cpu + getattr(self.detector, "worker_cpu_s", 0.0) - worker_cpu)
+        self.cpu_s.append(time.thread_time() - cpu + getattr(self.detector, "worker_cpu_s", 0.0) + self.view_cpu_s
+                          - worker_cpu)
 
         for stage, seconds in timings.items():
             self.timings[stage].append(seconds)
