@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_S = 5.0     # seconds of motion aligned together: one similarity for the recent motion
 MIN_ALIGN_FRAMES = 8
-DETECT_EVERY = 10   # pairs between person-detector runs per view (it also runs whenever tracking fails)
+LIVE_DETECTOR_MODE = "lightweight"   # the live preview's person detector and pose model
+DETECT_EVERY = 10   # pairs between person-detector runs per view when scheduled by pairs (it also runs whenever
+                    # tracking fails); by default the runs follow the detector mode's clock (pipeline.live.DETECT_EVERY_S)
 LIFT_STRIDE = 2     # first lift stride; it adapts to the cameras' rate and the machine (up to 8)
 NEW_FRAME_POLL_S = 0.002
 
@@ -68,7 +70,7 @@ def default_stereo(sources):
 def default_detector():
     from mvcapture.detect import create_detector
 
-    return create_detector("lightweight")
+    return create_detector(LIVE_DETECTOR_MODE)
 
 
 def default_lifter():
@@ -83,7 +85,9 @@ class LivePoseWorker(QtCore.QThread):
     Args:
         make_detector / make_lifter: build the detector and the Lifter inside the thread (slow: model loading).
         stereo: optional two-view 3D of each pair (`mvcapture.pipeline.live.StereoLift`), shown as `fused`.
-        detect_every: pairs between person-detector runs per view.
+        detect_every: pairs between person-detector runs per view, used when `detect_by_clock` is off.
+        detect_by_clock: schedule the runs by capture time, as `mvcapture bench live` measures it (one per view
+            every `pipeline.live.DETECT_EVERY_S[LIVE_DETECTOR_MODE]` seconds, whatever the pair rate).
 
     Signals: `ready()` when a new result waits in the mailbox (`take()` it; one signal per waiting result),
     `failed(message)` (e.g. models missing; the thread then ends).
@@ -94,13 +98,14 @@ class LivePoseWorker(QtCore.QThread):
 
     def __init__(self, sources: list, make_detector: Callable = default_detector,
                  make_lifter: Callable = default_lifter, stereo=None, detect_every: int = DETECT_EVERY,
-                 parent: QtCore.QObject | None = None) -> None:
+                 detect_by_clock: bool = True, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.sources = list(sources)
         self._make_detector = make_detector
         self._make_lifter = make_lifter
         self._stereo = stereo
         self._detect_every = detect_every
+        self._detect_by_clock = bool(detect_by_clock)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: LivePose | None = None
@@ -139,8 +144,6 @@ class LivePoseWorker(QtCore.QThread):
     def run(self) -> None:
         lower_thread_priority()
         try:
-            from mvcapture.pipeline.live import LivePipeline
-
             detector = self._make_detector()
             lifter = self._make_lifter()
         except (MvcaptureError, ImportError) as exc:
@@ -148,15 +151,25 @@ class LivePoseWorker(QtCore.QThread):
             return
         views = len(self.sources)
         fps = float(self.sources[0].fps or 30.0)
-        window = max(int(HISTORY_S * fps), 2 * MIN_ALIGN_FRAMES)
-        pipeline = LivePipeline(detector, lifter, num_views=views, window=window,
-                                refit_every=5, min_align_frames=MIN_ALIGN_FRAMES, lift_stride=LIFT_STRIDE,
-                                adapt_lift_stride=True, detect_every=self._detect_every, background_detection=True,
-                                stereo=self._stereo)
+        pipeline = self.make_pipeline(detector, lifter)
         try:
             self._follow(pipeline, views, fps)
         finally:
             pipeline.close()
+
+    def make_pipeline(self, detector, lifter):
+        """The `LivePipeline` this worker runs (called in its thread, after the models are loaded): a motion
+        window of `HISTORY_S` at the first source's rate, tracking with background detection on the detector
+        mode's clock (or every `detect_every` pairs), an adaptive lift stride, the two-view hook."""
+        from mvcapture.pipeline.live import DETECT_EVERY_S, LivePipeline
+
+        fps = float(self.sources[0].fps or 30.0)
+        window = max(int(HISTORY_S * fps), 2 * MIN_ALIGN_FRAMES)
+        return LivePipeline(detector, lifter, num_views=len(self.sources), window=window,
+                            refit_every=5, min_align_frames=MIN_ALIGN_FRAMES, lift_stride=LIFT_STRIDE,
+                            adapt_lift_stride=True, detect_every=self._detect_every,
+                            detect_every_s=DETECT_EVERY_S[LIVE_DETECTOR_MODE] if self._detect_by_clock else None,
+                            background_detection=True, stereo=self._stereo)
 
     def _follow(self, pipeline, views: int, fps: float) -> None:
         last_index = [-1] * views
