@@ -155,6 +155,42 @@ def test_live_stride_phase_moves_the_lifts_and_keeps_the_delay(lifter):
         np.testing.assert_allclose(poses[n], offline[W - 1 - (m - f)], atol=1e-5)
 
 
+def test_live_window_shorter_than_the_models_lifts_the_last_frames_only(lifter):
+    """window w < the model's: each push runs the model on the last w frames (padded while fewer), so its
+    cost per push falls with w; stride and delay work as with the whole window."""
+    kp2d, conf = _track(30)
+    w = 9
+    live = lifter.live(window=w)
+    norm = normalize_kp2d(kp2d, conf, SIZE)
+    for t in range(30):
+        pose = live.push(kp2d[t], conf[t], SIZE)
+        frames = norm[max(0, t + 1 - w):t + 1]
+        frames = np.concatenate([np.repeat(frames[:1], w - len(frames), axis=0), frames])
+        np.testing.assert_allclose(pose, lifter.lift_windows(frames[None])[0, -1], atol=1e-5)
+    assert live.num_frames == w
+    strided = lifter.live(window=w, stride=3)
+    poses = [strided.push(kp2d[t], conf[t], SIZE) for t in range(30)]
+    m, n = 26, 28                                   # push 28 returns frame 26, from the window lifted at push 26
+    ref = lifter.lift_windows(norm[m + 1 - w:m + 1][None])[0]
+    np.testing.assert_allclose(poses[n], ref[w - 1 - (m - (n - 2))], atol=1e-5)
+    for bad in (0, lifter.window + 1):
+        with pytest.raises(ValueError, match="window"):
+            lifter.live(window=bad)
+    with pytest.raises(ValueError, match="stride"):
+        lifter.live(window=4, stride=5)
+
+
+def test_live_mode_lifts_the_live_window_capped_at_the_models():
+    from mvcapture.pipeline.live import LIVE_WINDOW, LivePipeline
+
+    small = Lifter(create_lifter("small"), device="cpu")
+    tiny = Lifter(create_lifter("tiny"), device="cpu")
+    assert small.window == 81 and LIVE_WINDOW == 27
+    assert [live.window for live in LivePipeline(None, small).lifters] == [27, 27]
+    assert LivePipeline(None, small, lift_window=None).lifters[0].window == 81
+    assert LivePipeline(None, tiny, lift_window=60).lifters[0].window == tiny.window
+
+
 def test_lift_views_and_coco(lifter):
     views = [_track(30, seed=s) for s in range(2)]
     clip = MultiViewClip(kp2d=np.stack([v[0] for v in views]), conf=np.stack([v[1] for v in views]),

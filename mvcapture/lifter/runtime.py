@@ -244,8 +244,8 @@ class Lifter:
                               np.asarray(clip.image_size, np.float32))
         return np.stack(self.lift_sequences(list(norm), flip=flip, progress=progress))
 
-    def live(self, flip: bool = False, stride: int = 1, phase: int = 0) -> "LiveLifter":
-        return LiveLifter(self, flip=flip, stride=stride, phase=phase)
+    def live(self, flip: bool = False, stride: int = 1, phase: int = 0, window: int | None = None) -> "LiveLifter":
+        return LiveLifter(self, flip=flip, stride=stride, phase=phase, window=window)
 
 
 class LiveLifter:
@@ -263,16 +263,24 @@ class LiveLifter:
     `stride` may be changed between pushes (live mode adapts it to the machine); the delay follows it.
     With `phase` p the lifts fall on the pushes n with (n + p) ≡ k − 1 mod k instead (same delay): live
     mode gives each view its own phase, so that the views' lifts do not land in the same frame pair.
+
+    `window` (default: the model's, `lifter.window`) may be shorter than the model's: each lift then sees only
+    that many frames (live mode uses `pipeline.live.LIVE_WINDOW`: a third of the cost, see there), and the poses equal
+    `lift_clip`'s no longer, but those of the model run on the last `window` frames.
     """
 
-    def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1, phase: int = 0):
-        if not 1 <= int(stride) <= lifter.window:
-            raise ValueError(f"stride must be in [1, {lifter.window}] frames, got {stride}")
+    def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1, phase: int = 0,
+                 window: int | None = None):
+        window = lifter.window if window is None else int(window)
+        if not 1 <= window <= lifter.window:
+            raise ValueError(f"window must be in [1, {lifter.window}] frames (the model's), got {window}")
+        if not 1 <= int(stride) <= window:
+            raise ValueError(f"stride must be in [1, {window}] frames, got {stride}")
         self.lifter = lifter
         self.flip = flip
         self.stride = int(stride)
         self.phase = int(phase)
-        self.window = lifter.window
+        self.window = window
         self._frames = np.zeros((self.window, 17, 3), np.float32)
         self._count = 0
         self._lifted: np.ndarray | None = None   # (window, 17, 3) poses of the last lifted window
