@@ -124,8 +124,11 @@ def live_step_check(results: list[dict], torch_threads: int) -> dict | None:
     ms = found[0]["optimized"]["live_step_ms"]
     one_core = found[0]["device"] == "cpu" and torch_threads == 1
     verdict = ("met" if ms <= LIVE_STEP_BAR_MS else "MISSED") if one_core else "not judged (needs --threads 1 on a CPU)"
-    return {"config": live, "live_window": found[0].get("live_window"), "live_step_ms": ms, "bar_ms": LIVE_STEP_BAR_MS, "one_core": one_core, "verdict": verdict,
-            "message": f"live config {live} ({found[0].get('live_window')}-frame live window): {ms:.1f} ms per live step with {torch_threads} torch thread(s); "
+    frames = found[0].get("live_window")
+    return {"config": live, "live_window": frames, "live_step_ms": ms, "bar_ms": LIVE_STEP_BAR_MS,
+            "one_core": one_core, "verdict": verdict,
+            "message": f"live config {live} ({frames}-frame live window): {ms:.1f} ms per live step with "
+                       f"{torch_threads} torch thread(s); "
                        f"bar {LIVE_STEP_BAR_MS:.0f} ms on one core: {verdict} (wall time: other load on the "
                        f"machine adds to it)"}
 

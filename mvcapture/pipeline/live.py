@@ -44,8 +44,8 @@ ADAPT_HIGH, ADAPT_LOW = 1.0, 0.6
 # (`detect_every_s`): YOLOX-m (balanced) costs 11× YOLOX-tiny (lightweight), so it reruns less often.
 DETECT_EVERY_S = {"lightweight": 0.5, "balanced": 1.0, "performance": 2.0}
 # Frames of past context a live push lifts (live mode: `LivePipeline`, the Capture tab). The network takes any
-# window up to its maxlen; 27 frames cost a third of 81 (small, one CPU thread, idle AMD EPYC: 13.8 vs 41.5 ms per
-# push), and on the bundled real recording the per-frame live lifts were as good (shipped default, all four
+# window up to its maxlen; 27 frames cost about a third of 81 (`bench lifter`, small, one torch thread, AMD EPYC:
+# 14.2 vs 37.9 ms per push), and on the bundled real recording the per-frame live lifts were as good (shipped default, all four
 # views: PA-MPJPE mean 94.6 vs 95.4 mm, lifter-only angles within 3°), on held-out synthetic subject 007 2.8 mm
 # worse (N-MPJPE 80.9 vs 78.1 mm).
 LIVE_WINDOW = 27
