@@ -53,7 +53,7 @@ def bench_config(name: str, device: str | None, batch: int | None, repeats: int,
 
     from mvcapture.lifter.dstformer import count_parameters, create_lifter
     from mvcapture.lifter.runtime import Lifter, select_device
-    from mvcapture.pipeline.live import LIVE_WINDOW
+    from mvcapture.pipeline.live import live_lift_window
 
     torch.manual_seed(0)
     dev = select_device(device)
@@ -76,7 +76,7 @@ def bench_config(name: str, device: str | None, batch: int | None, repeats: int,
     lifters = {"optimized": Lifter(model, device=dev, precision="auto", compile=compile),
                "reference": Lifter(model, device=dev, precision="fp32")}
     attention = {"optimized": "sdpa", "reference": "reference"}
-    live_window = min(LIVE_WINDOW, W)
+    live_window = live_lift_window(lifters["optimized"])
     lives = {path: lifter.live(window=live_window) for path, lifter in lifters.items()}
     full_lives = {path: lifter.live() for path, lifter in lifters.items()}
 
@@ -84,17 +84,15 @@ def bench_config(name: str, device: str | None, batch: int | None, repeats: int,
         model.attention = attention[path]
         lifters[path].lift_windows(windows)
 
-    def live_call(path):
-        model.attention = attention[path]
-        lives[path].push(kp2d[0], conf[0], (640, 480))  # a push always lifts a whole (padded) window
-
-    def full_live_call(path):
-        model.attention = attention[path]
-        full_lives[path].push(kp2d[0], conf[0], (640, 480))
+    def push(live_lifters):
+        def call(path):
+            model.attention = attention[path]
+            live_lifters[path].push(kp2d[0], conf[0], (640, 480))  # a push always lifts a whole (padded) window
+        return call
 
     batch_s = _time_interleaved(batch_call, list(lifters), reps, warmup=1, sync=sync)
-    live_s = _time_interleaved(live_call, list(lifters), reps, warmup=0 if heavy else 1, sync=sync)
-    full_live_s = _time_interleaved(full_live_call, ["optimized"], reps, warmup=0 if heavy else 1, sync=sync)
+    live_s = _time_interleaved(push(lives), list(lifters), reps, warmup=0 if heavy else 1, sync=sync)
+    full_live_s = _time_interleaved(push(full_lives), ["optimized"], reps, warmup=0 if heavy else 1, sync=sync)
     result = {"config": name, "parameters": params, "window": W, "live_window": live_window, "batch": batch,
               "repeats": reps, "device": str(dev),
               "live_step_full_window_ms": full_live_s["optimized"] * 1e3}

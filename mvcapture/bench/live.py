@@ -15,7 +15,7 @@ from mvcapture import threads
 from mvcapture.capture.standin import JPEG_QUALITY
 from mvcapture.cli import add_json_option, write_json
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
-from mvcapture.pipeline.live import DETECT_EVERY_S, LIVE_WINDOW
+from mvcapture.pipeline.live import DETECT_EVERY_S, live_lift_window
 
 # Goals (issue 18) on a 2-core CPU with the lightweight models and tracking, 3D included.
 GOAL_PAIRS_PER_S = {"lightweight": 25.0, "balanced": 8.0}
@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
     batched = getattr(detector, "pose_batched", False)
     print(f"detector {detector.model_id} on {detector.provider} (pose batch: {batched}); "
           f"lifter {lifter.name} ({lifter.config_name}, window {lifter.window}, live window "
-          f"{min(LIVE_WINDOW, lifter.window)}, {lifter.precision}), lift stride "
+          f"{live_lift_window(lifter)}, {lifter.precision}), lift stride "
           f"{'adaptive from ' if not args.fixed_stride else ''}{args.lift_stride}; {args.frames} pairs timed per run "
           f"after {args.warmup} warm-up")
     names = list(runs)
@@ -415,7 +415,7 @@ def run(args: argparse.Namespace) -> int:
         "detector": {"model_id": detector.model_id, "provider": detector.provider, "standin": standin,
                      "pose_batched": getattr(detector, "pose_batched", False)},
         "lifter": {"name": lifter.name, "config": lifter.config_name, "window": lifter.window,
-                   "live_window": min(LIVE_WINDOW, lifter.window),
+                   "live_window": live_lift_window(lifter),
                    "precision": lifter.precision, "lift_stride": args.lift_stride, "adaptive": not args.fixed_stride},
         "device": args.device, "live_threads": live_threads, "pose_workers": pose_workers,
         "load_before": load_before, "load_after": load_after,

@@ -49,6 +49,11 @@ DETECT_EVERY_S = {"lightweight": 0.5, "balanced": 1.0, "performance": 2.0}
 # views: PA-MPJPE mean 94.6 vs 95.4 mm, lifter-only angles within 3°), on held-out synthetic subject 007 2.8 mm
 # worse (N-MPJPE 80.9 vs 78.1 mm).
 LIVE_WINDOW = 27
+
+
+def live_lift_window(lifter, wanted: int | None = LIVE_WINDOW) -> int:
+    """Frames one live lift of `lifter` sees: `wanted` capped at the model's window (None: the model's)."""
+    return lifter.window if wanted is None else min(int(wanted), lifter.window)
 # Niceness added to the background person detector's thread: the frame pairs' threads win the cores.
 BACKGROUND_DETECT_NICE = 10
 
@@ -304,7 +309,7 @@ class LivePipeline:
         self.tracking = bool(getattr(detector, "supports_tracking", False))
         self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
-        self.lift_window = min(int(lift_window), lifter.window) if lift_window is not None else lifter.window
+        self.lift_window = live_lift_window(lifter, lift_window)
         self.lifters = [lifter.live(flip=flip, stride=lift_stride, window=self.lift_window) for _ in range(num_views)]
         self._view_workers = None if view_workers is None else max(1, int(view_workers))
         self._view_pool = None

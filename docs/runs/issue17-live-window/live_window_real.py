@@ -1,4 +1,4 @@
-import sys, time, torch, numpy as np
+import sys, torch, numpy as np
 torch.set_num_threads(1)
 from mvcapture.lifter import load_lifter
 from mvcapture.lifter.runtime import to_metres

@@ -14,14 +14,15 @@ def live_lift(kp, conf, size, W):
     return L.lift_windows(np.stack(wins).astype(np.float32))[:, -1]
 for folder in sys.argv[1:]:
     res = {81: [[], []], 27: [[], []]}
+    n = 0                                               # view-frames scored
     for f in sorted(glob.glob(folder + '/*.npz')):
         d = np.load(f)
+        n += d['kp2d'].shape[0] * d['kp2d'].shape[1]
         for v in range(d['kp2d'].shape[0]):
             g = d['gt3d'][v].astype(np.float64); g = g - g[:, :1]
             for W in (81, 27):
                 p = to_metres(live_lift(d['kp2d'][v].astype(np.float32), d['conf'][v].astype(np.float32), d['image_size'][v], W), d['image_size'][v]).astype(np.float64)
                 p = p - p[:, :1]
                 res[W][0].append(n_mpjpe(p, g) * len(g)); res[W][1].append(pa_mpjpe(p, g) * len(g))
-        n = sum(np.load(f)['kp2d'].shape[1] * np.load(f)['kp2d'].shape[0] for f in glob.glob(folder + '/*.npz'))
     for W in (81, 27):
         print(folder, 'W', W, 'N-MPJPE %.1f PA-MPJPE %.1f' % (sum(res[W][0]) / n, sum(res[W][1]) / n), flush=True)
