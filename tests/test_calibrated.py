@@ -211,7 +211,9 @@ def test_eval_recording_command_on_bundled(bundled, tmp_path, capsys):
     assert result["model"]["config"] and result["n_frames"] == 100 and result["flip"] is True
     for view in result["views"].values():
         assert 0 < view["pa_mpjpe"] <= view["n_mpjpe"] * 1.5 and view["n_mpjpe"] < 500
-    assert result["views"]["cam02"]["side_swapped_frames"] > 0
+    cam02 = result["views"]["cam02"]
+    assert cam02["side_swapped_frames"] == 32 and cam02["side_repair_agreement"] >= 0.98  # undone before lifting
+    assert "cam02: 32 / 33" in printed
     assert max(result["reference_reprojection_px"].values()) < 20
     assert main(["eval-recording", str(bundled), "--pairs", "01-09"]) == 2
 

@@ -772,3 +772,39 @@ def test_stereo_falls_back_to_the_lifter_when_one_view_is_mostly_hidden(tiny_lif
     assert any("two-view 3D not available" in n and "occluded" in n for n in pipeline.notes)
     assert a.camera_angle_source[1] == "lifter" and a.camera_angle_deg[1] == pytest.approx(a.axis_angle_deg[1])
     assert not a.has_fused
+
+
+class RecordingLifter(Lifter):
+    """The tiny lifter, keeping the 2D each view was lifted from."""
+
+    def __init__(self):
+        super().__init__(create_lifter("tiny"), card={"name": "recording"}, device="cpu")
+        self.inputs = []
+
+    def lift_clip(self, kp2d_px, conf, image_size, flip=False, progress=None):
+        self.inputs.append((np.array(kp2d_px), np.array(conf)))
+        return super().lift_clip(kp2d_px, conf, image_size, flip=flip, progress=progress)
+
+
+def test_process_lifts_each_view_with_the_detectors_side_swaps_undone(tmp_path, no_detector_weights):
+    """View 1's shipped detections exchange left and right in frames 20-34 (as MediaPipe does from behind):
+    the lifter gets the track as filmed, and the lift arrays record which frames were exchanged back."""
+    from mvcapture.core.skeleton import COCO17_FLIP_PERMUTATION, coco_to_h36m
+
+    frames = 60
+    session = _cached_session(tmp_path, frames=frames, yaw1=45.0)
+    _manual_sync(session)
+    rel = session.path / session.meta["views"][1]["cached_detections"]
+    data = dict(np.load(rel))
+    clean = data["keypoints"].copy()
+    data["keypoints"][20:35] = clean[20:35][:, COCO17_FLIP_PERMUTATION]
+    np.savez(rel, **data)
+    lifter = RecordingLifter()
+    SessionPipeline(session, model=lifter).run()
+    assert len(lifter.inputs) == 2
+    expected, _ = coco_to_h36m(clean)
+    np.testing.assert_allclose(lifter.inputs[1][0], expected, atol=1e-3)
+    lifted = session.load_array("lift/view1")
+    swapped = (lifted["side_order"] != np.arange(17)).any(-1)
+    assert np.flatnonzero(swapped).tolist() == list(range(20, 35))
+    assert not (session.load_array("lift/view0")["side_order"] != np.arange(17)).any()

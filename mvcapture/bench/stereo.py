@@ -134,7 +134,7 @@ def _real(args) -> dict:
         return {"skipped": str(folder)}
     rec = load_calibrated_recording(folder)
     world = triangulate_reference(rec).h36m()
-    lifts, lift_conf = lift_recording(rec, load_lifter("default"))
+    lifts, lift_conf, _ = lift_recording(rec, load_lifter("default"))
     lens_dir = resources_dir() / "demo" / "intrinsics"
     rows = []
     for pair in REAL_PAIRS:

@@ -29,6 +29,10 @@ COCO17_FLIP_PERMUTATION = np.arange(17)
 COCO17_FLIP_PERMUTATION[list(COCO17_LEFT)] = COCO17_RIGHT
 COCO17_FLIP_PERMUTATION[list(COCO17_RIGHT)] = COCO17_LEFT
 
+# Limb groups whose left/right labels a detector exchanges together: legs with the hips, arms with the shoulders.
+H36M17_LIMB_GROUPS = ((1, 2, 3, 4, 5, 6), (11, 12, 13, 14, 15, 16))
+COCO17_LIMB_GROUPS = ((11, 12, 13, 14, 15, 16), (5, 6, 7, 8, 9, 10))
+
 # Bones as (parent, child) pairs; the kinematic tree of h36m17 rooted at the pelvis.
 H36M17_BONES = (
     (0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),

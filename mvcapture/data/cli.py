@@ -72,8 +72,8 @@ def register(subparsers) -> None:
 
     real = subparsers.add_parser(
         "eval-recording", help="score a lifter on a calibrated multi-camera recording (per view and camera pair)",
-        description="Lift each camera of a calibrated recording alone (as `mvcapture process` does: flip "
-                    "test-time augmentation, no fine-tuning, no stereo) and compare with the 3D triangulated "
+        description="Lift each camera of a calibrated recording alone (as `mvcapture process` does: the "
+                    "detector's left/right swaps undone, flip test-time augmentation, no fine-tuning, no stereo) and compare with the 3D triangulated "
                     "from all its cameras: per view N-MPJPE and PA-MPJPE (mm), per camera pair the angle between "
                     "the optical axes and the relative rotation that the two lifts imply against the "
                     "calibration's. FOLDER holds one Qualisys *.qca.txt calibration and "

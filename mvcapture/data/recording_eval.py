@@ -12,6 +12,7 @@ import numpy as np
 
 from mvcapture.core.metrics import mpjpe, n_mpjpe, pa_mpjpe
 from mvcapture.core.procrustes import optical_axis_angle_deg, procrustes, rotation_angle_deg
+from mvcapture.core.sides import repair_side_swaps
 from mvcapture.core.skeleton import coco_to_h36m
 from mvcapture.data.calibrated import (InvalidRecordingError, Recording, load_calibrated_recording,
                                        reference_3d, relative_rotation, to_camera,
@@ -37,23 +38,28 @@ def parse_pairs(text: str, recording: Recording) -> list[tuple[str, str]]:
     return pairs
 
 
-def lift_recording(recording: Recording, lifter, flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Lift every camera's detections alone, the way `mvcapture process` lifts a view: COCO-17 → H36M-17,
-    `Lifter.lift_clip` (flip test-time augmentation), `to_metres` with the athlete's default height.
+def lift_recording(recording: Recording, lifter, flip: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lift every camera's detections alone, the way `mvcapture process` lifts a view: COCO-17 → H36M-17, the
+    detector's left/right swaps undone (`core.sides.repair_side_swaps`), `Lifter.lift_clip` (flip test-time
+    augmentation), `to_metres` with the athlete's default height.
 
     Returns:
-        pose3d_m (V, T, 17, 3) root-relative metres in each camera's frame, conf (V, T, 17) H36M-17.
+        pose3d_m (V, T, 17, 3) root-relative metres in each camera's frame, conf (V, T, 17) H36M-17 and
+        side_order (V, T, 17) int, the detected joint each lifted joint came from (np.arange(17) where no
+        swap was undone).
     """
     from mvcapture.lifter.runtime import to_metres
 
-    poses, confs = [], []
+    poses, confs, orders = [], [], []
     for v, cam in enumerate(recording.cameras):
         kp, conf = coco_to_h36m(recording.kp2d_coco_px[v].astype(np.float32),
                                 recording.conf_coco[v].astype(np.float32))
+        kp, conf, order = repair_side_swaps(kp, conf, recording.fps)
         pose_norm = lifter.lift_clip(kp, conf, cam.image_size, flip=flip)
         poses.append(to_metres(pose_norm, cam.image_size))
         confs.append(conf)
-    return np.stack(poses).astype(np.float64), np.stack(confs).astype(np.float64)
+        orders.append(order)
+    return np.stack(poses).astype(np.float64), np.stack(confs).astype(np.float64), np.stack(orders)
 
 
 def reference_in_cameras(recording: Recording, reference_world_m: np.ndarray | None = None) -> np.ndarray:
@@ -125,10 +131,13 @@ def evaluate_recording(folder: Path | str, model="default", pairs: str | None = 
     chosen = parse_pairs(pairs, recording) if pairs else None
     lifter = model if isinstance(model, Lifter) else load_lifter(model)
     triangulation = triangulate_reference(recording)
-    pose, conf = lift_recording(recording, lifter, flip=flip)
+    pose, conf, side_order = lift_recording(recording, lifter, flip=flip)
     result = evaluate_lifts(recording, pose, conf, chosen, triangulation.h36m())
+    repaired = (side_order != np.arange(17)).any(-1)  # (V, T)
     for v, name in enumerate(recording.names):
         result["views"][name]["side_swapped_frames"] = int(triangulation.swapped[:, v].sum())
+        result["views"][name]["side_repaired_frames"] = int(repaired[v].sum())
+        result["views"][name]["side_repair_agreement"] = float((repaired[v] == triangulation.swapped[:, v]).mean())
     result["reference_reprojection_px"] = {name: float(np.nanmedian(triangulation.reprojection_px[:, v]))
                                            for v, name in enumerate(recording.names)}
     card = lifter.card or {}
@@ -151,8 +160,10 @@ def format_table(result: dict) -> str:
                      f"{vb['n_mpjpe']:8.1f} {vb['pa_mpjpe']:9.1f}   {ax['lifter']:12.1f} {ax['calibration']:6.1f} "
                      f"{ax['error']:+6.1f}   {rot['lifter']:11.1f} {rot['calibration']:6.1f}")
     lines.append(f"(mm over {result['n_frames']} frames; each view lifted alone, no fine-tuning, no stereo)")
-    swaps = {k: v["side_swapped_frames"] for k, v in result["views"].items() if v.get("side_swapped_frames")}
+    swaps = {k: v for k, v in result["views"].items() if v.get("side_swapped_frames") or v.get("side_repaired_frames")}
     if swaps:
-        lines.append("detector swapped left and right in " + ", ".join(f"{k}: {n} frames" for k, n in swaps.items())
-                     + " (the lifter sees them as detected; the reference corrects them)")
+        lines.append("left/right swaps of the detector, by the 4-camera reference / undone before lifting (frames "
+                     "agreeing): " + ", ".join(f"{k}: {v['side_swapped_frames']} / {v.get('side_repaired_frames', 0)} "
+                                               f"({100 * v.get('side_repair_agreement', 0):.0f} %)"
+                                               for k, v in swaps.items()))
     return "\n".join(lines)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mvcapture.core.skeleton import COCO17_FLIP_PERMUTATION, H36M17_FLIP_PERMUTATION
+from mvcapture.core.sides import continuous_limb_order, two_state_path
+from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
+                                     H36M17_LIMB_GROUPS)
 from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones
 from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
                                           refine_relative_pose, sampson_distance)
@@ -58,7 +60,7 @@ LAYOUTS = {
         rigid_bones=((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 11), (6, 12),
                      (5, 6), (11, 12)),
         symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=(5, 6), hips=(11, 12), nose=0,
-        behind_nose=(3, 4), limb_groups=((11, 12, 13, 14, 15, 16), (5, 6, 7, 8, 9, 10))),
+        behind_nose=(3, 4), limb_groups=COCO17_LIMB_GROUPS),
     # h36m17 as the FORMATS.md clips hold it: the limbs are joints, pelvis/spine/thorax/head are derived
     "h36m17": KeypointLayout(
         calibration_joints=(1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16), flip_permutation=tuple(H36M17_FLIP_PERMUTATION),
@@ -68,7 +70,7 @@ LAYOUTS = {
                      (0, 4), (0, 1), (0, 7), (7, 8), (8, 9), (9, 10), (8, 11), (8, 14)),
         symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9), (12, 13), (18, 19)), shoulders=(11, 14),
         hips=(4, 1), nose=9,
-        behind_nose=(8, 10), limb_groups=((1, 2, 3, 4, 5, 6), (11, 12, 13, 14, 15, 16))),
+        behind_nose=(8, 10), limb_groups=H36M17_LIMB_GROUPS),
 }
 MIN_SHARED_JOINTS = 6          # a frame helps when both views see at least this many joints
 MIN_SHARED_FRAMES = 20         # fewer such frames: too little to calibrate from
@@ -561,39 +563,14 @@ def consistent_sides(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     scale = np.nanmedian(torso) if np.isfinite(torso).any() else 1.0
     cos = face_direction(points, layout)
     unary = FACE_WEIGHT * np.stack([np.clip(-cos, 0, None), np.clip(cos, 0, None)], -1)   # (T, 2)
-    cost = unary[0].copy()
-    back = np.zeros((T, 2), int)
-    for t in range(1, T):
-        d = np.linalg.norm(states[None, :, t] - states[:, None, t - 1], axis=-1)           # (2 prev, 2 cur, J)
-        seen = np.isfinite(d)
-        trans = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale
-        total = cost[:, None] + trans                                                         # (prev, cur)
-        back[t] = np.argmin(total, axis=0)
-        cost = total[back[t], [0, 1]] + unary[t]
-    path = np.zeros(T, int)
-    path[-1] = int(np.argmin(cost))
-    for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path.astype(bool)
+    d = np.linalg.norm(states[None, :, 1:] - states[:, None, :-1], axis=-1)                # (2 prev, 2 cur, T-1, J)
+    seen = np.isfinite(d)
+    trans = np.zeros((T, 2, 2))
+    trans[1:] = np.moveaxis(np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale, -1, 0)
+    return two_state_path(unary, trans).astype(bool)
 
 
 LIMB_SWAP_COST = 0.05  # cost per frame (torso lengths) of keeping a limb group's left/right swapped
-
-
-def _two_state_path(unary: np.ndarray, trans: np.ndarray) -> np.ndarray:
-    """Viterbi over two states: unary (T, 2), trans (T, 2 prev, 2 cur) (trans[0] unused) → (T,) int path."""
-    T = len(unary)
-    cost = unary[0].copy()
-    back = np.zeros((T, 2), int)
-    for t in range(1, T):
-        total = cost[:, None] + trans[t]
-        back[t] = np.argmin(total, axis=0)
-        cost = total[back[t], [0, 1]] + unary[t]
-    path = np.zeros(T, int)
-    path[-1] = int(np.argmin(cost))
-    for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
 
 
 def consistent_limbs(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
@@ -604,7 +581,7 @@ def consistent_limbs(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     layout), a two-state Viterbi over frames — as labelled, or the group's sides swapped — whose transition
     cost is the group's mean joint displacement between consecutive frames in torso lengths and whose swapped
     state costs `LIMB_SWAP_COST` per frame, so a group is swapped back only where that makes the motion
-    continuous.
+    continuous (`core.sides.continuous_limb_order`).
 
     Args:
         points: (T, J, 3) 3D points in the joint order `layout` (NaN where missing).
@@ -612,29 +589,9 @@ def consistent_limbs(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     Returns:
         (T, J) int: the source joint of each joint per frame (np.arange(J) where nothing is swapped).
     """
-    T = len(points)
     lay = LAYOUTS[layout]
-    J = points.shape[1] if points.ndim == 3 else 17
-    order = np.tile(np.arange(J), (T, 1))
-    if T < 2:
-        return order
-    perm = np.asarray(lay.flip_permutation)
-    (ls, rs), (lh, rh) = lay.shoulders, lay.hips
-    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
-    scale = np.nanmedian(torso) if np.isfinite(torso).any() else 1.0
-    for group in lay.limb_groups:
-        g = np.asarray(group)
-        states = np.stack([points[:, g], points[:, perm[g]]])                                # (2, T, G, 3)
-        d = np.linalg.norm(states[None, :, 1:] - states[:, None, :-1], axis=-1)                # (2 prev, 2 cur, T-1, G)
-        seen = np.isfinite(d)
-        step = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale           # (2, 2, T-1)
-        trans = np.zeros((T, 2, 2))
-        trans[1:] = np.moveaxis(step, -1, 0)
-        unary = np.zeros((T, 2))
-        unary[:, 1] = LIMB_SWAP_COST
-        swapped = _two_state_path(unary, trans).astype(bool)
-        order[np.ix_(swapped, g)] = perm[g][None, :]
-    return order
+    return continuous_limb_order(points, lay.flip_permutation, lay.limb_groups, lay.shoulders, lay.hips,
+                                 LIMB_SWAP_COST)
 
 
 def triangulate_tracks(est: StereoEstimate, kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray,

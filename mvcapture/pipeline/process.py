@@ -23,6 +23,7 @@ import numpy as np
 
 from mvcapture.analysis import Analysis
 from mvcapture.core.procrustes import optical_axis_angle_deg
+from mvcapture.core.sides import SWAP_COST_2D_PER_S, repair_side_swaps
 from mvcapture.core.skeleton import H36M17_JOINTS
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.session.store import Session
@@ -475,7 +476,7 @@ class SessionPipeline:
 
         self.lifter = _load_model(self.model_spec, self.device)
         model_id = _model_identity(self.lifter)
-        times0, _ = self._common_time_base(tracks)
+        times0, fps0 = self._common_time_base(tracks)
         results, sigs = [], []
         n = len(tracks)
         for v, track in enumerate(tracks):
@@ -484,7 +485,7 @@ class SessionPipeline:
             s = sync[v]
             sig = _signature({"det": det_sigs[v], "time_base": det_sigs[0], "offset_s": float(s["offset_s"]),
                               "drift_ppm": float(s.get("drift_ppm", 0.0)), "model": model_id,
-                              "height_m": self.height_m, "flip": self.flip})
+                              "height_m": self.height_m, "flip": self.flip, "side_swap_cost": SWAP_COST_2D_PER_S})
             sigs.append(sig)
             if self._up_to_date("lift", key, sig, [out]) is not None:
                 results.append(self.session.load_array(f"lift/view{v}"))
@@ -496,6 +497,8 @@ class SessionPipeline:
                 raise MvcaptureError(
                     f"view {v} has no detected athlete within view 0's time span (offset "
                     f"{float(s['offset_s']):+.3f} s); check the time alignment with `mvcapture sync`")
+            # the lifter mirrors its 3D wherever the detector exchanged left and right: undo those swaps first
+            kp, conf, side_order = repair_side_swaps(kp, conf, fps0 or 30.0)
 
             def progress(done: int, total: int, v=v) -> None:
                 self._check_cancel("lifting")
@@ -504,7 +507,7 @@ class SessionPipeline:
             pose_norm = self.lifter.lift_clip(kp, conf, track.image_size, flip=self.flip, progress=progress)
             pose_m = to_metres(pose_norm, track.image_size, height_m=self.height_m)
             arrays = {"pose_norm": pose_norm, "pose3d_m": pose_m, "kp2d_px": kp, "conf": conf, "times_s": times0,
-                      "image_size": track.image_size}
+                      "image_size": track.image_size, "side_order": side_order}
             self.session.save_array(f"lift/view{v}", **arrays)
             self._record(key, sig, model=model_id)
             results.append(arrays)
