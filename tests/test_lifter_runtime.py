@@ -271,3 +271,27 @@ def test_cuda_bf16_sdpa_matches_fp32_reference():
     out_slow = slow.lift_windows(x, flip=True)
     scale = np.abs(out_slow).max()
     assert np.abs(out_fast - out_slow).max() < 0.05 * scale + 1e-3
+
+
+def test_live_window_undoes_the_detectors_side_swaps(lifter, shared_data):
+    """A filmed CMU run streamed frame by frame with the whole body exchanged in frames 40-49: with
+    `sides_fps` every push lifts the window as filmed — also while the swap has only just begun — and
+    without it the swapped frames' lifts differ."""
+    from test_sides import _filmed
+
+    kp2d = _filmed(shared_data)[:70].astype(np.float32)  # H36M-17 pixels
+    conf = np.full(kp2d.shape[:2], 0.9, np.float32)
+    bad = kp2d.copy()
+    bad[40:50] = kp2d[40:50][:, H36M17_FLIP_PERMUTATION]
+    size = np.array([1080, 1920], np.float32)
+    w = 27
+    norm = normalize_kp2d(kp2d, conf, size)
+    repaired, plain = lifter.live(window=w, sides_fps=60.0), lifter.live(window=w)
+    for t in range(70):
+        frames = norm[max(0, t + 1 - w):t + 1]
+        frames = np.concatenate([np.repeat(frames[:1], w - len(frames), axis=0), frames])
+        truth = lifter.lift_windows(frames[None])[0, -1]
+        np.testing.assert_allclose(repaired.push(bad[t], conf[t], size), truth, atol=1e-5)
+        pose = plain.push(bad[t], conf[t], size)
+        if 40 <= t < 50:
+            assert np.abs(pose - truth).max() > 1e-3

@@ -120,3 +120,58 @@ def repair_side_swaps(kp2d_px: np.ndarray, conf: np.ndarray, fps: float, layout:
     order = continuous_limb_order(points, perm, groups, shoulders, hips, swap_cost_per_s / float(fps))
     rows = np.arange(len(order))[:, None]
     return kp2d_px[rows, order], conf[rows, order], order
+
+
+class OnlineSideRepair:
+    """`repair_side_swaps` for a live stream: frame by frame, each limb group's labelling decided at once from
+    the whole past (the forward pass of the same two-state Viterbi: a swap is undone from the frame it
+    starts in, and the labels stay undone until the motion jumps back).
+
+    Args:
+        fps: frames per second of the stream (the swap cost is per second).
+        layout: joint order, "h36m17" or "coco17".
+    """
+
+    def __init__(self, fps: float, layout: str = "h36m17", swap_cost_per_s: float = SWAP_COST_2D_PER_S):
+        if layout not in _LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.perm, self.groups, self.shoulders, self.hips = _LAYOUTS[layout]
+        self.perm = np.asarray(self.perm)
+        self.fps = float(fps)
+        self.swap_cost = swap_cost_per_s / self.fps
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past (a new take or a lost athlete)."""
+        self._previous: np.ndarray | None = None  # (17, 2) the last frame as detected, NaN where unseen
+        self._cost = np.zeros((len(self.groups), 2))
+        self._torso: list[float] = []
+
+    def push(self, kp2d_px: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One frame: kp2d_px (17, 2) pixels, conf (17,) → the frame relabelled (same shapes) and its order (17,)."""
+        kp2d_px, conf = np.asarray(kp2d_px), np.asarray(conf)
+        points = np.where((conf >= MIN_CONF_2D)[:, None], kp2d_px, np.nan).astype(np.float64)
+        (ls, rs), (lh, rh) = self.shoulders, self.hips
+        torso = float(np.linalg.norm(0.5 * (points[ls] + points[rs]) - 0.5 * (points[lh] + points[rh])))
+        if np.isfinite(torso) and torso > 0:
+            self._torso = (self._torso + [torso])[-300:]
+        scale = float(np.median(self._torso)) if self._torso else 1.0
+        order = np.arange(len(points))
+        for k, group in enumerate(self.groups):
+            g = np.asarray(group)
+            if self._previous is None:
+                self._cost[k] = [0.0, self.swap_cost]
+            else:
+                states = np.stack([points[g], points[self.perm[g]]])                    # (2 cur, G, 2)
+                before = np.stack([self._previous[g], self._previous[self.perm[g]]])    # (2 prev, G, 2)
+                d = np.linalg.norm(states[None] - before[:, None], axis=-1)              # (2 prev, 2 cur, G)
+                seen = np.isfinite(d)
+                trans = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale
+                self._cost[k] = (self._cost[k][:, None] + trans).min(0) + [0.0, self.swap_cost]
+                self._cost[k] -= self._cost[k].min()
+            if self._cost[k, 1] < self._cost[k, 0]:
+                order[g] = self.perm[g]
+        self._previous = points
+        return kp2d_px[order], conf[order], order

@@ -15,6 +15,7 @@ import torch
 
 from mvcapture.core.normalize import (DEFAULT_ATHLETE_HEIGHT_M, HEIGHT_PROXY_RATIO, height_proxy,
                                       norm25d_to_camera, norm25d_to_metres, normalize_kp2d)
+from mvcapture.core.sides import OnlineSideRepair
 from mvcapture.core.skeleton import H36M17_FLIP_PERMUTATION, coco_to_h36m
 from mvcapture.lifter.dstformer import DSTformer
 
@@ -244,8 +245,9 @@ class Lifter:
                               np.asarray(clip.image_size, np.float32))
         return np.stack(self.lift_sequences(list(norm), flip=flip, progress=progress))
 
-    def live(self, flip: bool = False, stride: int = 1, phase: int = 0, window: int | None = None) -> "LiveLifter":
-        return LiveLifter(self, flip=flip, stride=stride, phase=phase, window=window)
+    def live(self, flip: bool = False, stride: int = 1, phase: int = 0, window: int | None = None,
+             sides_fps: float | None = None) -> "LiveLifter":
+        return LiveLifter(self, flip=flip, stride=stride, phase=phase, window=window, sides_fps=sides_fps)
 
 
 class LiveLifter:
@@ -267,10 +269,14 @@ class LiveLifter:
     `window` (default: the model's, `lifter.window`) may be shorter than the model's: each lift then sees only
     that many frames (live mode uses `pipeline.live.LIVE_WINDOW`: a third of the cost, see there), and the poses equal
     `lift_clip`'s no longer, but those of the model run on the last `window` frames.
+
+    With `sides_fps` (the frame rate; live mode sets it) each pushed frame first has the detector's left/right
+    swaps undone (`core.sides.OnlineSideRepair`: the forward pass of the Viterbi `mvcapture process` runs over
+    the whole track; a swap shows as a jump as soon as it starts, so the newest frame is relabelled at once).
     """
 
     def __init__(self, lifter: Lifter, flip: bool = False, stride: int = 1, phase: int = 0,
-                 window: int | None = None):
+                 window: int | None = None, sides_fps: float | None = None):
         window = lifter.window if window is None else int(window)
         if not 1 <= window <= lifter.window:
             raise ValueError(f"window must be in [1, {lifter.window}] frames (the model's), got {window}")
@@ -281,6 +287,8 @@ class LiveLifter:
         self.stride = int(stride)
         self.phase = int(phase)
         self.window = window
+        self._sides: OnlineSideRepair | None = None
+        self.sides_fps = sides_fps
         self._frames = np.zeros((self.window, 17, 3), np.float32)
         self._count = 0
         self._lifted: np.ndarray | None = None   # (window, 17, 3) poses of the last lifted window
@@ -290,6 +298,18 @@ class LiveLifter:
         """Forget past frames (a new take or a lost athlete)."""
         self._count = 0
         self._lifted, self._lifted_end = None, -1
+        if self._sides is not None:
+            self._sides.reset()
+
+    @property
+    def sides_fps(self) -> float | None:
+        """Frame rate of the left/right swap repair (None: frames are lifted as detected)."""
+        return self._sides.fps if self._sides is not None else None
+
+    @sides_fps.setter
+    def sides_fps(self, fps: float | None) -> None:
+        if fps != self.sides_fps:
+            self._sides = OnlineSideRepair(fps) if fps else None
 
     @property
     def num_frames(self) -> int:
@@ -307,6 +327,8 @@ class LiveLifter:
         kp2d_px, conf = np.asarray(kp2d_px, np.float32), np.asarray(conf, np.float32)
         if kp2d_px.shape != (17, 2) or conf.shape != (17,):
             raise ValueError(f"push needs kp2d_px (17, 2) and conf (17,), got {kp2d_px.shape} and {conf.shape}")
+        if self._sides is not None:
+            kp2d_px, conf, _ = self._sides.push(kp2d_px, conf)
         frame = normalize_kp2d(kp2d_px[None], conf[None], np.asarray(image_size, np.float32))[0]
         self._frames[:-1] = self._frames[1:].copy()
         self._frames[-1] = frame

@@ -257,7 +257,8 @@ class LivePipeline:
             `detect_every` pairs per view (and whenever tracking fails), its pose model on every view's
             athlete box, the views side by side on `view_workers` threads (one batched call with one);
             any other one runs `detect` on every frame.
-        lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it).
+        lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it, undoing the detector's
+            left/right swaps in each window at the cameras' frame rate).
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
         min_align_frames: frames with the athlete in both views before the first fit.
@@ -310,7 +311,10 @@ class LivePipeline:
         self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
         self.lift_window = live_lift_window(lifter, lift_window)
-        self.lifters = [lifter.live(flip=flip, stride=lift_stride, window=self.lift_window) for _ in range(num_views)]
+        # each view's detector swaps of left and right are undone in every lifted window (at 30 fps until `run`
+        # knows the cameras' rate)
+        self.lifters = [lifter.live(flip=flip, stride=lift_stride, window=self.lift_window, sides_fps=30.0)
+                        for _ in range(num_views)]
         self._view_workers = None if view_workers is None else max(1, int(view_workers))
         self._view_pool = None
         self.view_cpu_s = 0.0   # CPU seconds of the lifter's steps in the view threads
@@ -599,6 +603,8 @@ class LivePipeline:
             if src.status == "idle":
                 src.start()
         period_s = 1.0 / float(sources[0].fps or 30.0)
+        for live in self.lifters:
+            live.sides_fps = 1.0 / period_s
         done = 0
         while (stop is None or not stop.is_set()) and (max_frames is None or done < max_frames):
             first, skipped = _newest(sources[0], timeout_s)
