@@ -21,6 +21,7 @@ from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS
 # second (the per-frame cost of the 3D track, 0.05) misses most of them.
 SWAP_COST_2D_PER_S = 0.3
 MIN_CONF_2D = 0.3  # a keypoint below this confidence does not count towards the motion
+TORSO_FRAMES = 300  # the live repair's torso length: the median over this many recent frames
 
 _LAYOUTS = {
     "h36m17": (H36M17_FLIP_PERMUTATION, H36M17_LIMB_GROUPS, (11, 14), (4, 1)),
@@ -52,6 +53,35 @@ def two_state_path(unary: np.ndarray, trans: np.ndarray) -> np.ndarray:
     return path
 
 
+def median_torso_length(points: np.ndarray, shoulders: tuple, hips: tuple) -> float:
+    """Median over frames of the distance mid-shoulders to mid-hips of (T, J, D) points (NaN where missing);
+    1.0 when no frame shows the torso."""
+    (ls, rs), (lh, rh) = shoulders, hips
+    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
+    return float(np.nanmedian(torso)) if np.isfinite(torso).any() else 1.0
+
+
+def transition_costs(before: np.ndarray, after: np.ndarray, flip_permutation, group, scale: float) -> np.ndarray:
+    """How far a group of joints moves from one frame to the next, each frame taken as labelled (state 0) or
+    with the group's left and right exchanged (state 1).
+
+    Args:
+        before, after: (..., J, D) points of consecutive frames (NaN where missing: those joints do not count).
+        flip_permutation: (J,) each joint's mirror. group: the group's joint indices (closed under the mirror).
+        scale: the unit of the result (the torso length).
+
+    Returns:
+        (2 prev, 2 cur, ...) the group's mean joint displacement over `scale` (0 where no joint is seen twice).
+    """
+    g = np.asarray(group)
+    mirror = np.asarray(flip_permutation)[g]
+    prev = np.stack([before[..., g, :], before[..., mirror, :]])
+    cur = np.stack([after[..., g, :], after[..., mirror, :]])
+    d = np.linalg.norm(cur[None] - prev[:, None], axis=-1)                        # (2, 2, ..., G)
+    seen = np.isfinite(d)
+    return np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale
+
+
 def continuous_limb_order(points: np.ndarray, flip_permutation, limb_groups, shoulders: tuple, hips: tuple,
                           swap_cost: float) -> np.ndarray:
     """Per frame, the joint order that keeps each limb group's left and right sides continuous over time.
@@ -76,17 +106,11 @@ def continuous_limb_order(points: np.ndarray, flip_permutation, limb_groups, sho
     if T < 2:
         return order
     perm = np.asarray(flip_permutation)
-    (ls, rs), (lh, rh) = shoulders, hips
-    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
-    scale = float(np.nanmedian(torso)) if np.isfinite(torso).any() else 1.0
+    scale = median_torso_length(points, shoulders, hips)
     for group in limb_groups:
         g = np.asarray(group)
-        states = np.stack([points[:, g], points[:, perm[g]]])                      # (2, T, G, D)
-        d = np.linalg.norm(states[None, :, 1:] - states[:, None, :-1], axis=-1)      # (2 prev, 2 cur, T-1, G)
-        seen = np.isfinite(d)
-        step = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale  # (2, 2, T-1)
         trans = np.zeros((T, 2, 2))
-        trans[1:] = np.moveaxis(step, -1, 0)
+        trans[1:] = np.moveaxis(transition_costs(points[:-1], points[1:], perm, g, scale), -1, 0)
         unary = np.zeros((T, 2))
         unary[:, 1] = swap_cost
         swapped = two_state_path(unary, trans).astype(bool)
@@ -130,6 +154,7 @@ class OnlineSideRepair:
     Args:
         fps: frames per second of the stream (the swap cost is per second).
         layout: joint order, "h36m17" or "coco17".
+        swap_cost_per_s: torso lengths per second of a limb group kept exchanged.
     """
 
     def __init__(self, fps: float, layout: str = "h36m17", swap_cost_per_s: float = SWAP_COST_2D_PER_S):
@@ -153,10 +178,9 @@ class OnlineSideRepair:
         """One frame: kp2d_px (17, 2) pixels, conf (17,) → the frame relabelled (same shapes) and its order (17,)."""
         kp2d_px, conf = np.asarray(kp2d_px), np.asarray(conf)
         points = np.where((conf >= MIN_CONF_2D)[:, None], kp2d_px, np.nan).astype(np.float64)
-        (ls, rs), (lh, rh) = self.shoulders, self.hips
-        torso = float(np.linalg.norm(0.5 * (points[ls] + points[rs]) - 0.5 * (points[lh] + points[rh])))
-        if np.isfinite(torso) and torso > 0:
-            self._torso = (self._torso + [torso])[-300:]
+        torso = median_torso_length(points[None], self.shoulders, self.hips)
+        if np.isfinite(points[list(self.shoulders + self.hips)]).all() and torso > 0:
+            self._torso = (self._torso + [torso])[-TORSO_FRAMES:]
         scale = float(np.median(self._torso)) if self._torso else 1.0
         order = np.arange(len(points))
         for k, group in enumerate(self.groups):
@@ -164,11 +188,7 @@ class OnlineSideRepair:
             if self._previous is None:
                 self._cost[k] = [0.0, self.swap_cost]
             else:
-                states = np.stack([points[g], points[self.perm[g]]])                    # (2 cur, G, 2)
-                before = np.stack([self._previous[g], self._previous[self.perm[g]]])    # (2 prev, G, 2)
-                d = np.linalg.norm(states[None] - before[:, None], axis=-1)              # (2 prev, 2 cur, G)
-                seen = np.isfinite(d)
-                trans = np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale
+                trans = transition_costs(self._previous, points, self.perm, g, scale)   # (2 prev, 2 cur)
                 self._cost[k] = (self._cost[k][:, None] + trans).min(0) + [0.0, self.swap_cost]
                 self._cost[k] -= self._cost[k].min()
             if self._cost[k, 1] < self._cost[k, 0]:

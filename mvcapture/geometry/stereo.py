@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mvcapture.core.sides import continuous_limb_order, two_state_path
+from mvcapture.core.sides import continuous_limb_order, median_torso_length, transition_costs, two_state_path
 from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
                                      H36M17_LIMB_GROUPS)
 from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones
@@ -556,17 +556,12 @@ def consistent_sides(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     if T == 0:
         return np.zeros(0, bool)
     lay = LAYOUTS[layout]
-    perm = np.asarray(lay.flip_permutation)
-    states = np.stack([points, points[:, perm]])                   # (2, T, J, 3)
-    (ls, rs), (lh, rh) = lay.shoulders, lay.hips
-    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
-    scale = np.nanmedian(torso) if np.isfinite(torso).any() else 1.0
+    scale = median_torso_length(points, lay.shoulders, lay.hips)
     cos = face_direction(points, layout)
     unary = FACE_WEIGHT * np.stack([np.clip(-cos, 0, None), np.clip(cos, 0, None)], -1)   # (T, 2)
-    d = np.linalg.norm(states[None, :, 1:] - states[:, None, :-1], axis=-1)                # (2 prev, 2 cur, T-1, J)
-    seen = np.isfinite(d)
     trans = np.zeros((T, 2, 2))
-    trans[1:] = np.moveaxis(np.where(seen, d, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1) / scale, -1, 0)
+    whole_body = np.arange(points.shape[1])
+    trans[1:] = np.moveaxis(transition_costs(points[:-1], points[1:], lay.flip_permutation, whole_body, scale), -1, 0)
     return two_state_path(unary, trans).astype(bool)
 
 
