@@ -50,3 +50,50 @@ def test_live_stereo_without_enough_motion_shows_nothing():
     for _ in range(100):  # the same instant over and over: a static athlete
         assert live(clip.kp2d[0, 0], clip.conf[0, 0], clip.kp2d[1, 0], clip.conf[1, 0]) is None
     assert live.status == "degenerate" and live.angle_deg is None
+
+
+EXIT_WHILE_ESTIMATING = r"""
+import sys
+sys.path.insert(0, {tests!r})
+from test_geometry import _intrinsics, _synthetic_clip
+from mvcapture.pipeline.live_stereo import LiveStereo
+
+clip = _synthetic_clip(100.0, seconds=6.0, seed=5)
+live = LiveStereo(clip.image_size, _intrinsics(clip), fps=clip.fps, background=True, min_pairs=90, refit_s=1e9)
+for t in range(clip.num_frames):
+    live(clip.kp2d[0, t], clip.conf[0, t], clip.kp2d[1, t], clip.conf[1, t])
+assert live._worker is not None and live._worker.is_alive()  # an estimate (OpenCV inside) in flight
+print("exiting", flush=True)
+"""
+
+
+def test_interpreter_exit_waits_for_the_estimate_in_flight(tmp_path):
+    """The program ends while the live estimate runs in its thread (OpenCV's RANSAC inside): it must exit
+    cleanly. A daemon thread killed inside OpenCV at exit aborted the process (SIGABRT: "terminate called
+    without an active exception" here; "FATAL: exception not rethrown", exit code 134, when pytest ran the
+    Capture tab's live tests after another test file)."""
+    import subprocess
+
+    script = tmp_path / "exit_while_estimating.py"
+    script.write_text(EXIT_WHILE_ESTIMATING.format(tests=str(Path(__file__).parent)))
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "exiting" in done.stdout
+
+
+def test_closed_live_stereo_starts_no_new_estimate():
+    from test_geometry import _intrinsics, _synthetic_clip
+
+    from mvcapture.pipeline.live_stereo import LiveStereo
+
+    clip = _synthetic_clip(100.0, seconds=4.0, seed=5)
+    live = LiveStereo(clip.image_size, _intrinsics(clip), fps=clip.fps, background=False, min_pairs=30, refit_s=0.0)
+    for t in range(40):
+        live(clip.kp2d[0, t], clip.conf[0, t], clip.kp2d[1, t], clip.conf[1, t])
+    fits = live.fits
+    assert fits >= 1
+    live.close()
+    for t in range(40, 80):
+        live(clip.kp2d[0, t], clip.conf[0, t], clip.kp2d[1, t], clip.conf[1, t])
+    assert live.fits == fits and live.estimate is not None

@@ -66,6 +66,8 @@ class StereoLift(Protocol):
     def __call__(self, kp2d_a: np.ndarray, conf_a: np.ndarray, kp2d_b: np.ndarray,
                  conf_b: np.ndarray) -> np.ndarray | None: ...
 
+    # optional: `close()`, called by `LivePipeline.close` (stop background work)
+
 
 @dataclass
 class LiveFrameResult:
@@ -340,9 +342,12 @@ class LivePipeline:
         self.background_detect_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
 
     def close(self) -> None:
-        """Stop the background detector thread (if any) and the views' threads."""
+        """Stop the background detector thread (if any), the views' threads and the stereo hook's work
+        (its `close`, where it has one: `LiveStereo` waits for an estimate in flight)."""
         if self.background is not None:
             self.background.close()
+        if callable(getattr(self.stereo, "close", None)):
+            self.stereo.close()
         if self._view_pool is not None:
             self._view_pool.shutdown()
             self._view_pool = None

@@ -51,6 +51,7 @@ class LiveStereo:
         self._rig = None
         self._estimate = None
         self._worker: threading.Thread | None = None
+        self._closed = False
         self._last_fit = -np.inf
         self.fits = 0
 
@@ -91,12 +92,14 @@ class LiveStereo:
         now = time.monotonic()
         if len(self._history) < self.min_pairs or now - self._last_fit < self.refit_s:
             return
-        if self._worker is not None and self._worker.is_alive():
+        if self._closed or (self._worker is not None and self._worker.is_alive()):
             return
         self._last_fit = now
         data = list(self._history)
         if self.background:
-            self._worker = threading.Thread(target=self._fit, args=(data,), name="live-stereo", daemon=True)
+            # not a daemon: an estimate in flight at interpreter exit finishes (a few seconds) instead of being
+            # killed inside OpenCV, which aborts the process ("FATAL: exception not rethrown")
+            self._worker = threading.Thread(target=self._fit, args=(data,), name="live-stereo", daemon=False)
             self._worker.start()
         else:
             self._fit(data)
@@ -127,6 +130,13 @@ class LiveStereo:
         """Wait for an estimate in flight (tests, shutdown)."""
         if self._worker is not None:
             self._worker.join(timeout)
+
+    def close(self, timeout: float | None = 0.0) -> None:
+        """Start no further estimate; wait at most `timeout` s (default: not at all, so stopping live mode does
+        not wait for it) for the one in flight, which otherwise ends in its own thread (about a second per
+        1,000 pairs). The last estimate stays readable. `LivePipeline.close` calls it when capture stops."""
+        self._closed = True
+        self.join(timeout)
 
 
 def live_stereo_for(sources, height_m: float = 1.75) -> LiveStereo:
