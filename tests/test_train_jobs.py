@@ -222,7 +222,10 @@ def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolat
 
     cmd = [sys.executable, "-m", "mvcapture", "finetune", str(clips_dir), "--config-for-tests", "tiny",
            "--epochs", "300", "--batch-size", "4"]
-    cli = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    # Ctrl+C as in a terminal: a test run started in the background by a shell (`pytest &`) inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler; restore the default for the command
+    cli = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+                           preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None)
     deadline = time.time() + 300  # waits for the first step; generous, so a busy machine is no failure
     events_file = None
     while time.time() < deadline:
