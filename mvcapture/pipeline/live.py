@@ -259,8 +259,8 @@ class LivePipeline:
             `detect_every` pairs per view (and whenever tracking fails), its pose model on every view's
             athlete box, the views side by side on `view_workers` threads (one batched call with one);
             any other one runs `detect` on every frame.
-        lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it, undoing the detector's
-            left/right swaps in each window at the cameras' frame rate).
+        lifter: a `Lifter` (one `LiveLifter` sliding window per view is made from it; each frame's left/right
+            swaps by the detector are undone as it arrives, at the cameras' frame rate).
         num_views: number of sources.
         window: frames of the running alignment. refit_every: frames between re-fits.
         min_align_frames: frames with the athlete in both views before the first fit.
@@ -313,7 +313,7 @@ class LivePipeline:
         self.alignment = RunningAlignment(num_views, window, refit_every, min_align_frames)
         self.trackers: list = [None] * num_views
         self.lift_window = live_lift_window(lifter, lift_window)
-        # each view's detector swaps of left and right are undone in every lifted window (at 30 fps until `run`
+        # each view's frames have the detector's left/right swaps undone as they arrive (at 30 fps until `run`
         # knows the cameras' rate)
         self.lifters = [lifter.live(flip=flip, stride=lift_stride, window=self.lift_window, sides_fps=30.0)
                         for _ in range(num_views)]
@@ -343,7 +343,7 @@ class LivePipeline:
 
     def close(self) -> None:
         """Stop the background detector thread (if any), the views' threads and the stereo hook's work
-        (its `close`, where it has one: `LiveStereo` waits for an estimate in flight)."""
+        (its `close`, where it has one: `LiveStereo` starts no further estimate)."""
         if self.background is not None:
             self.background.close()
         if callable(getattr(self.stereo, "close", None)):
