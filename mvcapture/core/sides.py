@@ -148,8 +148,9 @@ def repair_side_swaps(kp2d_px: np.ndarray, conf: np.ndarray, fps: float, layout:
 
 class OnlineSideRepair:
     """`repair_side_swaps` for a live stream: frame by frame, each limb group's labelling decided at once from
-    the whole past (the forward pass of the same two-state Viterbi: a swap is undone from the frame it
-    starts in, and the labels stay undone until the motion jumps back).
+    the whole past (the forward pass of the same two-state Viterbi, with the torso length of the frames so far:
+    a swap is undone from the frame it starts in, and the labels stay undone until the motion jumps back;
+    where limbs cross, what follows cannot correct the choice as it does offline).
 
     Args:
         fps: frames per second of the stream (the swap cost is per second).
