@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mvcapture.core.sides import continuous_limb_order, median_torso_length, transition_costs, two_state_path
+from mvcapture.core.sides import continuous_limb_order, median_torso_length, transition_costs, viterbi_path
 from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
                                      H36M17_LIMB_GROUPS)
 from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones
@@ -562,7 +562,7 @@ def consistent_sides(points: np.ndarray, layout: str = "coco17") -> np.ndarray:
     trans = np.zeros((T, 2, 2))
     whole_body = np.arange(points.shape[1])
     trans[1:] = np.moveaxis(transition_costs(points[:-1], points[1:], lay.flip_permutation, whole_body, scale), -1, 0)
-    return two_state_path(unary, trans).astype(bool)
+    return viterbi_path(unary, trans).astype(bool)
 
 
 LIMB_SWAP_COST = 0.05  # cost per frame (torso lengths) of keeping a limb group's left/right swapped
