@@ -13,10 +13,11 @@ PERM = np.asarray(H36M17_FLIP_PERMUTATION)
 
 
 def _brute_force_path(unary, trans):
-    T = len(unary)
+    import itertools
+
+    T, S = unary.shape
     best, best_cost = None, np.inf
-    for code in range(2 ** T):
-        path = [(code >> t) & 1 for t in range(T)]
+    for path in itertools.product(range(S), repeat=T):
         cost = unary[0, path[0]] + sum(trans[t, path[t - 1], path[t]] + unary[t, path[t]] for t in range(1, T))
         if cost < best_cost:
             best, best_cost = path, cost
@@ -25,9 +26,24 @@ def _brute_force_path(unary, trans):
 
 def test_viterbi_path_matches_brute_force():
     rng = np.random.default_rng(3)
-    for _ in range(20):
-        unary, trans = rng.uniform(0, 1, (9, 2)), rng.uniform(0, 1, (9, 2, 2))
-        np.testing.assert_array_equal(viterbi_path(unary, trans), _brute_force_path(unary, trans))
+    for states, frames in ((2, 9), (4, 6)):  # one limb group; legs and arms jointly
+        for _ in range(10):
+            unary, trans = rng.uniform(0, 1, (frames, states)), rng.uniform(0, 1, (frames, states, states))
+            np.testing.assert_array_equal(viterbi_path(unary, trans), _brute_force_path(unary, trans))
+
+
+def test_groups_without_a_split_cost_are_decided_independently(shared_data):
+    """split_cost 0: the joint Viterbi over legs and arms gives each group's own two-state Viterbi."""
+    from mvcapture.io.bvh import bvh_to_h36m
+
+    pose = bvh_to_h36m(shared_data / "mocap" / "cmu" / "007_03.bvh", fps=30)[0].astype(np.float64)[:150]
+    noisy = pose + np.random.default_rng(4).normal(0, 0.04, pose.shape)
+    noisy[60:64, LEGS] = noisy[60:64][:, PERM[LEGS]]
+    joint = continuous_limb_order(noisy, PERM, H36M17_LIMB_GROUPS, (11, 14), (4, 1), 0.05, 0.0)
+    for group in (LEGS, ARMS):
+        alone = continuous_limb_order(noisy, PERM, (tuple(group),), (11, 14), (4, 1), 0.05, 0.0)
+        np.testing.assert_array_equal(joint[:, group], alone[:, group])
+    assert (joint[60:64, LEGS] == PERM[LEGS]).all()
 
 
 def _filmed(shared_data, fps=60.0):

@@ -11,6 +11,8 @@ states lets a group whose motion cannot tell (legs crossing) follow the other.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
@@ -64,11 +66,17 @@ def _group_states(groups: int) -> np.ndarray:
     return np.array(np.meshgrid(*[[0, 1]] * groups, indexing="ij")).reshape(groups, -1).T
 
 
-def median_torso_length(points: np.ndarray, shoulders: tuple, hips: tuple) -> float:
-    """Median over frames of the distance mid-shoulders to mid-hips of (T, J, D) points (NaN where missing);
-    1.0 when no frame shows the torso."""
+def torso_lengths(points: np.ndarray, shoulders: tuple, hips: tuple) -> np.ndarray:
+    """(..., J, D) points → (...,) distance mid-shoulders to mid-hips (NaN where one of them is missing)."""
     (ls, rs), (lh, rh) = shoulders, hips
-    torso = np.linalg.norm(0.5 * (points[:, ls] + points[:, rs]) - 0.5 * (points[:, lh] + points[:, rh]), axis=-1)
+    return np.linalg.norm(0.5 * (points[..., ls, :] + points[..., rs, :])
+                          - 0.5 * (points[..., lh, :] + points[..., rh, :]), axis=-1)
+
+
+def median_torso_length(points: np.ndarray, shoulders: tuple, hips: tuple) -> float:
+    """Median over frames of the torso length of (T, J, D) points (NaN where missing); 1.0 when no frame shows
+    the torso."""
+    torso = torso_lengths(points, shoulders, hips)
     return float(np.nanmedian(torso)) if np.isfinite(torso).any() else 1.0
 
 
@@ -94,14 +102,14 @@ def transition_costs(before: np.ndarray, after: np.ndarray, flip_permutation, gr
 
 
 def continuous_limb_order(points: np.ndarray, flip_permutation, limb_groups, shoulders: tuple, hips: tuple,
-                          swap_cost: float, split_cost: float | None = None) -> np.ndarray:
+                          swap_cost: float, split_cost: float = 0.0) -> np.ndarray:
     """Per frame, the joint order that keeps each limb group's left and right sides continuous over time.
 
-    A Viterbi over frames whose states say, per group, "as labelled" or "sides exchanged": the transition cost
-    is each group's mean joint displacement between consecutive frames in torso lengths (median over the
-    track), summed over the groups; each exchanged group costs `swap_cost` per frame. With `split_cost` None
-    the groups are decided independently (two states each); else jointly (2^G states), and states where the
-    groups disagree cost `split_cost` more per frame.
+    A Viterbi over frames whose states say, per group, "as labelled" or "sides exchanged" (2^G states): the
+    transition cost is each group's mean joint displacement between consecutive frames in torso lengths
+    (median over the track), summed over the groups; each exchanged group costs `swap_cost` per frame, and
+    states where the groups disagree cost `split_cost` more (0: every cost splits by group, so the groups are
+    decided independently).
 
     Args:
         points: (T, J, D) points (2D pixels or 3D metres; NaN where missing).
@@ -120,23 +128,13 @@ def continuous_limb_order(points: np.ndarray, flip_permutation, limb_groups, sho
         return order
     perm = np.asarray(flip_permutation)
     scale = median_torso_length(points, shoulders, hips)
-    steps = [np.moveaxis(transition_costs(points[:-1], points[1:], perm, g, scale), -1, 0)  # (T-1, 2, 2) each
-             for g in limb_groups]
-    decided = []  # (T, G) state per group
-    if split_cost is None:
-        for step in steps:
-            trans = np.zeros((T, 2, 2))
-            trans[1:] = step
-            unary = np.tile([0.0, swap_cost], (T, 1))
-            decided.append(viterbi_path(unary, trans))
-        decided = np.stack(decided, -1)
-    else:
-        states = _group_states(len(steps))                                          # (S, G)
-        trans = np.zeros((T, len(states), len(states)))
-        for k, step in enumerate(steps):
-            trans[1:] += step[:, states[:, k][:, None], states[:, k][None, :]]
-        unary = np.tile(_state_costs(states, swap_cost, split_cost), (T, 1))
-        decided = states[viterbi_path(unary, trans)]
+    states = _group_states(len(limb_groups))                                        # (S, G)
+    trans = np.zeros((T, len(states), len(states)))
+    for k, group in enumerate(limb_groups):
+        step = np.moveaxis(transition_costs(points[:-1], points[1:], perm, group, scale), -1, 0)  # (T-1, 2, 2)
+        trans[1:] += step[:, states[:, k][:, None], states[:, k][None, :]]
+    unary = np.tile(_state_costs(states, swap_cost, split_cost), (T, 1))
+    decided = states[viterbi_path(unary, trans)]                                    # (T, G)
     for k, group in enumerate(limb_groups):
         g = np.asarray(group)
         order[np.ix_(decided[:, k] == 1, g)] = perm[g][None, :]
@@ -147,6 +145,15 @@ def _state_costs(states: np.ndarray, swap_cost: float, split_cost: float) -> np.
     """(S,) per-frame cost of each joint state (S, G): `swap_cost` per exchanged group, `split_cost` where the
     groups disagree."""
     return swap_cost * states.sum(1) + split_cost * (states.min(1) != states.max(1))
+
+
+def _layout_for(layout: str, fps: float) -> tuple:
+    """The (flip permutation, limb groups, shoulders, hips) of `layout`, after checking it and `fps`."""
+    if layout not in _LAYOUTS:
+        raise ValueError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return _LAYOUTS[layout]
 
 
 def repair_side_swaps(kp2d_px: np.ndarray, conf: np.ndarray, fps: float, layout: str = "h36m17",
@@ -166,14 +173,10 @@ def repair_side_swaps(kp2d_px: np.ndarray, conf: np.ndarray, fps: float, layout:
         kp2d_px (T, 17, 2) and conf (T, 17) relabelled (same dtypes), and order (T, 17) int: the source joint
         of each joint per frame (np.arange(17) where nothing was exchanged).
     """
-    if layout not in _LAYOUTS:
-        raise ValueError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
+    perm, groups, shoulders, hips = _layout_for(layout, fps)
     kp2d_px, conf = np.asarray(kp2d_px), np.asarray(conf)
     if kp2d_px.ndim != 3 or kp2d_px.shape[1:] != (17, 2) or conf.shape != kp2d_px.shape[:2]:
         raise ValueError(f"kp2d_px must be (T, 17, 2) and conf (T, 17), got {kp2d_px.shape} and {conf.shape}")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    perm, groups, shoulders, hips = _LAYOUTS[layout]
     points = np.where((conf >= MIN_CONF_2D)[..., None], kp2d_px, np.nan)
     order = continuous_limb_order(points, perm, groups, shoulders, hips, swap_cost_per_s / float(fps),
                                   split_cost_per_s / float(fps))
@@ -196,12 +199,8 @@ class OnlineSideRepair:
 
     def __init__(self, fps: float, layout: str = "h36m17", swap_cost_per_s: float = SWAP_COST_2D_PER_S,
                  split_cost_per_s: float = SPLIT_COST_2D_PER_S):
-        if layout not in _LAYOUTS:
-            raise ValueError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
-        if not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self.perm, self.groups, self.shoulders, self.hips = _LAYOUTS[layout]
-        self.perm = np.asarray(self.perm)
+        perm, self.groups, self.shoulders, self.hips = _layout_for(layout, fps)
+        self.perm = np.asarray(perm)
         self.fps = float(fps)
         self.states = _group_states(len(self.groups))                               # (S, G)
         self.state_cost = _state_costs(self.states, swap_cost_per_s / self.fps, split_cost_per_s / self.fps)
@@ -211,15 +210,15 @@ class OnlineSideRepair:
         """Forget the past (a new take or a lost athlete)."""
         self._previous: np.ndarray | None = None  # (17, 2) the last frame as detected, NaN where unseen
         self._cost = np.zeros(len(self.states))
-        self._torso: list[float] = []
+        self._torso: deque = deque(maxlen=TORSO_FRAMES)
 
     def push(self, kp2d_px: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One frame: kp2d_px (17, 2) pixels, conf (17,) → the frame relabelled (same shapes) and its order (17,)."""
         kp2d_px, conf = np.asarray(kp2d_px), np.asarray(conf)
         points = np.where((conf >= MIN_CONF_2D)[:, None], kp2d_px, np.nan).astype(np.float64)
-        torso = median_torso_length(points[None], self.shoulders, self.hips)
-        if np.isfinite(points[list(self.shoulders + self.hips)]).all() and torso > 0:
-            self._torso = (self._torso + [torso])[-TORSO_FRAMES:]
+        torso = float(torso_lengths(points, self.shoulders, self.hips))
+        if torso > 0:  # False for NaN: the torso not seen
+            self._torso.append(torso)
         scale = float(np.median(self._torso)) if self._torso else 1.0
         if self._previous is None:
             self._cost = self.state_cost.copy()

@@ -54,6 +54,8 @@ LIVE_WINDOW = 27
 def live_lift_window(lifter, wanted: int | None = LIVE_WINDOW) -> int:
     """Frames one live lift of `lifter` sees: `wanted` capped at the model's window (None: the model's)."""
     return lifter.window if wanted is None else min(int(wanted), lifter.window)
+
+
 # Niceness added to the background person detector's thread: the frame pairs' threads win the cores.
 BACKGROUND_DETECT_NICE = 10
 
