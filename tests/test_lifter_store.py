@@ -58,3 +58,18 @@ def test_earlier_default_stays_loadable_by_name(tmp_path, monkeypatch):
     (lifter_dir / "default.pt").unlink()
     with pytest.raises(ModelNotFoundError, match="default lifter weights are missing"):
         load_lifter("default")
+
+
+def test_the_shipped_earlier_default_is_the_one_before():
+    """Issue #17: the GPU-trained default replaced the CPU-trained one, which stays loadable as `default-v1`
+    (its own weights, sha256-checked on load, its own card and metrics), and `default` names it as parent."""
+    if not (default_weights_path().parent / "default-v1.pt").is_file():
+        pytest.fail("resources/lifter/default-v1.pt is missing: the earlier default must stay loadable by name")
+    old, new = load_lifter("default-v1", device="cpu"), load_lifter("default", device="cpu")
+    assert old.card["version"] == "default-v1" and new.card["parent_version"] == "default-v1"
+    assert old.card["sha256"] != new.card["sha256"]
+    assert [s["stage"] for s in new.card["training_stages"]] == [s["stage"] for s in old.card["training_stages"]] + [5]
+    x = torch.randn(1, old.window, 17, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (old.model(x) - new.model(x)).abs().max() > 1e-3
+    assert [v.version for v in store.shipped_versions()] == ["default-v1"]

@@ -308,13 +308,13 @@ def test_demo_with_gui_says_when_the_app_is_missing(tiny_weights, no_detector_we
 @pytest.mark.skipif(not default_weights_path().is_file(),
                     reason="resources/lifter/default.pt is not there yet (the trained default lifter)")
 def test_demo_camera_angle_close_to_calibration(no_detector_weights):
-    """The trained default lifter on the real demo. Measured with the shipped lifter (stage 4, trained with
-    high synthetic cameras too): rotation 169.7° against the calibration's 131.7° (+38.0°), optical axes
-    143.2° against 101.5° (+41.7°; the stage-2 lifter trained on tripod heights only: +40.2° / +58.1°).
-    Its poses are still too flat on this real clip (depth spread 0.34 / 0.22 of the width; triangulated
-    truth 0.33-0.52), which pulls the fit towards the 180° mirror solution. With exact 3D the same
-    pipeline is within 0.1° (test_demo_angles_from_triangulated_3d). The bounds below are that measurement
-    plus a margin, so a regression of the pipeline or the lifter shows."""
+    """The trained default lifter on the real demo. Measured with the shipped lifter (stage 5, GPU-trained with
+    augmented motion and realistic cameras): rotation 172.6° against the calibration's 131.7° (+40.9°), optical
+    axes 137.7° against 101.5° (+36.1°); default-v1 (stage 4, high synthetic cameras): +38.0° / +41.7°; the
+    stage-2 lifter trained on tripod heights only: +40.2° / +58.1°. Its poses are still too flat in cam04 on
+    this real clip (depth / width 0.46 against 0.57 triangulated), which pulls the fit towards the 180° mirror
+    solution. With exact 3D the same pipeline is within 0.1° (test_demo_angles_from_triangulated_3d). The
+    bounds below are those measurements plus a margin, so a regression of the pipeline or the lifter shows."""
     from mvcapture.pipeline.demo import calibration_angles, demo_session
 
     pipeline = SessionPipeline(demo_session(), model="default")
@@ -324,7 +324,7 @@ def test_demo_camera_angle_close_to_calibration(no_detector_weights):
     error = rotation - calib["relative_rotation_deg"]
     axis_error = pipeline.metrics["camera_axis_angle_deg"][1] - calib["optical_axis_angle_deg"]
     assert abs(error) < 42.0, f"camera rotation {rotation:.1f}° ({error:+.1f}° from the calibration)"
-    assert abs(axis_error) < 46.0, f"optical axes {axis_error:+.1f}° from the calibration"
+    assert abs(axis_error) < 40.0, f"optical axes {axis_error:+.1f}° from the calibration"
 
 
 @pytest.mark.skipif(not default_weights_path().is_file(), reason="resources/lifter/default.pt is not there yet")

@@ -343,7 +343,7 @@ def test_store_versions_are_never_overwritten_and_activation_rolls_back(tmp_path
     store.activate(v1.version)  # rollback
     assert store.active_version() == "v0001"
     assert v1.weights.read_bytes() == before
-    assert [v.version for v in store.list_versions() if v.version != "default"] == ["v0001", "v0002"]
+    assert [v.version for v in store.user_versions()] == ["v0001", "v0002"]
     with pytest.raises(Exception):
         store.activate("v0099")
     out = store.export_version("v0002", tmp_path / "exported.pt")

@@ -67,7 +67,7 @@ def test_killed_job_leaves_active_model_intact_and_is_resumable(clips_dir, tmp_p
             break
     assert not job.running()
     assert store.active_version() == previous.version
-    assert [v.version for v in store.list_versions() if v.version != "default"] == [previous.version]
+    assert [v.version for v in store.user_versions()] == [previous.version]
     assert previous.weights.read_bytes() == before
     state = torch.load(job.job_dir / "checkpoint.pt", weights_only=True)
     assert state["global_step"] >= 1
@@ -242,7 +242,7 @@ def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolat
     last = json.loads(events_file.read_text().splitlines()[-1])
     assert last["event"] == "cancelled"
     assert (events_file.parent / "checkpoint.pt").is_file()
-    assert not [v for v in store.list_versions() if v.version != "default"]
+    assert not store.user_versions()
 
 
 def test_a_job_runs_in_one_worker_at_a_time(tmp_path):

@@ -118,17 +118,19 @@ def get_version(version: str) -> ModelVersion:
     return ModelVersion(version, weights, read_card(weights))
 
 
+def user_versions() -> list[ModelVersion]:
+    """The versions trained and registered in the user's store (`vNNNN`), oldest first."""
+    return [ModelVersion(d.name, d / WEIGHTS_NAME, read_card(d / WEIGHTS_NAME))
+            for d in _version_dirs() if (d / WEIGHTS_NAME).is_file()]
+
+
 def list_versions() -> list[ModelVersion]:
     """All versions, oldest first; `default` first when the shipped weights exist, then the earlier shipped
     defaults (`default-v1`, ...), then the user's versions."""
     out = []
     if default_weights().is_file():
         out.append(ModelVersion(DEFAULT_VERSION, default_weights(), read_card(default_weights())))
-    out.extend(shipped_versions())
-    for d in _version_dirs():
-        if (d / WEIGHTS_NAME).is_file():
-            out.append(ModelVersion(d.name, d / WEIGHTS_NAME, read_card(d / WEIGHTS_NAME)))
-    return out
+    return out + shipped_versions() + user_versions()
 
 
 def active_version() -> str:
