@@ -3,10 +3,14 @@ and their focal lengths from the 2D tracks of a whole recording, with an honest 
 recordings that cannot tell (cameras too close in angle, a static athlete, too few shared joints), and
 the triangulated 3D track.
 
-Stages: (1) 5-point RANSAC on all shared (frame, joint) correspondences over a sweep of focal lengths
-when they are unknown; (2) each frame's left/right labelling of view b chosen to fit the epipolar
-geometry; (3) Sampson refinement; (4) bundle adjustment over a subset of frames with bone-length and
-symmetry priors; (5) a block bootstrap over frames for the uncertainty of the camera angle.
+Stages: (1) 5-point RANSAC on all shared (frame, joint) correspondences; (2) each frame's left/right
+labelling of view b chosen to fit the epipolar geometry; (3) Sampson refinement; with unknown lenses, a
+sweep of view a's focal length with view b's fitted to the epipolar geometry (or of the one unknown lens),
+each candidate scored by how well one rigid skeleton explains both views (`bundle.rigid_skeleton_cost`: the
+epipolar geometry alone cannot tell the focal lengths when the optical axes meet, as they do when both
+cameras aim at the athlete), then the focal lengths refined on that cost; (4) bundle adjustment over a
+subset of frames with bone-length and symmetry priors; (5) a block bootstrap over frames for the
+uncertainty of the camera angle.
 
 Keypoints are COCO-17 pixels of the two views on one time base (T frames); the output frame is view a's
 camera frame (x right, y down, z forward) and view b sees X_a at R X_a + t, |t| = 1 until scaled.
@@ -23,7 +27,7 @@ import numpy as np
 from mvcapture.core.sides import continuous_limb_order, median_torso_length, transition_costs, viterbi_path
 from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
                                      H36M17_LIMB_GROUPS)
-from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones
+from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones, rigid_skeleton_cost
 from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
                                           refine_relative_pose, sampson_distance)
 from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg,
@@ -79,6 +83,9 @@ MIN_TRIANGULATION_DEG = 15.0   # cameras closer than this in angle, seen from th
 MIN_MOTION = 0.08              # athlete's movement (joint spread over time / body size) below this: static
 BA_FRAMES = 120                # frames entering the bundle adjustment (evenly spread)
 RANSAC_MAX_POINTS = 4000       # correspondences entering RANSAC and the sweep (evenly spread)
+VALLEY_POINTS = 2000           # unknown lenses: correspondences refitting the pose for each focal-length candidate
+PROFILE_FRAMES = 300           # unknown lenses: frames on which a rigid skeleton scores each candidate
+FOCAL_REFINE_EVALS = 60        # unknown lenses: cost evaluations refining the focal lengths between sweep steps
 VFOV_SWEEP_DEG = np.arange(40.0, 90.1, 2.5)  # focal lengths tried when a view's lens is unknown (phones, webcams)
 BOOTSTRAP = 25                 # block-bootstrap re-estimates of the pose (RANSAC + refinement each)
 BOOTSTRAP_POINTS = 1500        # correspondences per bootstrap re-estimate
@@ -209,19 +216,6 @@ def _motion(kp: np.ndarray, seen: np.ndarray) -> float:
     return float(np.median(spread) / size)
 
 
-def _bone_cv_per_frame(points: np.ndarray, bones) -> np.ndarray:
-    """(N, 17, 3) points → (N,) mean squared relative deviation of each rigid bone from its median."""
-    b = np.asarray(bones)
-    length = np.linalg.norm(points[:, b[:, 1]] - points[:, b[:, 0]], axis=-1)
-    with warnings.catch_warnings():  # a bone never triangulated: its median is NaN and it counts for nothing
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(length, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dev = (length / np.where(med > 0, med, np.nan) - 1.0) ** 2
-    seen = np.isfinite(dev)
-    return np.where(seen, dev, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1)
-
-
 def _camera_matrices(R, t, fa, fb) -> np.ndarray:
     Ka, Kb = np.diag([fa, fa, 1.0]), np.diag([fb, fb, 1.0])
     return np.stack([Ka @ np.hstack([np.eye(3), np.zeros((3, 1))]), Kb @ np.hstack([R, t.reshape(3, 1)])])
@@ -241,6 +235,70 @@ def _blocks(n_frames: int, block: int, rng: np.random.Generator) -> np.ndarray:
     n_blocks = max(1, int(np.ceil(n_frames / block)))
     starts = rng.integers(0, max(1, n_frames - block + 1), n_blocks)
     return (starts[:, None] + np.arange(block)).ravel()[:n_frames]
+
+
+def _focal_valley(corr: tuple, start: tuple, focals_a: list, limits_b: tuple[float, float]) -> list:
+    """Both lenses unknown: for each focal length of view a (a sweep, in pixels), the relative pose and view
+    b's focal length that fit the epipolar geometry best (Sampson refinement, view b's focal length free),
+    warm-started from the neighbouring candidate, outward from the sweep's middle.
+
+    Args:
+        corr: (pa, pb, w) correspondences: (N, 2) centred pixels of views a and b, (N,) weights.
+        start: a fit (R, t, ...) near the sweep's middle. limits_b: plausible focal lengths of view b (px).
+
+    Returns:
+        One fit (R, t, focal_a, focal_b, Sampson residuals, weights, 1.0) per focal length of view a, None
+        where view b's focal length leaves `limits_b`.
+    """
+    pa, pb, w = corr
+    n = len(focals_a)
+    m = n // 2
+    out: list = [None] * n
+    for order in (range(m, n), range(m - 1, -1, -1)):
+        # each direction starts from the middle: the first from `start`, the second from the middle's fit
+        R0, t0, fb0 = (start[0], start[1], float(np.clip(start[3], *limits_b))) if order.start == m else mid_state
+        for k in order:
+            with np.errstate(over="ignore", invalid="ignore"):  # view b's focal length may run off to infinity
+                R0, t0, _, fb, res = refine_relative_pose(pa, pb, w, R0, t0, focals_a[k], fb0,
+                                                          free_focal=(False, True), max_nfev=60)
+            if limits_b[0] <= fb <= limits_b[1]:
+                out[k] = (R0, t0, float(focals_a[k]), float(fb), res, w, 1.0)
+            fb0 = float(np.clip(fb, *limits_b))
+            if k == m:
+                mid_state = (R0, t0, fb0)
+    return out
+
+
+def _refine_focals(corr: tuple, cam: tuple, free: tuple[bool, bool], limits: list, cost) -> tuple:
+    """The free focal lengths of `cam` = (R, t, focal_a, focal_b) moved to the minimum of `cost(R, t, fa, fb)`
+    (Nelder-Mead on their logarithms within `limits` (2 × (lo, hi) px); for each trial the relative pose is
+    refitted to the correspondences `corr` = (pa, pb, w) with the focal lengths fixed, from `cam`'s pose).
+
+    Returns:
+        The best (R, t, focal_a, focal_b) evaluated (`cam` itself when nothing is better).
+    """
+    from scipy.optimize import minimize
+
+    R0, t0, fa0, fb0 = cam
+    pa, pb, w = corr
+    idx = [v for v in (0, 1) if free[v]]
+    lo, hi = np.log([limits[v][0] for v in idx]), np.log([limits[v][1] for v in idx])
+    best = [float(cost(R0, t0, fa0, fb0)), cam]
+
+    def objective(x):
+        f = np.array([fa0, fb0], np.float64)
+        f[idx] = np.exp(np.clip(x, lo, hi))
+        R, t = refine_relative_pose(pa, pb, w, R0, t0, f[0], f[1], max_nfev=60)[:2]
+        c = float(cost(R, t, f[0], f[1]))
+        if c < best[0]:
+            best[:] = [c, (R, t, float(f[0]), float(f[1]))]
+        return c
+
+    x0 = np.log([fa0, fb0])[idx]
+    simplex = np.vstack([x0, x0 + 0.08 * np.eye(len(idx))])
+    minimize(objective, x0, method="Nelder-Mead",
+             options={"initial_simplex": simplex, "xatol": 0.004, "fatol": 0.5, "maxfev": FOCAL_REFINE_EVALS})
+    return best[1]
 
 
 def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_b: np.ndarray,
@@ -360,33 +418,55 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         labels[~shared_frames] = np.arange(17)
         first = fit(*mid[:2], labels, mid[2]) or first
 
-    # sweep: per candidate the fit and a per-frame cost (robust epipolar error + bone-length constancy)
+    # sweep: per candidate the fit and a per-frame cost
     fits, costs = [], []
-    sigma = 4.0
-    for fa, fb, thr in candidates:
-        r = fit(fa, fb, labels, thr)
-        if r is None:
-            fits.append(None)
-            costs.append(np.full(len(frames), np.inf))
-            continue
-        R, t, fa2, fb2 = r[:4]
-        F = fundamental_from_essential(essential_from_Rt(R, t), fa2, fb2)
-        xb_l, sb = relabel(xb, labels, frames), relabel(seen_b, labels, frames)
-        both = seen_a[frames] & sb
-        e = sampson_distance(F, xa[frames], xb_l) / sigma
-        cost = np.where(both, np.log1p(e ** 2), 0.0).sum(-1)
-        if not all(known):
-            P = _camera_matrices(R, t, fa2, fb2)
-            X = triangulate_points(P, np.stack([xa[frames], xb_l]), np.stack([both, both]).astype(float))
-            cost = cost + _bone_cv_per_frame(X, lay.rigid_bones) / 0.05 ** 2
-        fits.append(r)
-        costs.append(cost)
-    costs = np.array(costs)                      # (candidates, frames)
+    if all(known):
+        # known lenses: the robust epipolar error of each RANSAC threshold's fit
+        for fa, fb, thr in candidates:
+            r = fit(fa, fb, labels, thr)
+            if r is None:
+                fits.append(None)
+                costs.append(np.full(len(frames), np.inf))
+                continue
+            F = fundamental_from_essential(essential_from_Rt(r[0], r[1]), r[2], r[3])
+            xb_l, sb = relabel(xb, labels, frames), relabel(seen_b, labels, frames)
+            e = sampson_distance(F, xa[frames], xb_l) / 4.0
+            fits.append(r)
+            costs.append(np.where(seen_a[frames] & sb, np.log1p(e ** 2), 0.0).sum(-1))
+    else:
+        # unknown lenses: the epipolar error cannot tell the focal lengths when the optical axes (nearly) meet
+        # — the usual set-up, both cameras aimed at the athlete — so each candidate is scored by how well ONE
+        # rigid skeleton explains both views on an even subset of frames (bundle.rigid_skeleton_cost)
+        prof = frames[_even_subset(len(frames), PROFILE_FRAMES)]
+        xb_p = relabel(xb, labels, prof)
+        wa_p = np.where(seen_a[prof], conf_a[prof], 0.0)
+        wb_p = np.where(relabel(seen_b, labels, prof), relabel(conf_b, labels, prof), 0.0)
+
+        def skeleton_cost(R_, t_, fa_, fb_):
+            return rigid_skeleton_cost(xa[prof], xb_p, wa_p, wb_p, R_, t_, fa_, fb_, bones=lay.rigid_bones,
+                                       symmetric=lay.symmetric_bones)
+
+        limits = [(float(focal_from_vfov(VFOV_SWEEP_DEG[-1] + 10.0, h)), float(focal_from_vfov(VFOV_SWEEP_DEG[0] - 10.0, h)))
+                  for h in (height_a, height_b)]
+        pa, pb, w, _ = correspondences(sel_corr, labels)
+        keep = _even_subset(len(pa), VALLEY_POINTS)
+        corr = (pa[keep], pb[keep], w[keep])
+        if any(known):
+            fits = [fit(fa, fb, labels, thr) for fa, fb, thr in candidates]
+        else:
+            fits = _focal_valley(corr, first, [c[0] for c in candidates], limits[1])
+        costs = [skeleton_cost(*r[:4]) if r is not None else np.full(len(prof), np.inf) for r in fits]
+    costs = np.array(costs)                      # (candidates, frames or profile frames)
     best = int(np.argmin(costs.sum(-1)))
     if fits[best] is None:
         est.notes.append("no epipolar geometry fits the two views' keypoints")
         return est
     R, t, fa, fb = fits[best][:4]
+    if not all(known):
+        # between the sweep's steps: the unknown focal lengths refined on the same cost (two of them free: the
+        # family they trade along is not the sweep's line when the two lenses differ)
+        R, t, fa, fb = _refine_focals(corr, (R, t, fa, fb), (not known[0], not known[1]), limits,
+                                      lambda *cam: float(skeleton_cost(*cam).sum()))
     est.n_correspondences = int(len(fits[best][4]))
 
     # bundle adjustment, then the bootstrap; a bootstrap re-estimate that fits ALL the data clearly better than
@@ -461,18 +541,23 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
             cand_angles = np.array([optical_axes_angle_deg(f[0]) if f is not None else np.nan for f in fits])
             cand_f = np.array([[f[2], f[3]] if f is not None else [np.nan, np.nan] for f in fits])
             winners = []
+            n_prof = costs.shape[1]             # the profile's frames: `block` scaled to their spacing
+            block_p = max(1, int(round(block * n_prof / len(frames))))
             for _ in range(BOOTSTRAP * 5):
-                idx = _blocks(len(frames), block, rng)
+                idx = _blocks(n_prof, block_p, rng)
                 winners.append(int(np.argmin(costs[:, idx].sum(-1))))
             winners = np.array(winners)
             angles = cand_angles[winners] + (est.axis_angle_deg - cand_angles[best])
-            # the cost does not pin the focal length down (on synthetic clips its minimum sat at the sweep's ends
-            # as often as at the truth): every plausible lens stays in the interval
+            # on synthetic sessions the rigid-skeleton cost finds the focal lengths (median error ~4 %), but a real
+            # detector's keypoints are not the joint centres of a rigid skeleton: every plausible lens (every
+            # candidate the epipolar geometry allows) stays in the interval
             near = np.isfinite(cand_angles)
             lo = min(np.percentile(angles, 2.5), np.nanmin(cand_angles[near]), est.axis_angle_deg)
             hi = max(np.percentile(angles, 97.5), np.nanmax(cand_angles[near]), est.axis_angle_deg)
-            # the sweep's grid spacing is itself an uncertainty
-            step = np.nanmax(np.abs(np.diff(cand_angles))) if len(cand_angles) > 1 else 0.0
+            # the sweep's grid spacing is itself an uncertainty (between plausible candidates; with one alone,
+            # nothing says how fast the angle changes with the lens: as wide as an uncertain interval)
+            plausible = cand_angles[near]
+            step = float(np.max(np.abs(np.diff(plausible)))) if len(plausible) > 1 else MAX_INTERVAL_DEG
             lo, hi = lo - step, hi + step
             fw = np.concatenate([cand_f[winners], cand_f[near]])
             est.focal_interval_px = tuple((float(np.nanmin(fw[:, v])), float(np.nanmax(fw[:, v]))) for v in (0, 1))
