@@ -446,7 +446,8 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
             return rigid_skeleton_cost(xa[prof], xb_p, wa_p, wb_p, R_, t_, fa_, fb_, bones=lay.rigid_bones,
                                        symmetric=lay.symmetric_bones)
 
-        limits = [(float(focal_from_vfov(VFOV_SWEEP_DEG[-1] + 10.0, h)), float(focal_from_vfov(VFOV_SWEEP_DEG[0] - 10.0, h)))
+        # plausible lenses: the sweep's fields of view widened by 10° on either side (30–100°)
+        limits = [tuple(float(focal_from_vfov(v, h)) for v in (VFOV_SWEEP_DEG[-1] + 10.0, VFOV_SWEEP_DEG[0] - 10.0))
                   for h in (height_a, height_b)]
         pa, pb, w, _ = correspondences(sel_corr, labels)
         keep = _even_subset(len(pa), VALLEY_POINTS)
@@ -548,7 +549,7 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
                 winners.append(int(np.argmin(costs[:, idx].sum(-1))))
             winners = np.array(winners)
             angles = cand_angles[winners] + (est.axis_angle_deg - cand_angles[best])
-            # on synthetic sessions the rigid-skeleton cost finds the focal lengths (median error ~4 %), but a real
+            # on synthetic sessions the rigid-skeleton cost finds the focal lengths (median error 3 %), but a real
             # detector's keypoints are not the joint centres of a rigid skeleton: every plausible lens (every
             # candidate the epipolar geometry allows) stays in the interval
             near = np.isfinite(cand_angles)
