@@ -23,7 +23,8 @@ res = Path("resources/lifter")
 old_card = json.loads((res / "default.json").read_text())
 if not (res / "default-v1.pt").is_file():
     shutil.copyfile(res / "default.pt", res / "default-v1.pt")
-    card_v1 = dict(old_card, version="default-v1", weights_file="default-v1.pt",
+    card_v1 = dict(old_card, version="default-v1", weights_file="default-v1.pt", parent_version=None,
+                   name="mvcapture default lifter (small), stages 1-4 on a CPU",
                    superseded="2026-12-04 by the GPU-trained default (stage 5); loadable by name: `--model default-v1`")
     (res / "default-v1.json").write_text(json.dumps(card_v1, indent=1, ensure_ascii=False) + "\n")
 
@@ -74,7 +75,7 @@ stage5 = {
     "metrics": {"eval_set": old_card["metrics"]["eval_set"], "n_clips": 48, **metrics_s4},
 }
 card = {
-    "name": "mvcapture default lifter (small)",
+    "name": "mvcapture default lifter (small), stage 5 on a GPU",
     "version": "default",
     "parent_version": "default-v1",
     "training_data": old_card["training_data"] + [{
