@@ -509,6 +509,18 @@ def test_stage_caching_resume_and_force(rect_session, detector, tiny_lifter):
     assert other_height.ran == ["lift/view0", "lift/view1", "stereo", "analysis"]
 
 
+def test_a_changed_side_repair_setting_lifts_again(rect_session, detector, tiny_lifter, monkeypatch):
+    """The lift stage's cache key holds every setting of the detector's side repair: with only the swap cost
+    in it, a changed split cost (legs and arms in different states) reused lifts repaired the old way."""
+    import mvcapture.pipeline.process as process_module
+
+    SessionPipeline(rect_session, model=tiny_lifter, detector=detector).run()
+    monkeypatch.setattr(process_module, "SPLIT_COST_2D_PER_S", 0.0)
+    again = SessionPipeline(rect_session, model=tiny_lifter, detector=detector)
+    again.run()
+    assert again.ran == ["lift/view0", "lift/view1", "stereo", "analysis"]
+
+
 def test_cancel_then_resume(rect_session, detector, tiny_lifter):
     cancel = threading.Event()
 

@@ -197,15 +197,13 @@ def rigid_skeleton_cost(xa_px: np.ndarray, xb_px: np.ndarray, weight_a: np.ndarr
     Returns:
         (T,) cost per frame (0 for a frame with no joint seen by both views).
     """
-    from mvcapture.geometry.triangulation import projection_from_KRt, triangulate_points
+    from mvcapture.geometry.triangulation import triangulate_points, two_view_projections
 
     xa = np.nan_to_num(np.asarray(xa_px, np.float64))
     xb = np.nan_to_num(np.asarray(xb_px, np.float64))
     wa, wb = np.maximum(np.nan_to_num(weight_a), 0.0), np.maximum(np.nan_to_num(weight_b), 0.0)
     R, t = np.asarray(R, np.float64), np.asarray(t, np.float64).reshape(3)
-    P = np.stack([projection_from_KRt(np.diag([focal_a, focal_a, 1.0]), np.eye(3), np.zeros(3)),
-                  projection_from_KRt(np.diag([focal_b, focal_b, 1.0]), R, t)])
-    X = triangulate_points(P, np.stack([xa, xb]), np.stack([wa, wb]))
+    X = triangulate_points(two_view_projections(R, t, focal_a, focal_b), np.stack([xa, xb]), np.stack([wa, wb]))
     X = refine_points_with_bones(X, xa, xb, wa, wb, R, t, focal_a, focal_b, bones=bones, symmetric=symmetric,
                                  noise_fraction=noise_fraction, sigma_bone=sigma_bone, iterations=iterations)
     cost = np.zeros(X.shape[0])

@@ -32,7 +32,7 @@ from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, 
                                           refine_relative_pose, sampson_distance)
 from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg,
                                            rotation_angle_deg, vfov_from_focal)
-from mvcapture.geometry.triangulation import triangulate_points
+from mvcapture.geometry.triangulation import triangulate_points, two_view_projections
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +216,6 @@ def _motion(kp: np.ndarray, seen: np.ndarray) -> float:
     return float(np.median(spread) / size)
 
 
-def _camera_matrices(R, t, fa, fb) -> np.ndarray:
-    Ka, Kb = np.diag([fa, fa, 1.0]), np.diag([fb, fb, 1.0])
-    return np.stack([Ka @ np.hstack([np.eye(3), np.zeros((3, 1))]), Kb @ np.hstack([R, t.reshape(3, 1)])])
-
-
 def triangulation_angle_deg(R: np.ndarray, t: np.ndarray, points: np.ndarray) -> float:
     """Angle at the athlete (median of the points (..., 3), view a's frame) between the two camera centres."""
     centre = np.nanmedian(points.reshape(-1, 3), axis=0)
@@ -387,11 +382,12 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         R, t, fa2, fb2, res = refine_relative_pose(pa, pb, w, R, t, fa, fb)
         return R, t, fa2, fb2, res, w, float(inl.mean())
 
-    def robust_cost(r, lab):
+    def epipolar_costs(r, lab):
+        """(frames,) robust Sampson error of the fit `r` under the labels `lab` (4-px Cauchy scale)."""
         F = fundamental_from_essential(essential_from_Rt(r[0], r[1]), r[2], r[3])
         xb_l, sb = relabel(xb, lab, frames), relabel(seen_b, lab, frames)
         e = sampson_distance(F, xa[frames], xb_l) / 4.0
-        return float(np.where(seen_a[frames] & sb, np.log1p(e ** 2), 0.0).sum())
+        return np.where(seen_a[frames] & sb, np.log1p(e ** 2), 0.0).sum(-1)
 
     # candidates: (focal a, focal b, RANSAC threshold px). Known lenses: RANSAC at three thresholds (one
     # of them found a wrong solution on a synthetic session where the others did not); unknown: a sweep
@@ -406,7 +402,7 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
     starts = candidates if all(known) else [candidates[len(candidates) // 2]]
     tried = [(c, fit(*c[:2], labels, c[2])) for c in starts]
     tried = [(c, r) for c, r in tried if r is not None]
-    mid, first = min(tried, key=lambda cr: robust_cost(cr[1], labels)) if tried else (starts[0], None)
+    mid, first = min(tried, key=lambda cr: epipolar_costs(cr[1], labels).sum()) if tried else (starts[0], None)
     if first is None:
         est.notes.append("no epipolar geometry fits the two views' keypoints (are they the same athlete, "
                          "at the same time?)")
@@ -428,11 +424,8 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
                 fits.append(None)
                 costs.append(np.full(len(frames), np.inf))
                 continue
-            F = fundamental_from_essential(essential_from_Rt(r[0], r[1]), r[2], r[3])
-            xb_l, sb = relabel(xb, labels, frames), relabel(seen_b, labels, frames)
-            e = sampson_distance(F, xa[frames], xb_l) / 4.0
             fits.append(r)
-            costs.append(np.where(seen_a[frames] & sb, np.log1p(e ** 2), 0.0).sum(-1))
+            costs.append(epipolar_costs(r, labels))
     else:
         # unknown lenses: the epipolar error cannot tell the focal lengths when the optical axes (nearly) meet
         # — the usual set-up, both cameras aimed at the athlete — so each candidate is scored by how well ONE
@@ -481,7 +474,7 @@ def self_calibrate(kp_a: np.ndarray, conf_a: np.ndarray, kp_b: np.ndarray, conf_
         xb_l, cbw = relabel(xb, labels, ba_frames), relabel(conf_b, labels, ba_frames)
         wa = np.where(seen_a[ba_frames], conf_a[ba_frames], 0.0)
         wb = np.where(cbw >= MIN_CONF, cbw, 0.0)
-        P = _camera_matrices(R, t, fa, fb)
+        P = two_view_projections(R, t, fa, fb)
         X0 = triangulate_points(P, np.stack([xa[ba_frames], xb_l]), np.stack([wa, wb]))
         ba = bundle_adjust(xa[ba_frames], xb_l, wa, wb, R, t, fa, fb, X0, bones=lay.rigid_bones,
                            symmetric=lay.symmetric_bones)
@@ -706,7 +699,7 @@ def triangulate_tracks(est: StereoEstimate, kp_a: np.ndarray, conf_a: np.ndarray
     ca = np.asarray(conf_a, np.float64)
     both = (ca >= min_conf) & (cb >= min_conf) & np.isfinite(xa).all(-1) & np.isfinite(xb).all(-1)
     w = np.stack([np.where(both, ca, 0.0), np.where(both, cb, 0.0)])
-    P = _camera_matrices(est.R, est.t, *est.focal_px)
+    P = two_view_projections(est.R, est.t, *est.focal_px)
     X = triangulate_points(P, np.stack([np.nan_to_num(xa), np.nan_to_num(xb)]), w)
     # points behind either camera are not real
     Xb = X @ est.R.T + est.t
@@ -772,7 +765,7 @@ class StereoRig:
         self.sizes = (image_size_a, image_size_b)
         self.intrinsics = (intrinsics_a, intrinsics_b)
         self.layout = layout
-        self.P = _camera_matrices(est.R, est.t, *est.focal_px)
+        self.P = two_view_projections(est.R, est.t, *est.focal_px)
         self.F = fundamental_from_essential(essential_from_Rt(est.R, est.t), *est.focal_px)
         self.perm = np.asarray(LAYOUTS[layout].flip_permutation)
         self.metres_per_unit = metres_per_unit

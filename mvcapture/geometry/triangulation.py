@@ -11,6 +11,13 @@ def projection_from_KRt(K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarr
     return np.asarray(K, np.float64) @ np.hstack([np.asarray(R, np.float64), np.asarray(t, np.float64).reshape(3, 1)])
 
 
+def two_view_projections(R: np.ndarray, t: np.ndarray, focal_a: float, focal_b: float) -> np.ndarray:
+    """(2, 3, 4) projection matrices of two centred-pixel cameras: view a at the origin, view b seeing X at
+    R X + t; focal lengths in pixels, principal points at (0, 0)."""
+    return np.stack([projection_from_KRt(np.diag([focal_a, focal_a, 1.0]), np.eye(3), np.zeros(3)),
+                     projection_from_KRt(np.diag([focal_b, focal_b, 1.0]), R, t)])
+
+
 def triangulate_points(P: np.ndarray, points_px: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Confidence-weighted DLT over V views.
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from mvcapture.analysis import Analysis
 from mvcapture.core.procrustes import optical_axis_angle_deg
-from mvcapture.core.sides import SWAP_COST_2D_PER_S, repair_side_swaps
+from mvcapture.core.sides import MIN_CONF_2D, SPLIT_COST_2D_PER_S, SWAP_COST_2D_PER_S, repair_side_swaps
 from mvcapture.core.skeleton import H36M17_JOINTS
 from mvcapture.errors import ModelNotFoundError, MvcaptureError
 from mvcapture.session.store import Session
@@ -485,7 +485,9 @@ class SessionPipeline:
             s = sync[v]
             sig = _signature({"det": det_sigs[v], "time_base": det_sigs[0], "offset_s": float(s["offset_s"]),
                               "drift_ppm": float(s.get("drift_ppm", 0.0)), "model": model_id,
-                              "height_m": self.height_m, "flip": self.flip, "side_swap_cost": SWAP_COST_2D_PER_S})
+                              "height_m": self.height_m, "flip": self.flip,
+                              # every setting of the side repair changes what is lifted
+                              "side_repair": [SWAP_COST_2D_PER_S, SPLIT_COST_2D_PER_S, MIN_CONF_2D]})
             sigs.append(sig)
             if self._up_to_date("lift", key, sig, [out]) is not None:
                 results.append(self.session.load_array(f"lift/view{v}"))
@@ -498,7 +500,8 @@ class SessionPipeline:
                     f"view {v} has no detected athlete within view 0's time span (offset "
                     f"{float(s['offset_s']):+.3f} s); check the time alignment with `mvcapture sync`")
             # the lifter mirrors its 3D wherever the detector exchanged left and right: undo those swaps first
-            kp, conf, side_order = repair_side_swaps(kp, conf, fps0 or 30.0)
+            kp, conf, side_order = repair_side_swaps(kp, conf, fps0 or 30.0, swap_cost_per_s=SWAP_COST_2D_PER_S,
+                                                     split_cost_per_s=SPLIT_COST_2D_PER_S)
 
             def progress(done: int, total: int, v=v) -> None:
                 self._check_cancel("lifting")
