@@ -85,6 +85,67 @@ def test_joint_angles_turn_limbs_by_the_requested_angle():
     assert moved[[0, 1, 4, 7, 8]].max() < 1e-12 and moved[[3, 6, 13, 16]].min() > 0.01
 
 
+def _in_pelvis_frame(pose, a, b):
+    """(T, 3) unit direction a → b in the pelvis' frame (left, up, forward)."""
+    d = np.einsum("tij,tj->ti", augment._torso_frame(pose), pose[:, b] - pose[:, a])
+    return d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+
+def _flexion_deg(pose, a, b, c):
+    u, v = pose[:, b] - pose[:, a], pose[:, c] - pose[:, b]
+    cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def test_limb_motion_moves_limbs_within_bounds_and_the_natural_way():
+    pose = _walk(T=150)
+    fps = 30.0
+    swings, rates = [], []
+    for seed in range(20):
+        out = augment.random_limb_motion(pose, np.random.default_rng(seed), fps)
+        np.testing.assert_allclose(bone_lengths(out), bone_lengths(pose), rtol=1e-9)
+        np.testing.assert_allclose(out[:, [0, 1, 4, 7, 8, 9, 10, 11, 14]], pose[:, [0, 1, 4, 7, 8, 9, 10, 11, 14]])
+        for (hip, knee), limit in (((1, 2), 60), ((4, 5), 60), ((11, 12), 120), ((14, 15), 120)):
+            before, after = _in_pelvis_frame(pose, hip, knee), _in_pelvis_frame(out, hip, knee)
+            turn = np.degrees(np.arccos(np.clip((before * after).sum(-1), -1, 1)))
+            assert turn.max() <= limit + 1e-6
+            swings.append(turn.max())
+            rates.append(np.abs(np.diff(turn)).max() * fps)
+        # hinges alone (no swings, so a natural bend keeps its hinge along the pelvis' left axis for knees,
+        # against it for elbows, as in the walk): within 0-150° and bent the natural way
+        hinged = augment.random_limb_motion(pose, np.random.default_rng(seed), fps, leg_deg=0.0, arm_deg=0.0)
+        for joints, sign in (((1, 2, 3), 1), ((4, 5, 6), 1), ((11, 12, 13), -1), ((14, 15, 16), -1)):
+            for motion in (out, hinged):
+                flex = _flexion_deg(motion, *joints)
+                assert flex.min() >= -1e-6 and flex.max() <= augment.MAX_FLEXION_DEG + 1e-6
+            a, b, c = joints
+            bent = _flexion_deg(hinged, *joints) > 5
+            hinge = np.cross(hinged[:, b] - hinged[:, a], hinged[:, c] - hinged[:, b])
+            along = sign * np.einsum("ti,ti->t", hinge, augment._torso_frame(hinged)[:, 0])
+            assert bent.any() and (along[bent] > 0).all()
+    swings = np.array(swings)
+    assert np.median(swings) > 15 and swings.max() > 50      # the limbs really move somewhere new
+    # smooth: a raised cosine of period >= 0.8 s turns at most amplitude * pi / 0.8 s
+    assert max(rates) <= 120 * np.pi / 0.8 * 1.05
+
+
+def test_limb_motion_in_motion_augment_is_opt_in():
+    pose = _walk()
+    plain = augment.MotionAugment(mix=0.0, speed=0.0, mirror=0.0, proportions=0.0, joint_angles=0.0)
+    out, done = plain.apply(pose, np.random.default_rng(0), fps=30.0)
+    np.testing.assert_array_equal(out, pose)
+    assert done == {}
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    augment.MotionAugment().apply(pose, rng_a)          # limb_motion 0 draws no number for it
+    b = augment.MotionAugment(limb_motion=0.0).apply(pose, rng_b)
+    assert rng_a.random() == rng_b.random()
+    moved, done = augment.MotionAugment(mix=0.0, speed=0.0, mirror=0.0, proportions=0.0, joint_angles=0.0,
+                                        limb_motion=1.0).apply(pose, np.random.default_rng(0), fps=30.0)
+    assert done == {"limb_motion_deg": [60.0, 120.0, 60.0]}
+    assert np.abs(moved - pose).max() > 0.1
+    assert b[0].shape[1:] == (17, 3)
+
+
 def test_mirror_and_speed():
     pose = _walk()
     m = augment.mirror(pose)

@@ -175,6 +175,24 @@ def test_cli_synth(shared_data, tmp_path):
     assert main(["data", "synth", str(tmp_path / "empty"), str(out)]) == 2
 
 
+def test_cli_synth_limb_motion(shared_data, tmp_path):
+    bvh_dir = tmp_path / "bvh"
+    bvh_dir.mkdir()
+    shutil.copy(shared_data / "mocap" / "cmu" / "002_03.bvh", bvh_dir)
+    plain, moved = tmp_path / "plain", tmp_path / "moved"
+    base = ["data", "synth", str(bvh_dir), "--rigs", "2", "--seed", "5", "--augment"]
+    assert main(base[:3] + [str(plain)] + base[3:]) == 0
+    assert main(base[:3] + [str(moved)] + base[3:] + ["--limb-motion", "1", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["limb_motion"] == 1.0
+    for rig in ("r0", "r1"):
+        a, b = load_clip(plain / f"002_03_{rig}.npz"), load_clip(moved / f"002_03_{rig}.npz")
+        assert "limb_motion_deg" in json.loads(str(b.extras["augment"]))
+        assert "limb_motion_deg" not in json.loads(str(a.extras["augment"]))
+        assert a.gt3d.shape == b.gt3d.shape and np.abs(a.gt3d - b.gt3d).max() > 0.05  # another motion (metres)
+    assert main(["data", "synth", str(bvh_dir), str(tmp_path / "x"), "--limb-motion", "0.5"]) == 2  # no --augment
+    assert main(base[:3] + [str(tmp_path / "y")] + base[3:] + ["--limb-motion", "1.5"]) == 2
+
+
 def test_height_and_distance_ranges_place_cameras_inside_them(walk, tmp_path, shared_data):
     """Camera centres recovered from the extrinsics (C = -Rᵀt) lie in the requested ranges."""
     pose, fps = walk["005_06"]

@@ -118,6 +118,78 @@ def random_joint_angles(pose: np.ndarray, rng: np.random.Generator, max_deg: flo
     return out
 
 
+# Smooth limb motion (`random_limb_motion`): ball joints (pivot, moving joints, +1 left / -1 right limb, "leg"
+# or "arm"); hinges (pivot, parent joint, moving joints, +1 knee / -1 elbow: the sign of the hinge axis along the
+# pelvis' left axis when the joint flexes the natural way).
+BALL_SEGMENTS = ((1, (2, 3), -1.0, "leg"), (4, (5, 6), 1.0, "leg"),
+                 (11, (12, 13), 1.0, "arm"), (14, (15, 16), -1.0, "arm"))
+HINGE_SEGMENTS = ((2, 1, (3,), 1.0), (5, 4, (6,), 1.0), (12, 11, (13,), -1.0), (15, 14, (16,), -1.0))
+MAX_FLEXION_DEG = 150.0
+# Where a swing takes a limb, in the pelvis' frame (left, up, forward; "out" = away from the body's midline):
+# legs forwards (kicks), sideways and a little backwards; arms forwards, sideways, up.
+_SWING_FORWARD = {"leg": (-0.4, 1.0), "arm": (-0.2, 1.0)}
+_SWING_OUT = {"leg": (0.0, 1.0), "arm": (0.0, 1.0)}
+_SWING_UP = {"leg": (-0.2, 0.2), "arm": (-0.2, 0.5)}
+
+
+def _raise_lower(rng: np.random.Generator, T: int, fps: float, amplitude_rad: float,
+                 period_s: tuple[float, float]) -> np.ndarray:
+    """(T,) radians in [0, amplitude_rad]: a limb raised and lowered again (a raised cosine with a random period
+    in `period_s` seconds and phase, its peak a random 30-100 % of `amplitude_rad`)."""
+    t = np.arange(T) / fps
+    peak = rng.uniform(0.3, 1.0) * amplitude_rad
+    return peak * 0.5 * (1 - np.cos(2 * np.pi * t / rng.uniform(*period_s) + rng.uniform(0, 2 * np.pi)))
+
+
+def random_limb_motion(pose: np.ndarray, rng: np.random.Generator, fps: float, leg_deg: float = 60.0,
+                       arm_deg: float = 120.0, hinge_deg: float = 60.0,
+                       period_s: tuple[float, float] = (0.8, 3.0)) -> np.ndarray:
+    """New movements on top of a motion, for poses the mocap clips never show (PoseAug's bone-angle idea
+    extended in time): each leg swings forwards, sideways or a little backwards by up to `leg_deg` at the hip
+    (kicks, side steps), each arm forwards, sideways or up by up to `arm_deg` at the shoulder (arms raised
+    overhead), each knee and elbow flexes or extends by up to `hinge_deg` about its hinge (total flexion kept
+    within 0-150°, bent the natural way). Every movement is raised and lowered smoothly (periods in `period_s`
+    seconds), its direction fixed in the pelvis' frame, so the limbs move with the body. Bone lengths do not
+    change.
+
+    Args:
+        pose: (T, 17, 3) H36M-17 metres, y up. fps: its frame rate (Hz).
+
+    Returns:
+        (T, 17, 3) metres.
+    """
+    pose = _check_pose(pose)
+    T = len(pose)
+    out = pose
+    frame = _torso_frame(pose)  # (T, 3, 3) rows left, up, forward
+    for pivot, joints, side, kind in BALL_SEGMENTS:
+        bone = np.einsum("tij,tj->ti", frame, out[:, joints[0]] - out[:, pivot]).mean(0)  # pelvis frame
+        target = np.array([side * rng.uniform(*_SWING_OUT[kind]), rng.uniform(*_SWING_UP[kind]),
+                           rng.uniform(*_SWING_FORWARD[kind])])
+        local = np.cross(bone, target)  # turning about it takes the limb towards the target
+        if np.linalg.norm(local) < 1e-6 * max(np.linalg.norm(bone), 1e-9):
+            continue
+        axis = np.einsum("i,tij->tj", local / np.linalg.norm(local), frame)
+        amplitude = np.radians(leg_deg if kind == "leg" else arm_deg)
+        out = rotate_segment(out, pivot, joints, axis, _raise_lower(rng, T, fps, amplitude, period_s))
+    for pivot, parent, joints, sign in HINGE_SEGMENTS:
+        upper = out[:, pivot] - out[:, parent]
+        lower = out[:, joints[0]] - out[:, pivot]
+        upper_u = upper / np.maximum(np.linalg.norm(upper, axis=-1, keepdims=True), 1e-9)
+        lower_u = lower / np.maximum(np.linalg.norm(lower, axis=-1, keepdims=True), 1e-9)
+        hinge = np.cross(upper_u, lower_u)
+        # nearly straight: the cross product's direction is noise; lean on the pelvis' left axis instead
+        weak = np.maximum(0.0, 0.35 - np.linalg.norm(hinge, axis=-1, keepdims=True))
+        hinge = hinge + weak * sign * frame[:, 0]
+        flexion = np.arccos(np.clip((upper_u * lower_u).sum(-1), -1.0, 1.0))
+        angle = _raise_lower(rng, T, fps, np.radians(hinge_deg), period_s)
+        if rng.random() < 0.5:
+            angle = -angle  # extend instead of flex
+        angle = np.clip(angle, -flexion, np.radians(MAX_FLEXION_DEG) - flexion)
+        out = rotate_segment(out, pivot, joints, hinge, angle)
+    return out
+
+
 def mirror(pose: np.ndarray) -> np.ndarray:
     """The mirror image of a motion: world x → −x and left ↔ right (a right-handed athlete becomes left-handed)."""
     pose = _check_pose(pose)
@@ -182,10 +254,15 @@ class MotionAugment:
     mirror: float = 0.5
     speed: float = 0.5
     speed_range: tuple[float, float] = (0.6, 1.6)
+    limb_motion: float = 0.0
+    leg_deg: float = 60.0
+    arm_deg: float = 120.0
+    hinge_deg: float = 60.0
 
-    def apply(self, pose: np.ndarray, rng: np.random.Generator, donor: np.ndarray | None = None
-              ) -> tuple[np.ndarray, dict]:
-        """(T, 17, 3) → augmented (T', 17, 3) and a record of what was done (for the clip's metadata)."""
+    def apply(self, pose: np.ndarray, rng: np.random.Generator, donor: np.ndarray | None = None,
+              fps: float = 30.0) -> tuple[np.ndarray, dict]:
+        """(T, 17, 3) metres at `fps` Hz → augmented (T', 17, 3) and a record of what was done (for the clip's
+        metadata)."""
         pose = _check_pose(pose)
         done: dict = {}
         if donor is not None and rng.random() < self.mix:
@@ -199,6 +276,9 @@ class MotionAugment:
         if rng.random() < self.joint_angles:
             pose = random_joint_angles(pose, rng, self.max_angle_deg)
             done["joint_angles_deg"] = self.max_angle_deg
+        if self.limb_motion > 0 and rng.random() < self.limb_motion:
+            pose = random_limb_motion(pose, rng, fps, self.leg_deg, self.arm_deg, self.hinge_deg)
+            done["limb_motion_deg"] = [self.leg_deg, self.arm_deg, self.hinge_deg]
         if rng.random() < self.proportions:
             factors = random_proportions(rng, self.bone_spread)
             pose = scale_bones(pose, factors)

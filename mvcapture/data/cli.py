@@ -55,6 +55,11 @@ def register(subparsers) -> None:
                        help="each rig films its own augmented copy of the motion: new bone lengths and body "
                             "proportions, turned limbs, upper body from another clip of the same subject, "
                             "mirrored, faster or slower (mvcapture.data.augment.MotionAugment)")
+    synth.add_argument("--limb-motion", type=float, default=0.0, metavar="P",
+                       help="with --augment: the share of rigs whose motion also gets new smooth limb movements "
+                            "(legs swung forwards or sideways up to 60°, arms up to 120°, knees and elbows "
+                            "flexed or extended up to 60°: kicks, arms raised overhead; "
+                            "mvcapture.data.augment.random_limb_motion); default 0")
     add_json_option(synth)
     synth.set_defaults(func=run_synth)
 
@@ -147,7 +152,11 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.views < 1 or args.rigs < 1:
         raise MvcaptureError("--views and --rigs must be at least 1")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    augment = MotionAugment() if args.augment else None
+    if not 0.0 <= args.limb_motion <= 1.0:
+        raise MvcaptureError(f"--limb-motion is a share of rigs between 0 and 1, got {args.limb_motion}")
+    if args.limb_motion and not args.augment:
+        raise MvcaptureError("--limb-motion adds to the motion augmentation: give --augment too")
+    augment = MotionAugment(limb_motion=args.limb_motion) if args.augment else None
     if args.realistic:
         if args.pan or args.time_offset or args.distance is not None or args.height is not None:
             raise MvcaptureError("--realistic draws its own cameras; drop --pan, --time-offset, --distance, --height")
@@ -174,5 +183,5 @@ def run_synth(args: argparse.Namespace) -> int:
     write_json(args.json, {"clips": written, "n_clips": len(written), "frames": frames, "fps": args.fps,
                            "views": args.views, "angle_deg": args.angle, "seed": args.seed, "distance_m": args.distance,
                            "height_m": args.height, "realistic": args.realistic, "augment": args.augment,
-                           "seconds": seconds})
+                           "limb_motion": args.limb_motion, "seconds": seconds})
     return 0

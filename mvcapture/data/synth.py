@@ -303,7 +303,7 @@ def synthesize_bvh_files(paths: Iterable[Path | str], *, rigs: int = 1, fps: flo
                 rng = clip_seed(seed, "augment:" + name)
                 others = [p for p in by_subject[subject_of(path.name)] if p != path]
                 donor = parsed(others[rng.integers(len(others))])[0] if others else None
-                motion, extra = augment.apply(pose, rng, donor)
+                motion, extra = augment.apply(pose, rng, donor, fps=clip_fps)
             clip = film(motion, clip_fps, name=name, seed=seed, **synth_kwargs)
             if extra:
                 clip.extras["augment"] = np.array(json.dumps(extra))
