@@ -108,6 +108,9 @@ def test_oracle_lifts_give_calibration_angles_synthetic():
     tilted[0] = oracle[0] @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
     worse = evaluate_lifts(rec, tilted, np.ones(oracle.shape[:3]))
     assert worse["views"]["cam01"]["n_mpjpe"] > 10 and worse["views"]["cam01"]["pa_mpjpe"] < 1e-3
+    assert worse["views"]["cam01"]["orientation_error_deg"] == pytest.approx(10, abs=1e-6)
+    assert max(out["views"][n]["orientation_error_deg"] for n in out["views"]) < 1e-3
+    assert max(worse["views"][n]["orientation_error_deg"] for n in list(out["views"])[1:]) < 1e-3
     assert abs(worse["pairs"][0]["relative_rotation_deg"]["error"]) == pytest.approx(10, abs=0.5)
 
 

@@ -88,10 +88,13 @@ def evaluate_lifts(recording: Recording, pose3d_m: np.ndarray, conf: np.ndarray,
         reference_world_m: (T, 17, 3) world reference (default `reference_3d(recording)`).
 
     Returns:
-        {"n_frames", "views": {name: {"n_mpjpe", "pa_mpjpe", "mpjpe", "depth_ratio", "reference_depth_ratio"}},
+        {"n_frames", "views": {name: {"n_mpjpe", "pa_mpjpe", "mpjpe", "orientation_error_deg", "depth_ratio",
+         "reference_depth_ratio"}},
          "pairs": [{"pair": "a-b", "cameras": [a, b], "optical_axis_angle_deg": {"lifter", "calibration",
          "error"}, "relative_rotation_deg": {...}}]} — errors in mm over the frames where the whole reference
-         is known, angles in degrees (lifter − calibration).
+         is known, angles in degrees (lifter − calibration). orientation_error_deg: the angle of the one rotation
+         (sequence Procrustes) that best turns the view's lift onto the reference in that camera — how far the
+         lifter misjudges the athlete's orientation to the camera; a pair's angle errors come from these.
     """
     ref = reference_in_cameras(recording, reference_world_m)
     pose3d_m = np.asarray(pose3d_m, np.float64)
@@ -106,7 +109,9 @@ def evaluate_lifts(recording: Recording, pose3d_m: np.ndarray, conf: np.ndarray,
     views = {}
     for v, name in enumerate(recording.names):
         p, g = pose[v, known], ref[v, known]
+        turn = procrustes(p, g, None, mode="sequence").R  # the lift's orientation in its camera, corrected
         views[name] = {"n_mpjpe": n_mpjpe(p, g), "pa_mpjpe": pa_mpjpe(p, g), "mpjpe": mpjpe(p, g),
+                       "orientation_error_deg": float(rotation_angle_deg(turn)),
                        "depth_ratio": _depth_ratio(p), "reference_depth_ratio": _depth_ratio(g)}
     rows = []
     for a, b in pairs or default_pairs(recording):
@@ -160,6 +165,10 @@ def format_table(result: dict) -> str:
                      f"{vb['n_mpjpe']:8.1f} {vb['pa_mpjpe']:9.1f}   {ax['lifter']:12.1f} {ax['calibration']:6.1f} "
                      f"{ax['error']:+6.1f}   {rot['lifter']:11.1f} {rot['calibration']:6.1f}")
     lines.append(f"(mm over {result['n_frames']} frames; each view lifted alone, no fine-tuning, no stereo)")
+    turned = {k: v["orientation_error_deg"] for k, v in result["views"].items() if "orientation_error_deg" in v}
+    if turned:
+        lines.append("each view's orientation error (the rotation that best turns its lift onto the reference): "
+                     + ", ".join(f"{k} {v:.1f}°" for k, v in turned.items()))
     swaps = {k: v for k, v in result["views"].items() if v.get("side_swapped_frames") or v.get("side_repaired_frames")}
     if swaps:
         lines.append("left/right swaps of the detector, by the 4-camera reference / undone before lifting (frames "
