@@ -3,9 +3,10 @@
 subject 007 (the shipped default's synthetic views, and realistic cameras with the measured MediaPipe noise; as
 `mvcapture eval --variants baseline`, no flip).
 
-usage: python eval_gpu.py RECORDING_DIR SYNTH_007 REAL_007 OUT_JSON MODEL.pt...
+usage: [EVAL_THREADS=4] python eval_gpu.py RECORDING_DIR SYNTH_007 REAL_007 OUT_JSON MODEL.pt...
 """
 import json
+import os
 import sys
 import time
 
@@ -18,7 +19,7 @@ def main(recording, synth, real, out, models):
     from mvcapture.lifter import load_lifter
     from mvcapture.train.evaluate import evaluate_lifter
 
-    torch.set_num_threads(4)
+    torch.set_num_threads(int(os.environ.get("EVAL_THREADS", "4")))
     tests = {"synth_007": load_dataset(synth, min_views=1), "real_007": load_dataset(real, min_views=1)}
     results = {}
     for path in models:

@@ -2,7 +2,8 @@
 
 usage: python train_gpu.py OUT_DIR JSON_SPEC
 spec: {"name", "init": weights file or config name, "lr", "batch", "kinds" (clip kinds of gen.py to train on),
-       "stride", "deadline" (unix time at which training stops), "seed", "warmup"}
+       "stride", "deadline" (unix time at which training stops), "seed", "warmup", optional "val_kinds" (the clip
+       kinds of subject 003 to validate on; default "kinds"), "threads", "epoch_steps"}
 Trains with `train.finetune.Trainer` (variant l3d: MotionBERT's L_3D, AdamW weight decay 0.01, half the windows
 mirrored, bf16 autocast on CUDA), validation on subject 003 (model selection, as `train pretrain`), the learning
 rate on a cosine from the first step to the deadline (the budget, not an epoch count, is what a device lease fixes).
@@ -27,10 +28,13 @@ def main(out_dir: Path, spec: dict) -> None:
 
     torch.set_num_threads(int(spec.get("threads", 2)))
     t_load = time.time()
-    clips = [c for c in load_dataset(spec["data"], min_views=1) if c.name.split("_")[2][0] in spec["kinds"]]
+    kind = lambda c: c.name.split("_")[2][0]  # noqa: E731 (gen.py's clip names: <subject>_<trial>_<kind>...)
+    val_kinds = spec.get("val_kinds", spec["kinds"])  # the second run validates every candidate on one set
+    clips = [c for c in load_dataset(spec["data"], min_views=1) if kind(c) in spec["kinds"] + val_kinds]
     split = split_by_subject([c.name for c in clips])
     by_name = {c.name: c for c in clips}
-    train, val = ([by_name[n] for n in split[k]] for k in ("train", "val"))
+    train = [by_name[n] for n in split["train"] if kind(by_name[n]) in spec["kinds"]]
+    val = [by_name[n] for n in split["val"] if kind(by_name[n]) in val_kinds]
     assert not split["test"], "held-out subject in the training data"
     seed_everything(int(spec["seed"]))
     init = spec["init"]
