@@ -81,3 +81,12 @@ def test_empty_or_nan_points_raise_value_error(points, message):
 def test_conf_shape_mismatch():
     with pytest.raises(ValueError, match="conf"):
         sk.coco_to_h36m(np.zeros((2, 17, 2)), np.zeros((3, 17)))
+
+
+def test_torso_joint_constants_name_left_then_right():
+    from mvcapture.core import skeleton as sk
+
+    for names, shoulders, hips in ((sk.H36M17_JOINTS, sk.H36M17_SHOULDERS, sk.H36M17_HIPS),
+                                   (sk.COCO17_JOINTS, sk.COCO17_SHOULDERS, sk.COCO17_HIPS)):
+        assert [names[j] for j in shoulders] == ["l_shoulder", "r_shoulder"]
+        assert [names[j] for j in hips] == ["l_hip", "r_hip"]

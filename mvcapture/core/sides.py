@@ -15,8 +15,8 @@ from collections import deque
 
 import numpy as np
 
-from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
-                                     H36M17_LIMB_GROUPS)
+from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_HIPS, COCO17_LIMB_GROUPS, COCO17_SHOULDERS,
+                                     H36M17_FLIP_PERMUTATION, H36M17_HIPS, H36M17_LIMB_GROUPS, H36M17_SHOULDERS)
 
 # Keeping a limb group exchanged costs this many torso lengths per second. A real detector swap gains about
 # half a torso length of continuity at each of its two ends; on the bundled recording (60 fps) every cost
@@ -32,8 +32,8 @@ MIN_CONF_2D = 0.3  # a keypoint below this confidence does not count towards the
 TORSO_FRAMES = 300  # the live repair's torso length: the median over this many recent frames
 
 _LAYOUTS = {
-    "h36m17": (H36M17_FLIP_PERMUTATION, H36M17_LIMB_GROUPS, (11, 14), (4, 1)),
-    "coco17": (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, (5, 6), (11, 12)),
+    "h36m17": (H36M17_FLIP_PERMUTATION, H36M17_LIMB_GROUPS, H36M17_SHOULDERS, H36M17_HIPS),
+    "coco17": (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, COCO17_SHOULDERS, COCO17_HIPS),
 }
 
 

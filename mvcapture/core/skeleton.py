@@ -32,6 +32,9 @@ COCO17_FLIP_PERMUTATION[list(COCO17_RIGHT)] = COCO17_LEFT
 # Limb groups whose left/right labels a detector exchanges together: legs with the hips, arms with the shoulders.
 H36M17_LIMB_GROUPS = ((1, 2, 3, 4, 5, 6), (11, 12, 13, 14, 15, 16))
 COCO17_LIMB_GROUPS = ((11, 12, 13, 14, 15, 16), (5, 6, 7, 8, 9, 10))
+# (left, right) shoulder and hip joints: the torso that the side repair and the stereo calibration measure.
+H36M17_SHOULDERS, H36M17_HIPS = (11, 14), (4, 1)
+COCO17_SHOULDERS, COCO17_HIPS = (5, 6), (11, 12)
 
 # Bones as (parent, child) pairs; the kinematic tree of h36m17 rooted at the pelvis.
 H36M17_BONES = (

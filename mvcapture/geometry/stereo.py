@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mvcapture.core.sides import continuous_limb_order, median_torso_length, transition_costs, viterbi_path
-from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_LIMB_GROUPS, H36M17_FLIP_PERMUTATION,
-                                     H36M17_LIMB_GROUPS)
+from mvcapture.core.skeleton import (COCO17_FLIP_PERMUTATION, COCO17_HIPS, COCO17_LIMB_GROUPS, COCO17_SHOULDERS,
+                                     H36M17_FLIP_PERMUTATION, H36M17_HIPS, H36M17_LIMB_GROUPS, H36M17_SHOULDERS)
 from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones, rigid_skeleton_cost
 from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
                                           refine_relative_pose, sampson_distance)
@@ -63,7 +63,7 @@ LAYOUTS = {
         calibration_joints=tuple(range(5, 17)), flip_permutation=tuple(COCO17_FLIP_PERMUTATION),
         rigid_bones=((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 11), (6, 12),
                      (5, 6), (11, 12)),
-        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=(5, 6), hips=(11, 12), nose=0,
+        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9)), shoulders=COCO17_SHOULDERS, hips=COCO17_HIPS, nose=0,
         behind_nose=(3, 4), limb_groups=COCO17_LIMB_GROUPS),
     # h36m17 as the FORMATS.md clips hold it: the limbs are joints, pelvis/spine/thorax/head are derived
     "h36m17": KeypointLayout(
@@ -72,8 +72,8 @@ LAYOUTS = {
                      (11, 14), (4, 1),
                      # the derived joints of a skeleton: pelvis to hips, the spine, neck, head, collar bones
                      (0, 4), (0, 1), (0, 7), (7, 8), (8, 9), (9, 10), (8, 11), (8, 14)),
-        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9), (12, 13), (18, 19)), shoulders=(11, 14),
-        hips=(4, 1), nose=9,
+        symmetric_bones=((0, 2), (1, 3), (4, 6), (5, 7), (8, 9), (12, 13), (18, 19)),
+        shoulders=H36M17_SHOULDERS, hips=H36M17_HIPS, nose=9,
         behind_nose=(8, 10), limb_groups=H36M17_LIMB_GROUPS),
 }
 MIN_SHARED_JOINTS = 6          # a frame helps when both views see at least this many joints
