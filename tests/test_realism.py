@@ -135,15 +135,18 @@ def test_limb_motion_in_motion_augment_is_opt_in():
     out, done = plain.apply(pose, np.random.default_rng(0), fps=30.0)
     np.testing.assert_array_equal(out, pose)
     assert done == {}
+    # limb_motion 0 (the default) draws no number for it: the same seed gives what it gave before the option
     rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
-    augment.MotionAugment().apply(pose, rng_a)          # limb_motion 0 draws no number for it
-    b = augment.MotionAugment(limb_motion=0.0).apply(pose, rng_b)
+    default_out, _ = augment.MotionAugment().apply(pose, rng_a)
+    zero_out, _ = augment.MotionAugment(limb_motion=0.0, leg_deg=10.0).apply(pose, rng_b)
+    np.testing.assert_array_equal(default_out, zero_out)
     assert rng_a.random() == rng_b.random()
     moved, done = augment.MotionAugment(mix=0.0, speed=0.0, mirror=0.0, proportions=0.0, joint_angles=0.0,
                                         limb_motion=1.0).apply(pose, np.random.default_rng(0), fps=30.0)
     assert done == {"limb_motion_deg": [60.0, 120.0, 60.0]}
     assert np.abs(moved - pose).max() > 0.1
-    assert b[0].shape[1:] == (17, 3)
+    with pytest.raises(MvcaptureError, match="fps"):
+        augment.random_limb_motion(pose, np.random.default_rng(0), 0.0)
 
 
 def test_mirror_and_speed():

@@ -159,6 +159,8 @@ def random_limb_motion(pose: np.ndarray, rng: np.random.Generator, fps: float, l
         (T, 17, 3) metres.
     """
     pose = _check_pose(pose)
+    if not fps > 0:
+        raise MvcaptureError(f"fps must be positive (the motion's frame rate, Hz), got {fps}")
     T = len(pose)
     out = pose
     frame = _torso_frame(pose)  # (T, 3, 3) rows left, up, forward
