@@ -123,21 +123,34 @@ def continuous_limb_order(points: np.ndarray, flip_permutation, limb_groups, sho
     """
     points = np.asarray(points, np.float64)
     T, J = points.shape[:2]
-    order = np.tile(np.arange(J), (T, 1))
     if T < 2:
-        return order
+        return np.tile(np.arange(J), (T, 1))
     perm = np.asarray(flip_permutation)
     scale = median_torso_length(points, shoulders, hips)
     states = _group_states(len(limb_groups))                                        # (S, G)
     trans = np.zeros((T, len(states), len(states)))
-    for k, group in enumerate(limb_groups):
-        step = np.moveaxis(transition_costs(points[:-1], points[1:], perm, group, scale), -1, 0)  # (T-1, 2, 2)
-        trans[1:] += step[:, states[:, k][:, None], states[:, k][None, :]]
+    trans[1:] = np.moveaxis(_state_transitions(points[:-1], points[1:], perm, limb_groups, states, scale), -1, 0)
     unary = np.tile(_state_costs(states, swap_cost, split_cost), (T, 1))
-    decided = states[viterbi_path(unary, trans)]                                    # (T, G)
-    for k, group in enumerate(limb_groups):
+    return _state_orders(states, perm, limb_groups)[viterbi_path(unary, trans)]
+
+
+def _state_transitions(before: np.ndarray, after: np.ndarray, perm: np.ndarray, groups, states: np.ndarray,
+                       scale: float) -> np.ndarray:
+    """(S prev, S cur, ...) cost of moving between the joint states (S, G) from `before` to `after` ((..., J, D)
+    points): each group's `transition_costs` for its part of the two states, summed over the groups."""
+    total = 0.0
+    for k, group in enumerate(groups):
+        s = states[:, k]
+        total = total + transition_costs(before, after, perm, group, scale)[s[:, None], s[None, :]]
+    return total
+
+
+def _state_orders(states: np.ndarray, perm: np.ndarray, groups) -> np.ndarray:
+    """(S, G) joint states (1 = the group's sides exchanged) → (S, J) the source joint of each joint per state."""
+    order = np.tile(np.arange(len(perm)), (len(states), 1))
+    for k, group in enumerate(groups):
         g = np.asarray(group)
-        order[np.ix_(decided[:, k] == 1, g)] = perm[g][None, :]
+        order[np.ix_(states[:, k] == 1, g)] = perm[g]
     return order
 
 
@@ -204,6 +217,7 @@ class OnlineSideRepair:
         self.fps = float(fps)
         self.states = _group_states(len(self.groups))                               # (S, G)
         self.state_cost = _state_costs(self.states, swap_cost_per_s / self.fps, split_cost_per_s / self.fps)
+        self.state_orders = _state_orders(self.states, self.perm, self.groups)    # (S, 17)
         self.reset()
 
     def reset(self) -> None:
@@ -223,17 +237,9 @@ class OnlineSideRepair:
         if self._previous is None:
             self._cost = self.state_cost.copy()
         else:
-            trans = np.zeros((len(self.states), len(self.states)))
-            for k, group in enumerate(self.groups):
-                step = transition_costs(self._previous, points, self.perm, group, scale)   # (2 prev, 2 cur)
-                trans += step[self.states[:, k][:, None], self.states[:, k][None, :]]
+            trans = _state_transitions(self._previous, points, self.perm, self.groups, self.states, scale)
             self._cost = (self._cost[:, None] + trans).min(0) + self.state_cost
             self._cost -= self._cost.min()
-        state = self.states[int(np.argmin(self._cost))]
-        order = np.arange(len(points))
-        for k, group in enumerate(self.groups):
-            if state[k]:
-                g = np.asarray(group)
-                order[g] = self.perm[g]
+        order = self.state_orders[int(np.argmin(self._cost))].copy()  # the caller may keep or change it
         self._previous = points
         return kp2d_px[order], conf[order], order
