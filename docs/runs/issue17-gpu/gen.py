@@ -1,4 +1,4 @@
-"""Training clips for the GPU run (issue #17), written in parallel: the CMU subjects of BVH_DIR (002 / 003 / 005
+"""Training clips for the GPU runs (issue #17), written in parallel: the CMU subjects of BVH_DIR (002 / 003 / 005
 — never 007, the held-out subject; never the bundled recording) filmed by many camera rigs, in three kinds:
 
   p  plain views: the shipped default's cameras (tripods and stands, 0.8-2.8 m high, 2.5-7 m away), old noise
@@ -6,6 +6,9 @@
      same subject, mirroring, speed) on the same cameras (stage 1c's recipe)
   c  realistic phone / webcam cameras (synth.CameraRanges) with the old plain noise, motion augmented
      (stage 1d's cameras, 1c's augmentation)
+  v  as a, plus new smooth limb movements in every clip (MotionAugment(limb_motion=1): legs swung forwards or
+     sideways up to 60 deg, arms up to 120 deg, knees and elbows flexed or extended up to 60 deg; second lease)
+  w  as c, plus the same limb movements (second lease)
 
 usage: python gen.py BVH_DIR OUT_DIR KINDS CHUNKS RIGS_PER_CHUNK SEED [PROCS]
 One job per (kind, subject, chunk): `synthesize_bvh_files` over the subject's files (the augmentation's upper
@@ -30,6 +33,10 @@ def film(job):
         kwargs.update(height_range_m=(0.8, 2.8), distance_range_m=(2.5, 7.0), augment=MotionAugment())
     elif kind == "c":
         kwargs.update(realistic=True, noise=NoiseModel(), augment=MotionAugment())
+    elif kind == "v":
+        kwargs.update(height_range_m=(0.8, 2.8), distance_range_m=(2.5, 7.0), augment=MotionAugment(limb_motion=1.0))
+    elif kind == "w":
+        kwargs.update(realistic=True, noise=NoiseModel(), augment=MotionAugment(limb_motion=1.0))
     else:
         raise ValueError(kind)
     n = 0
@@ -50,7 +57,8 @@ if __name__ == "__main__":
     for f in sorted(Path(bvh_dir).glob("*.bvh")):
         by_subject.setdefault(f.name.split("_")[0], []).append(str(f))
     assert "007" not in by_subject, "the held-out subject must not be filmed for training"
-    jobs = [(files, str(out), k, c, rigs, seed + 7919 * c + 104729 * "pac".index(k))
+    # kinds v and w came later: p, a and c keep the seeds of the first lease
+    jobs = [(files, str(out), k, c, rigs, seed + 7919 * c + 104729 * "pacvw".index(k))
             for k in kinds for files in by_subject.values() for c in range(chunks)]
     jobs.sort(key=lambda j: -len(j[0]))  # big subjects first
     t0 = time.time()
