@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mvcapture.errors import MvcaptureError
 from mvcapture.train import store
 from mvcapture.train.finetune import (Trainer, TrainConfig, compute_losses, epoch_batches, rank_share,
                                       seed_everything)
@@ -385,3 +386,96 @@ def test_eval_writes_formats_keys(tmp_path, capsys):
         assert all(np.isfinite(entry[k]) for k in ("mpjpe", "pa_mpjpe", "n_mpjpe", "consistency"))
     assert payload["variants"]["l2d_con"]["epochs"] == 1
     assert "PA-MPJPE" in capsys.readouterr().out
+
+
+def test_sampled_batches_are_the_stage5_gpu_runs_batches_and_cover_every_window():
+    """Short epochs of N random batches: the formula the stage-5 GPU script used inline (the reference),
+    every window once before any twice, from (seed, epoch) only, shared exactly by ranks."""
+    from mvcapture.train.finetune import sampled_batches
+
+    n, bs, steps, seed, epoch = 50, 8, 20, 17, 3
+    rng = np.random.default_rng([seed, epoch])
+    idx = np.concatenate([rng.permutation(n) for _ in range(-(-steps * bs // n))])
+    expected = [idx[i * bs:(i + 1) * bs] for i in range(steps)]
+    got = sampled_batches(n, bs, seed, epoch, steps)
+    assert [b.tolist() for b in got] == [b.tolist() for b in expected]
+    flat = np.concatenate(got)
+    assert sorted(flat[:n].tolist()) == list(range(n)), "each window once before any twice"
+    assert [b.tolist() for b in sampled_batches(n, bs, seed, epoch + 1, steps)] != [b.tolist() for b in got]
+    assert [len(b) for b in sampled_batches(5, 8, 0, 0, 3)] == [5, 5, 5], "fewer windows than a batch"
+
+
+def test_cosine_schedule_runs_from_lr_to_the_floor_over_the_steps_or_the_budget():
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    config = TrainConfig(variant="l2d", epochs=3, batch_size=4, lr=1e-3, warmup_steps=2, lr_schedule="cosine",
+                         lr_floor=0.1)
+    trainer = _trainer(clips, config)
+    lrs = []
+    trainer._emit = lambda e: lrs.append(e["lr"]) if e["event"] == "step" else None
+    trainer.run()
+    total = 3 * trainer.steps_per_epoch
+    assert len(lrs) == total >= 4
+    g = np.arange(total)
+    expected = 1e-3 * np.minimum(1.0, (g + 1) / 2) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * g / (total - 1))))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    assert lrs[-1] == pytest.approx(1e-4), "ends at the floor"
+    # with a time budget the schedule follows the seconds trained, not the steps
+    timed = _trainer(clips, TrainConfig(variant="l2d", epochs=100, batch_size=4, lr=1e-3, warmup_steps=1,
+                                        lr_schedule="cosine", lr_floor=0.02, time_budget_s=80.0))
+    for seconds, factor in ((0.0, 1.0), (20.0, 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi / 4))), (40.0, 0.51),
+                            (80.0, 0.02), (200.0, 0.02)):
+        timed.train_seconds = seconds
+        assert timed.lr_at(0, 5) == pytest.approx(1e-3 * factor, rel=1e-12)
+    with pytest.raises(MvcaptureError, match="schedule"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(MvcaptureError, match="lr_floor"):
+        TrainConfig(lr_floor=1.5)
+    with pytest.raises(MvcaptureError, match="steps per epoch"):
+        TrainConfig(epoch_steps=-1)
+    with pytest.raises(MvcaptureError, match="time budget"):
+        TrainConfig(time_budget_s=float("nan"))
+
+
+def test_time_budget_stops_the_run_validates_the_partial_epoch_and_resumes_with_the_time_used():
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    config = TrainConfig(variant="l3d", epochs=10_000, batch_size=2, lr=1e-3, epoch_steps=1_000_000,
+                         time_budget_s=1.5)
+    trainer = _trainer(clips, config)
+    assert trainer.steps_per_epoch == 1_000_000
+    events, saved = [], {}
+    trainer._emit = events.append
+    result = trainer.run(save_checkpoint=lambda state: saved.update(state=state))
+    assert result.status == "budget"
+    assert 0 < trainer.global_step < 1_000_000 and trainer.train_seconds >= 1.5
+    budget = [e for e in events if e["event"] == "budget"]
+    assert len(budget) == 1 and budget[0]["global_step"] == trainer.global_step
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert len(epochs) == 1 and epochs[0]["epoch"] == 1, "the partial epoch is validated"
+    assert result.best_epoch == 1 and "mpjpe_mm" in result.best_metrics
+    assert saved["state"]["train_seconds"] == trainer.train_seconds
+    # a resumed run goes on with the seconds already used: nothing is left, so no step is taken
+    resumed = _trainer(clips, config, seed=5)
+    resumed.load_state_dict(saved["state"])
+    steps = resumed.global_step
+    assert resumed.run().status == "budget" and resumed.global_step == steps
+
+
+@pytest.mark.parametrize("variant", ["l2d_con", "l3d"])
+def test_train_step_reports_the_losses_of_its_batch(variant):
+    """A whole batch in one process reads everything back at once: the parts equal compute_losses' on the
+    same batch and weights (taken before the step), the total their λ-weighted sum."""
+    from mvcapture.train.finetune import collate, epoch_flips, mirror_batch
+
+    clips = [make_clip(T=80, seed=i) for i in range(2)]
+    config = TrainConfig(variant=variant, epochs=1, batch_size=4, lr=1e-3)
+    trainer = _trainer(clips, config)
+    idx = trainer._batches(0)[0]
+    batch = collate([trainer.train_set[int(i)] for i in idx])
+    batch = mirror_batch(batch, torch.as_tensor(epoch_flips(len(trainer.train_set), config.seed, 0)[idx]))
+    with torch.no_grad():
+        total, expected = compute_losses(trainer._forward(batch), batch, config)
+    parts, size, grad_norm, stop = trainer.train_step(idx)
+    assert set(parts) == set(expected) and not stop and grad_norm > 0 and size > 0
+    for key, value in expected.items():
+        assert parts[key] == pytest.approx(value, rel=1e-5), key
+    assert parts["total"] == pytest.approx(float(total), rel=1e-5)

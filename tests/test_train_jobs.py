@@ -212,6 +212,19 @@ def test_pretrain_command_writes_weights_and_card_with_held_out_metrics(tmp_path
     card2 = json.loads(stage2.with_suffix(".json").read_text())
     assert card2["parent_version"] == "default" and card2["architecture"]["config_name"] == "tiny"
     assert card2["training"]["stride"] == 27 and card2["training"]["lr"] == 2e-4
+    # a stage on a time budget (as a device lease fixes it): short epochs, cosine schedule, stopped by the clock
+    stage3 = tmp_path / "stage3" / "default.pt"
+    report3 = tmp_path / "stage3.json"
+    assert main(["train", "pretrain", "--data", str(data), "--model", str(stage2), "--epochs", "100000",
+                 "--epoch-steps", "3", "--lr-schedule", "cosine", "--warmup-steps", "4", "--time-budget", "0.03",
+                 "--batch-size", "4", "--out", str(stage3), "--json", str(report3)]) == 0
+    card3 = json.loads(stage3.with_suffix(".json").read_text())
+    assert card3["stopped"] == "budget" and card3["parent_version"] == "default"
+    training = card3["training"]
+    assert (training["time_budget_s"], training["epoch_steps"], training["lr_schedule"], training["warmup_steps"]) \
+        == (pytest.approx(1.8), 3, "cosine", 4)
+    epochs = json.loads(report3.read_text())["epochs"]
+    assert 1 <= len(epochs) < 100000 and card3["epochs_run"] == len(epochs)
 
 
 def test_ctrl_c_in_finetune_command_cancels_cleanly(clips_dir, tmp_path, _isolated_home):

@@ -118,6 +118,9 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
                       f"val consistency {val['consistency_mm']:.1f} mm{extra}" + (" (best)" if event.get("best") else ""))
         elif kind == "collapse":
             bar.write(f"stopped: {event['message']}")
+        elif kind == "budget":
+            bar.write(f"time budget spent ({event['seconds'] / 60:.1f} of {event['budget_s'] / 60:.1f} min, "
+                      f"{event['global_step']} steps): validating the last epoch and stopping")
         elif kind == "start" and event.get("validation_set"):
             bar.write(f"validation on {event['validation_set']}")
         elif kind == "threads":
@@ -171,6 +174,17 @@ def _register_train(subparsers) -> None:
     pre.add_argument("--stride", type=int, default=None,
                      help="frames between window starts (default a third of the window; the window length "
                           "for no overlap, as the shipped lifter used)")
+    pre.add_argument("--lr-schedule", choices=["exp", "cosine"], default="exp",
+                     help="exp: × 0.99 per epoch (default); cosine: down to 2 %% of --lr over the run (its "
+                          "epochs, or its --time-budget)")
+    pre.add_argument("--warmup-steps", type=int, default=None,
+                     help="steps over which the learning rate ramps up linearly (default 10)")
+    pre.add_argument("--epoch-steps", type=int, default=None, metavar="N",
+                     help="N random batches per epoch instead of one pass over the windows: validation and "
+                          "model selection every N steps on a large data set")
+    pre.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                     help="stop after this many minutes of training (the last, partial epoch validated; "
+                          "--epochs then caps the run); a resumed job goes on with the time already used")
     pre.add_argument("--redraw-noise", action="store_true",
                      help="new detector noise for every training window each epoch, drawn from the clips' exact "
                           "projections with the measured statistics in resources/noise (clips from `data synth`)")
@@ -197,6 +211,16 @@ def _pretrain(args) -> int:
                  "lr": args.lr, "weight_decay": 0.01, "flip": True}
         if args.stride is not None:
             train["stride"] = args.stride
+        if args.lr_schedule != "exp":
+            train["lr_schedule"] = args.lr_schedule
+        if args.warmup_steps is not None:
+            train["warmup_steps"] = args.warmup_steps
+        if args.epoch_steps is not None:
+            train["epoch_steps"] = args.epoch_steps
+        if args.time_budget is not None:
+            if not args.time_budget > 0:
+                raise MvcaptureError(f"--time-budget takes minutes > 0, got {args.time_budget}")
+            train["time_budget_s"] = 60.0 * args.time_budget
         if args.redraw_noise:
             train["redraw_noise"] = True
         shipped = args.out is not None and args.out.name == "default.pt"

@@ -23,6 +23,7 @@ from mvcapture.train.variants import DEFAULT_LAMBDA_CON, VARIANTS
 log = logging.getLogger(__name__)
 
 DEFAULT_EPOCHS = 30       # the paper's
+LR_SCHEDULES = ("exp", "cosine")
 AUTO_MIN_STEPS = 100      # "auto" epochs: the paper's 30, but never fewer than this many steps
 
 
@@ -44,7 +45,20 @@ class TrainConfig:
     # 30 epochs assume many windows per epoch; the 100-frame demo has one window batch). 0 = exactly `epochs`
     min_steps: int = 0
     lr: float = 2e-4
-    lr_decay: float = 0.99          # × per epoch
+    lr_decay: float = 0.99          # × per epoch ("exp" schedule)
+    # "exp": lr × lr_decay per epoch (the paper); "cosine": from lr down to lr_floor × lr over the run — its
+    # steps (epochs × steps per epoch) or, with a time budget, its seconds (MotionBERT-style pretraining)
+    lr_schedule: str = "exp"
+    lr_floor: float = 0.02
+    # optimizer steps per epoch: 0 = one pass over the training windows; N > 0 = N random batches drawn
+    # from (seed, epoch) over all windows, so that a large data set is validated (and the best weights
+    # kept) every N steps rather than once per pass
+    epoch_steps: int = 0
+    # stop after this many seconds of training (0 = no limit): the last, partial epoch is validated too
+    # (it ran at the lowest learning rates) and the run ends with status "budget". A resumed run goes on
+    # with the seconds its checkpoint has used. What a device lease fixes is time, not an epoch count; a
+    # time-budgeted run is not step-for-step reproducible (the number of steps depends on the machine)
+    time_budget_s: float = 0.0
     # lr ramps linearly from lr / warmup_steps to lr over the first steps: Adam's first updates move every
     # weight by ~lr at once, which on a short recording (the demo: one step per epoch) briefly broke the
     # fit to the 2D (validation reprojection error 2.6x); 0 = off (the paper, and the README experiment)
@@ -88,6 +102,15 @@ class TrainConfig:
             raise MvcaptureError("epochs and batch size must be at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise MvcaptureError(f"learning rate must be a positive number, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise MvcaptureError(f"unknown learning-rate schedule '{self.lr_schedule}'; choose one of "
+                                 f"{', '.join(LR_SCHEDULES)}")
+        if not (0.0 <= self.lr_floor <= 1.0):
+            raise MvcaptureError(f"lr_floor is a fraction of the learning rate in [0, 1], got {self.lr_floor}")
+        if self.epoch_steps < 0:
+            raise MvcaptureError(f"steps per epoch must be ≥ 0 (0 = one pass over the data), got {self.epoch_steps}")
+        if not (math.isfinite(self.time_budget_s) and self.time_budget_s >= 0):
+            raise MvcaptureError(f"time budget must be a number of seconds ≥ 0 (0 = none), got {self.time_budget_s}")
         for name in ("lambda_reproj", "lambda_con", "lambda_pos", "lambda_vel", "lambda_scale", "lambda_guard"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -128,7 +151,15 @@ def loss_confidence(batch: dict) -> torch.Tensor:
 
 def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig,
                    share_weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict]:
-    """The variant's total loss for a batch of multi-view windows, and its parts (floats, unweighted).
+    """The variant's total loss for a batch of multi-view windows, and its parts (floats, unweighted):
+    `loss_terms` with each part read back to the host."""
+    total, parts = loss_terms(pred, batch, config, share_weights)
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def loss_terms(pred: torch.Tensor, batch: dict, config: TrainConfig,
+               share_weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict]:
+    """The variant's total loss for a batch of multi-view windows, and its parts (scalar tensors, unweighted).
 
     Terms (core.losses): reprojection (2D variants), λ_pos·L_pos + λ_vel·L_vel + λ_scale·L_scale (3D
     variants), λ_con·L_con over all view pairs (sequence or frame alignment), and for 2D + consistency
@@ -143,7 +174,7 @@ def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig,
 
     Returns:
         total loss (scalar tensor, share-weighted), {"total", "reproj", "pos", "vel", "scale", "con",
-        "guard"} as used (floats, this batch's unweighted values).
+        "guard"} as used (scalar tensors on pred's device, this batch's unweighted values).
     """
     from mvcapture.core import losses
 
@@ -180,7 +211,7 @@ def compute_losses(pred: torch.Tensor, batch: dict, config: TrainConfig,
             parts["guard"] = losses.collapse_guard(flat, kp, conf.flatten(0, 1))
             total = total + w_mean * config.lambda_guard * parts["guard"]
     parts["total"] = total
-    return total, {k: float(v.detach()) for k, v in parts.items()}
+    return total, parts
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -205,6 +236,17 @@ def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[
         return [order]
     n_full = n_items // batch_size
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
+
+
+def sampled_batches(n_items: int, batch_size: int, seed: int, epoch: int, steps: int) -> list[np.ndarray]:
+    """`steps` global batches of an epoch drawn from (seed, epoch) over all items: permutations of every item
+    laid end to end (each item once before any twice) and cut into full batches — epochs shorter or longer
+    than one pass over a data set. Like `epoch_batches`, independent of the number of processes."""
+    rng = np.random.default_rng([seed, epoch])
+    size = min(batch_size, n_items)
+    passes = -(-steps * size // n_items)
+    order = np.concatenate([rng.permutation(n_items) for _ in range(passes)])
+    return [order[i * size:(i + 1) * size] for i in range(steps)]
 
 
 def epoch_flips(n_items: int, seed: int, epoch: int) -> np.ndarray:
@@ -320,7 +362,8 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class TrainResult:
-    """How a run ended: `finished`, `cancelled` or `collapsed`, and the best epoch's metrics."""
+    """How a run ended: `finished`, `cancelled`, `collapsed` or `budget` (its time budget spent), and the
+    best epoch's metrics."""
 
     status: str
     best_epoch: int | None
@@ -375,7 +418,10 @@ class Trainer:
         self.best_state: dict | None = None
         self.initial: dict | None = None   # validation of the starting model
         self.collapse_message: str | None = None
-        self.steps_per_epoch = len(epoch_batches(len(train_set), config.batch_size, config.seed, 0))
+        self.train_seconds = 0.0  # seconds of training so far (all runs of a resumed job; ranks' mean)
+        self._run_t0, self._seconds_before = time.perf_counter(), 0.0  # this run's clock (set by `run`)
+        self.steps_per_epoch = config.epoch_steps or len(epoch_batches(len(train_set), config.batch_size,
+                                                                       config.seed, 0))
         if config.min_steps > 0 and config.epochs * self.steps_per_epoch < config.min_steps:
             # a function of the data only, so a resumed job arrives at the same number
             self.config = replace(config, epochs=math.ceil(config.min_steps / self.steps_per_epoch))
@@ -389,7 +435,7 @@ class Trainer:
             "epoch_sums": dict(self.epoch_sums), "epoch_count": self.epoch_count,
             "history": self.history, "best_epoch": self.best_epoch, "best_score": self.best_score,
             "best_metrics": self.best_metrics, "best_state": self.best_state, "initial": self.initial,
-            "collapse_message": self.collapse_message,
+            "collapse_message": self.collapse_message, "train_seconds": self.train_seconds,
             "rng": rng_state(), "config": asdict(self.config),
         }
 
@@ -403,6 +449,7 @@ class Trainer:
         self.best_metrics, self.initial = state["best_metrics"], state["initial"]
         self.best_state = state["best_state"]
         self.collapse_message = state.get("collapse_message")
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         set_rng_state(state["rng"])
 
     def emit(self, event: dict) -> None:
@@ -505,50 +552,70 @@ class Trainer:
         return out.float().reshape(B, V, *out.shape[1:])
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
-        return epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed, epoch)
+        cfg = self.config
+        if cfg.epoch_steps:
+            return sampled_batches(len(self.train_set), cfg.batch_size, cfg.seed, epoch, cfg.epoch_steps)
+        return epoch_batches(len(self.train_set), cfg.batch_size, cfg.seed, epoch)
 
     def train_step(self, global_idx: np.ndarray, stop_requested: Callable[[], bool] = lambda: False
                    ) -> tuple[dict, float, float, bool]:
         """One optimizer step on a global batch (this rank's share of it).
 
         Returns the batch's loss parts and mean body size (averaged over all ranks), the gradient norm,
-        and whether any rank asked to stop.
+        and whether any rank asked to stop; updates `train_seconds` (the ranks' mean). Everything the step
+        reports is read back to the host at once, after the optimizer step: one device sync per step alone.
         """
         share = rank_share(global_idx, self.dist.rank, self.dist.world)
         batch = self._to_device(collate([self.train_set[int(i)] for i in share]))
         if self.config.flip:
             flips = epoch_flips(len(self.train_set), self.config.seed, self.epoch)[share]
             batch = mirror_batch(batch, torch.as_tensor(flips, device=self.device))
-        # DDP averages gradients over ranks. Each term is a mean over this rank's share (reprojection:
-        # confidence-weighted), so weighting it by world × (share / global batch), in items or in
-        # confidence, makes that average the gradient of the mean over the whole global batch.
-        conf_sum = float(loss_confidence(batch).sum())
-        n_total, conf_total = self.dist.all_reduce_sum([float(len(share)), conf_sum], self.device)
         world = self.dist.world
-        shares = share_weights(len(share), conf_sum, n_total, conf_total, world)
+        if world == 1:  # the whole global batch: every share weight is 1
+            n_total, shares = float(len(share)), {"mean": 1.0, "reproj": 1.0}
+        else:
+            # DDP averages gradients over ranks. Each term is a mean over this rank's share (reprojection:
+            # confidence-weighted), so weighting it by world × (share / global batch), in items or in
+            # confidence, makes that average the gradient of the mean over the whole global batch.
+            conf_sum = float(loss_confidence(batch).sum())
+            n_total, conf_total = self.dist.all_reduce_sum([float(len(share)), conf_sum], self.device)
+            shares = share_weights(len(share), conf_sum, n_total, conf_total, world)
         pred = self._forward(batch, self.net)
-        loss, parts = compute_losses(pred, batch, self.config, shares)
+        loss, terms = loss_terms(pred, batch, self.config, shares)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.epoch, self.global_step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        size = float(height_proxy_mean(pred.detach()))
-        keys = sorted(parts)
+        keys = sorted(terms)
+        size, grad_norm, *values = torch.stack(
+            [height_proxy_mean(pred.detach()), grad_norm.float()] + [terms[k].detach().float() for k in keys]).tolist()
         reproj_keys = {"reproj"}
-        weighted = [parts[k] * (shares["reproj"] if k in reproj_keys else shares["mean"]) / world for k in keys]
-        stop, size_sum, *part_sums = self.dist.all_reduce_sum(
-            [float(stop_requested()), size * len(share)] + weighted, self.device)
+        weighted = [v * (shares["reproj"] if k in reproj_keys else shares["mean"]) / world
+                    for k, v in zip(keys, values)]
+        seconds = self._seconds_before + (time.perf_counter() - self._run_t0)
+        stop, size_sum, seconds_sum, *part_sums = self.dist.all_reduce_sum(
+            [float(stop_requested()), size * len(share), seconds] + weighted, self.device)
+        self.train_seconds = seconds_sum / world
         parts = dict(zip(keys, part_sums))
         parts["total"] = sum(self._weighted_parts(parts))
         return parts, size_sum / n_total, float(grad_norm), bool(stop)
 
     def lr_at(self, epoch: int, global_step: int) -> float:
-        """Learning rate of the step `global_step` (0-based) in `epoch`: decayed per epoch, warmed up."""
+        """Learning rate of the step `global_step` (0-based) in `epoch`, warmed up over the first steps, then
+        decayed per epoch ("exp") or on a cosine from lr to lr_floor × lr over the run ("cosine": over its
+        steps, or with a time budget over its seconds so far, `train_seconds`)."""
         cfg = self.config
         warm = min(1.0, (global_step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
-        return cfg.lr * cfg.lr_decay ** epoch * warm
+        if cfg.lr_schedule == "exp":
+            return cfg.lr * cfg.lr_decay ** epoch * warm
+        if cfg.time_budget_s:
+            frac = self.train_seconds / cfg.time_budget_s
+        else:
+            frac = global_step / max(1, cfg.epochs * self.steps_per_epoch - 1)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+        return cfg.lr * warm * (cfg.lr_floor + (1.0 - cfg.lr_floor) * cosine)
 
     def _weighted_parts(self, parts: dict) -> list[float]:
         cfg = self.config
@@ -559,12 +626,15 @@ class Trainer:
     def run(self, stop_requested: Callable[[], bool] = lambda: False,
             save_checkpoint: Callable[[dict], None] | None = None,
             checkpoint_every_s: float = 60.0) -> TrainResult:
-        """Train until the last epoch, a stop request (checkpoint, `cancelled`) or a collapse.
+        """Train until the last epoch, a stop request (checkpoint, `cancelled`), a collapse or the end of
+        the time budget (`budget`: the partial epoch validated, a checkpoint written).
 
         `save_checkpoint(state)` is called by the main rank at each epoch end, on cancel and at least
         every `checkpoint_every_s` seconds.
         """
         cfg = self.config
+        # the budget's clock runs from here (the first validation included), on from a checkpoint's seconds
+        self._run_t0, self._seconds_before = time.perf_counter(), self.train_seconds
         self.model.train()
         if self.initial is None:
             self.initial = self.validate()
@@ -587,6 +657,9 @@ class Trainer:
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(self.epoch)
             while self.step < len(batches):
+                if cfg.time_budget_s and self.train_seconds >= cfg.time_budget_s:
+                    status = "budget"
+                    break
                 parts, size, grad_norm, stop = self.train_step(batches[self.step], stop_requested)
                 n_global = len(batches[self.step])
                 self.step += 1
@@ -597,6 +670,8 @@ class Trainer:
                 self.epoch_count += 1
                 elapsed = time.perf_counter() - t_start
                 eta = elapsed / steps_done * (total_steps - self.global_step)
+                if cfg.time_budget_s:
+                    eta = max(0.0, min(eta, cfg.time_budget_s - self.train_seconds))
                 self.emit({"event": "step", "epoch": self.epoch + 1, "epochs": cfg.epochs, "step": self.step,
                            "steps_per_epoch": len(batches), "global_step": self.global_step,
                            "total_steps": total_steps, "losses": parts, "lr": self.optimizer.param_groups[0]["lr"],
@@ -610,6 +685,13 @@ class Trainer:
                     break
                 if time.perf_counter() - last_ckpt > checkpoint_every_s:
                     checkpoint()
+            if status == "budget":
+                self.emit({"event": "budget", "seconds": self.train_seconds, "budget_s": cfg.time_budget_s,
+                           "global_step": self.global_step, "epoch": self.epoch + 1, "step": self.step})
+                if self.step > 0:  # the partial last epoch ran at the lowest learning rates: validate it too
+                    status = "budget" if self._end_epoch() == "finished" else "collapsed"
+                checkpoint()
+                break
             if status != "finished":
                 break
             status = self._end_epoch()
