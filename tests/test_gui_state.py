@@ -169,6 +169,24 @@ def test_training_progress_follows_job_events():
     assert p.error == "boom"
 
 
+def test_training_progress_under_a_time_limit_follows_the_clock_when_it_comes_first():
+    from mvcapture.gui.training import TrainingProgress
+
+    p = TrainingProgress()
+    p.feed({"event": "start", "variant": "l2d_con", "epochs": 1000, "steps_per_epoch": 10, "device": "cpu"})
+    p.feed({"event": "step", "epoch": 1, "epochs": 1000, "global_step": 5, "total_steps": 10_000, "eta_s": 300,
+            "losses": {"total": 1.0}, "train_s": 300.0, "time_budget_s": 600.0})
+    assert p.fraction == 0.5, "half the time limit, a tiny share of the steps"
+    p.feed({"event": "step", "epoch": 1, "epochs": 1000, "global_step": 6, "total_steps": 12, "eta_s": 10,
+            "losses": {"total": 1.0}, "train_s": 200.0, "time_budget_s": 600.0})
+    assert p.fraction == 0.5, "the steps, when they come first"
+    p.feed({"event": "budget", "seconds": 601.0, "budget_s": 600.0, "global_step": 9, "epoch": 1, "step": 9})
+    assert p.log[-1].startswith("time limit reached (10 min 01 s of training, 9 steps)")
+    without = TrainingProgress()
+    without.feed({"event": "step", "epoch": 1, "epochs": 2, "global_step": 1, "total_steps": 4, "losses": {}})
+    assert without.fraction == 0.25 and without.time_budget_s == 0.0
+
+
 def test_gui_command_is_registered_and_rejects_missing_paths(tmp_path):
     from mvcapture.cli import build_parser
     from mvcapture.gui.cli import run_gui

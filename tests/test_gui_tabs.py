@@ -228,6 +228,11 @@ def test_finetune_start_progress_cancel_resume_activate_and_roll_back(qtbot, win
     assert tab.epochs.text() == "auto" and tab.job_spec(["x"])["train"]["min_steps"] == 100
     tab.epochs.setValue(3)
     assert tab.job_spec(["x"])["train"] == {"variant": "l2d_con", "epochs": 3, "lambda_con": tab.lambda_con.value()}
+    assert tab.time_limit.text() == "none"
+    tab.time_limit.setValue(20)
+    assert tab.job_spec(["x"])["train"]["time_budget_s"] == 1200.0
+    tab.time_limit.setValue(0)
+    assert "time_budget_s" not in tab.job_spec(["x"])["train"]
     assert len(tab.job_spec(["x"])["held_out"]) == 1
     monitor = EventLoopMonitor(interval_ms=10)
     monitor.start()

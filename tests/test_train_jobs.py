@@ -116,6 +116,14 @@ def test_finetune_and_models_commands(clips_dir, tmp_path, capsys):
     assert main(["finetune", str(clips_dir), "--model", "v0001", "--epochs", "1", "--batch-size", "4"]) == 0
     assert store.get_version("v0002").card["parent_version"] == "v0001"
     assert store.active_version() == "v0001"  # not activated without --activate
+    # a time limit (2.4 s): stops long before its 100,000 epochs, keeps the best epoch, says why it stopped
+    report = tmp_path / "limited.json"
+    assert main(["finetune", str(clips_dir), "--model", "v0001", "--epochs", "100000", "--batch-size", "4",
+                 "--time-budget", "0.04", "--json", str(report)]) == 0
+    card = store.get_version("v0003").card
+    assert card["stopped"] == "budget" and card["training"]["time_budget_s"] == pytest.approx(2.4)
+    assert 1 <= card["epochs_run"] < 100000 and card["epochs"] <= card["epochs_run"]
+    assert len(json.loads(report.read_text())["epochs"]) == card["epochs_run"]
 
     listing = tmp_path / "list.json"
     assert main(["models", "list", "--json", str(listing)]) == 0

@@ -115,6 +115,14 @@ class FinetuneTab(QtWidgets.QWidget):
         self.epochs.setValue(0)
         self.epochs.setToolTip("auto: the paper's 30 epochs, more on a short recording so that training runs "
                                "at least 100 steps")
+        self.time_limit = QtWidgets.QSpinBox()
+        self.time_limit.setRange(0, 24 * 60)
+        self.time_limit.setSingleStep(5)
+        self.time_limit.setSuffix(" min")
+        self.time_limit.setSpecialValueText("none")  # 0
+        self.time_limit.setValue(0)
+        self.time_limit.setToolTip("stop after this many minutes of training and keep the best epoch so far "
+                                   "(e.g. over a lunch break on a laptop); none: train all epochs")
         self.activate_when_done = QtWidgets.QCheckBox("make the new version active when done")
         self.start_button = QtWidgets.QPushButton("Start")
         self.cancel_button = QtWidgets.QPushButton("Cancel")
@@ -163,6 +171,7 @@ class FinetuneTab(QtWidgets.QWidget):
         form.addRow("loss variant", self.variant)
         form.addRow("λ consistency", self.lambda_con)
         form.addRow("epochs", self.epochs)
+        form.addRow("time limit", self.time_limit)
         form.addRow("", self.activate_when_done)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.cancel_button, self.resume_button):
@@ -253,6 +262,8 @@ class FinetuneTab(QtWidgets.QWidget):
         train = {"variant": self.variant.currentData(), **auto_epochs(int(self.epochs.value()) or None)}
         if self.lambda_con.isEnabled():
             train["lambda_con"] = float(self.lambda_con.value())
+        if self.time_limit.value():
+            train["time_budget_s"] = 60.0 * self.time_limit.value()
         return {"clips": clips, "train": train, "config": self.base_config,
                 "activate": self.activate_when_done.isChecked(), "held_out": self.held_out_analyses(),
                 "name": f"{train['variant']} fine-tune on {len(clips)} session(s)"}
@@ -406,6 +417,8 @@ class FinetuneTab(QtWidgets.QWidget):
         if text is None:
             text = (f"{p.status}: epoch {p.epoch}/{p.epochs}, step {p.global_step}/{p.total_steps}, "
                     f"ETA {format_eta(p.eta_s)}")
+            if p.time_budget_s > 0:
+                text += f", time limit {format_eta(p.time_budget_s)}"
             if p.status == "done":
                 text = f"done: new version {(p.result or {}).get('version')}"
             elif p.status == "failed":

@@ -31,6 +31,8 @@ class TrainingProgress:
     global_step: int = 0
     total_steps: int = 0
     eta_s: float | None = None
+    train_s: float = 0.0               # seconds trained so far
+    time_budget_s: float = 0.0         # the job's time limit (0 = none)
     step_x: list[int] = field(default_factory=list)
     losses: dict[str, list[float]] = field(default_factory=dict)
     epoch_x: list[int] = field(default_factory=list)
@@ -48,8 +50,11 @@ class TrainingProgress:
 
     @property
     def fraction(self) -> float:
-        """Share of the training steps done, 0..1."""
-        return min(1.0, self.global_step / self.total_steps) if self.total_steps else 0.0
+        """Share of the training done, 0..1: of its steps, or of its time limit if that comes first."""
+        steps = self.global_step / self.total_steps if self.total_steps else 0.0
+        if self.time_budget_s > 0:
+            steps = max(steps, self.train_s / self.time_budget_s)
+        return min(1.0, steps)
 
     def _validation(self, epoch: int, metrics: dict) -> None:
         if epoch in self.epoch_x:
@@ -93,6 +98,8 @@ class TrainingProgress:
             self.global_step = int(event.get("global_step", self.global_step))
             self.total_steps = int(event.get("total_steps", self.total_steps))
             self.eta_s = event.get("eta_s")
+            self.train_s = float(event.get("train_s", self.train_s))
+            self.time_budget_s = float(event.get("time_budget_s", self.time_budget_s))
             self.step_x.append(self.global_step)
             n = len(self.step_x)
             for key, value in (event.get("losses") or {}).items():
@@ -110,6 +117,9 @@ class TrainingProgress:
             self.log.append(f"epoch {self.epoch}/{self.epochs} done" + (" (best so far)" if event.get("best") else ""))
         elif kind == "collapse":
             self.log.append(str(event.get("message", "training collapsed")))
+        elif kind == "budget":
+            self.log.append(f"time limit reached ({format_eta(event.get('seconds'))} of training, "
+                            f"{event.get('global_step')} steps): validating the last epoch, keeping the best")
         elif kind == "done":
             self.status, self.result, self.eta_s = "done", event, 0.0
             self.log.append(f"finished: new lifter version {event.get('version')}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -31,6 +32,21 @@ def _add_training_options(p: argparse.ArgumentParser, epochs_help: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same weights)")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes under torchrun (one per GPU; gloo on CPU)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop after this many minutes of training and keep the best epoch (the last, partial "
+                        "epoch validated too; --epochs still caps the run); a resumed job goes on with the time "
+                        "already used")
+
+
+def _time_budget(args) -> dict:
+    """The TrainConfig field for --time-budget (minutes), or nothing."""
+    from mvcapture.errors import MvcaptureError
+
+    if args.time_budget is None:
+        return {}
+    if not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise MvcaptureError(f"--time-budget takes minutes > 0, got {args.time_budget}")
+    return {"time_budget_s": 60.0 * args.time_budget}
 
 
 def _register_finetune(subparsers) -> None:
@@ -72,7 +88,7 @@ def _finetune(args) -> int:
         from mvcapture.train.finetune import auto_epochs
 
         train = {"variant": args.variant, **auto_epochs(args.epochs), "batch_size": args.batch_size,
-                 "seed": args.seed}
+                 "seed": args.seed, **_time_budget(args)}
         if args.lambda_con is not None:
             train["lambda_con"] = args.lambda_con
         job = start_job(JobSpec(clips=[str(c) for c in args.clips], train=train, model=args.model,
@@ -182,9 +198,6 @@ def _register_train(subparsers) -> None:
     pre.add_argument("--epoch-steps", type=int, default=None, metavar="N",
                      help="N random batches per epoch instead of one pass over the windows: validation and "
                           "model selection every N steps on a large data set")
-    pre.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                     help="stop after this many minutes of training (the last, partial epoch validated; "
-                          "--epochs then caps the run); a resumed job goes on with the time already used")
     pre.add_argument("--redraw-noise", action="store_true",
                      help="new detector noise for every training window each epoch, drawn from the clips' exact "
                           "projections with the measured statistics in resources/noise (clips from `data synth`)")
@@ -217,10 +230,7 @@ def _pretrain(args) -> int:
             train["warmup_steps"] = args.warmup_steps
         if args.epoch_steps is not None:
             train["epoch_steps"] = args.epoch_steps
-        if args.time_budget is not None:
-            if not args.time_budget > 0:
-                raise MvcaptureError(f"--time-budget takes minutes > 0, got {args.time_budget}")
-            train["time_budget_s"] = 60.0 * args.time_budget
+        train.update(_time_budget(args))
         if args.redraw_noise:
             train["redraw_noise"] = True
         shipped = args.out is not None and args.out.name == "default.pt"

@@ -676,7 +676,8 @@ class Trainer:
                            "steps_per_epoch": len(batches), "global_step": self.global_step,
                            "total_steps": total_steps, "losses": parts, "lr": self.optimizer.param_groups[0]["lr"],
                            "grad_norm": float(grad_norm), "body_size_ratio": size / self.initial["body_size"],
-                           "samples_per_s": steps_done * n_global / elapsed, "eta_s": eta})
+                           "samples_per_s": steps_done * n_global / elapsed, "eta_s": eta,
+                           "train_s": self.train_seconds, "time_budget_s": cfg.time_budget_s})
                 if self.collapsed(size):
                     status = "collapsed"
                     break
