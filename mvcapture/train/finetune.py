@@ -563,7 +563,9 @@ class Trainer:
 
         Returns the batch's loss parts and mean body size (averaged over all ranks), the gradient norm,
         and whether any rank asked to stop; updates `train_seconds` (the ranks' mean). Everything the step
-        reports is read back to the host at once, after the optimizer step: one device sync per step alone.
+        reports (loss parts, body size, gradient norm) is read back to the host in one transfer after the
+        optimizer step; alone, it needs no confidence sum for share weights either. (Still synchronising on a
+        GPU: `mirror_batch`'s check for any mirrored window and the 3D variants' check for ground truth.)
         """
         share = rank_share(global_idx, self.dist.rank, self.dist.world)
         batch = self._to_device(collate([self.train_set[int(i)] for i in share]))
