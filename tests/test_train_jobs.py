@@ -195,6 +195,16 @@ def test_finetune_on_a_clip_too_short_to_hold_out_a_tail(tmp_path):
     assert np.isfinite(card["metrics"]["consistency_mm"])
 
 
+def test_progress_bar_total_follows_the_time_budget_when_it_comes_first():
+    from mvcapture.train.cli import bar_total
+
+    step = {"global_step": 30, "total_steps": 300_000, "train_s": 60.0}
+    assert bar_total(step) == 300_000, "no budget: every epoch's steps"
+    assert bar_total({**step, "time_budget_s": 600.0}) == 300, "30 steps a minute for ten minutes"
+    assert bar_total({**step, "total_steps": 100, "time_budget_s": 600.0}) == 100, "the epochs end first"
+    assert bar_total({**step, "time_budget_s": 30.0}) == 30, "never fewer than the steps taken"
+
+
 def test_pretrain_command_writes_weights_and_card_with_held_out_metrics(tmp_path):
     from mvcapture.cli import main
     from mvcapture.lifter import load_lifter

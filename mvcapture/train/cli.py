@@ -107,6 +107,16 @@ def format_held_out(event: dict) -> str:
     return "\n".join(lines)
 
 
+def bar_total(step_event: dict) -> int:
+    """The steps a run is expected to take, from a `step` event: all its epochs' steps, or under a time budget
+    the steps at the current pace until the budget is spent, if fewer."""
+    total = int(step_event["total_steps"])
+    budget, used = float(step_event.get("time_budget_s") or 0.0), float(step_event.get("train_s") or 0.0)
+    if budget > 0 and used > 0:
+        total = min(total, max(int(step_event["global_step"]), round(step_event["global_step"] * budget / used)))
+    return total
+
+
 def _follow(job, json_path, what: str, resume_hint: str) -> int:
     """Show a job's progress as a tqdm bar; Ctrl+C cancels it cleanly (checkpoint kept)."""
     from tqdm import tqdm
@@ -121,7 +131,7 @@ def _follow(job, json_path, what: str, resume_hint: str) -> int:
             held_out.update(event)
             bar.write(format_held_out(event))
         if kind == "step":
-            bar.total = event["total_steps"]
+            bar.total = bar_total(event)
             bar.n = event["global_step"]
             bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}", loss=f"{event['losses']['total']:.4f}",
                             refresh=False)
