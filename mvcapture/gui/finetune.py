@@ -170,8 +170,13 @@ class FinetuneTab(QtWidgets.QWidget):
         form = QtWidgets.QFormLayout()
         form.addRow("loss variant", self.variant)
         form.addRow("λ consistency", self.lambda_con)
-        form.addRow("epochs", self.epochs)
-        form.addRow("time limit", self.time_limit)
+        # epochs and the time limit share a row: the tab's minimum height sets the main window's
+        length = QtWidgets.QHBoxLayout()
+        length.setContentsMargins(0, 0, 0, 0)
+        length.addWidget(self.epochs, 1)
+        length.addWidget(QtWidgets.QLabel("time limit"))
+        length.addWidget(self.time_limit, 1)
+        form.addRow("epochs", length)
         form.addRow("", self.activate_when_done)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.cancel_button, self.resume_button):
