@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
-                                          rotation_from_vector, sampson_distance)
+from mvcapture.geometry.essential import (essential_ransac, fundamental_from_essential, rotation_from_vector,
+                                          sampson_distance)
 from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg, project,
                                            rotation_angle_deg, vfov_from_focal)
 from mvcapture.geometry.stereo import (LAYOUTS, consistent_sides, despike, self_calibrate, triangulate_tracks)

@@ -31,7 +31,7 @@ from mvcapture.geometry.bundle import bundle_adjust, refine_points_with_bones, r
 from mvcapture.geometry.essential import (choose_side_labels, essential_ransac, fundamental_from_essential,
                                           refine_relative_pose, sampson_distance)
 from mvcapture.geometry.projection import (essential_from_Rt, focal_from_vfov, optical_axes_angle_deg,
-                                           rotation_angle_deg, vfov_from_focal)
+                                           rotation_angle_deg)
 from mvcapture.geometry.triangulation import triangulate_points, two_view_projections
 
 log = logging.getLogger(__name__)
@@ -249,9 +249,10 @@ def _focal_valley(corr: tuple, start: tuple, focals_a: list, limits_b: tuple[flo
     n = len(focals_a)
     m = n // 2
     out: list = [None] * n
-    for order in (range(m, n), range(m - 1, -1, -1)):
-        # each direction starts from the middle: the first from `start`, the second from the middle's fit
-        R0, t0, fb0 = (start[0], start[1], float(np.clip(start[3], *limits_b))) if order.start == m else mid_state
+
+    def walk(order, R0, t0, fb0):
+        """Fit the candidates in `order`, each warm-started from the one before; returns the first's state."""
+        first = None
         for k in order:
             with np.errstate(over="ignore", invalid="ignore"):  # view b's focal length may run off to infinity
                 R0, t0, _, fb, res = refine_relative_pose(pa, pb, w, R0, t0, focals_a[k], fb0,
@@ -259,8 +260,12 @@ def _focal_valley(corr: tuple, start: tuple, focals_a: list, limits_b: tuple[flo
             if limits_b[0] <= fb <= limits_b[1]:
                 out[k] = (R0, t0, float(focals_a[k]), float(fb), res, w, 1.0)
             fb0 = float(np.clip(fb, *limits_b))
-            if k == m:
-                mid_state = (R0, t0, fb0)
+            first = first or (R0, t0, fb0)
+        return first
+
+    # outward from the middle: upwards from `start`, then downwards from the middle's fit
+    middle = walk(range(m, n), start[0], start[1], float(np.clip(start[3], *limits_b)))
+    walk(range(m - 1, -1, -1), *middle)
     return out
 
 

@@ -1,4 +1,9 @@
-"""Focal length along the epipolar valley: bone-CV of raw triangulation vs cost after bone-constrained refinement."""
+"""Focal length along the epipolar valley: bone-CV of raw triangulation vs cost after bone-constrained refinement.
+
+Inputs (not in the repository): the bench's synthetic sessions and their stereo estimates pickled to
+/work/t15/sNN.pkl and /work/t15/estNN.pkl. The bone-CV helper is this script's own (stereo's private one was
+removed when the rigid-skeleton cost replaced it); the camera matrices come from triangulation.two_view_projections.
+"""
 import sys, pickle, time
 import numpy as np
 sys.path.insert(0, '/work/main')
@@ -14,10 +19,9 @@ def _bcv(points, bones):
         dev = (length / np.where(med > 0, med, np.nan) - 1.0) ** 2
     seen = np.isfinite(dev)
     return np.where(seen, dev, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1)
-st._bone_cv_per_frame = _bcv
 from mvcapture.geometry.essential import essential_ransac, refine_relative_pose, fundamental_from_essential, sampson_distance
 from mvcapture.geometry.projection import essential_from_Rt, focal_from_vfov, rotation_angle_deg, optical_axes_angle_deg
-from mvcapture.geometry.triangulation import triangulate_points
+from mvcapture.geometry.triangulation import triangulate_points, two_view_projections
 from mvcapture.geometry.bundle import refine_points_with_bones
 
 i = int(sys.argv[1]); NSUB = int(sys.argv[2]) if len(sys.argv) > 2 else 300
@@ -56,9 +60,9 @@ for order in (range(m, len(grid)), range(m - 1, -1, -1)):
         if k == m:
             start_m = (R0, t0, fb0)
         epi = float((w * np.log1p((res / 4) ** 2)).sum())
-        P = st._camera_matrices(R0, t0, fa, fb)
+        P = two_view_projections(R0, t0, fa, fb)
         X = triangulate_points(P, np.stack([xa[sub], xb[sub]]), np.stack([wa, wb]))
-        cv = float(st._bone_cv_per_frame(X, lay.rigid_bones).sum())
+        cv = float(_bcv(X, lay.rigid_bones).sum())
         Xr = refine_points_with_bones(X, xa[sub], xb[sub], wa, wb, R0, t0, fa, fb, bones=lay.rigid_bones,
                                       symmetric=lay.symmetric_bones, iterations=6)
         # cost after refinement: pixel residuals in noise units (as the refinement) + bone term
@@ -72,7 +76,7 @@ for order in (range(m, len(grid)), range(m - 1, -1, -1)):
         ea = np.linalg.norm(ra, axis=-1) / sa[:, None]; eb = np.linalg.norm(rb, axis=-1) / sbn[:, None]
         okp = np.isfinite(Xr).all(-1)
         rep = float(np.nansum(np.where(okp & (wa > 0), wa * np.log1p(ea ** 2), 0)) + np.nansum(np.where(okp & (wb > 0), wb * np.log1p(eb ** 2), 0)))
-        cvr = float(st._bone_cv_per_frame(Xr, lay.rigid_bones).sum())
+        cvr = float(_bcv(Xr, lay.rigid_bones).sum())
         out[k] = (grid[k], fa, fb, epi, cv, rep, cvr, rotation_angle_deg(R0 @ d['truth'].T))
 print(f'session {i}: truth vfov {np.round(d["vfov"],1)} f {np.round(d["focal"])} angle {d["angle"]:.0f}')
 rows_ = [out[k] for k in sorted(out)]
@@ -101,7 +105,7 @@ if '-ba' in sys.argv:
     Rk, tk = refine_relative_pose(pa, pb, w, R0, t0, fa, fb)[:2]
     sub2 = st._even_subset(T, 150)
     wa2 = np.where(ca[sub2] >= .3, ca[sub2], 0.0); wb2 = np.where(cb[sub2] >= .3, cb[sub2], 0.0)
-    X0 = triangulate_points(st._camera_matrices(Rk, tk, fa, fb), np.stack([xa[sub2], xb[sub2]]), np.stack([wa2, wb2]))
+    X0 = triangulate_points(two_view_projections(Rk, tk, fa, fb), np.stack([xa[sub2], xb[sub2]]), np.stack([wa2, wb2]))
     for sb_ in (0.06, 0.02):
         t1 = time.time()
         ba = bundle_adjust(xa[sub2], xb[sub2], wa2, wb2, Rk, tk, fa, fb, X0, free_focal=(True, True), bones=lay.rigid_bones,
